@@ -1,0 +1,58 @@
+# Helpers that give every lumen target the same shape: warnings as errors for
+# our code, optional sanitizers, one shared library per component.
+
+set(LUMEN_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+
+function(lumen_apply_sanitizers target)
+  if(LUMEN_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${LUMEN_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${LUMEN_SANITIZE})
+  endif()
+endfunction()
+
+function(lumen_common_options target)
+  target_compile_options(${target} PRIVATE ${LUMEN_WARNINGS})
+  target_compile_definitions(${target} PRIVATE MSGPACK_NO_BOOST)
+  lumen_apply_sanitizers(${target})
+endfunction()
+
+# lumen_library(NAME SRCS ... DEPS ... PRIVATE_DEPS ...)
+# One shared library per component; internal headers are included as
+# "component/file.h" from the source root.
+function(lumen_library name)
+  cmake_parse_arguments(L "" "" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} SHARED ${L_SRCS})
+  target_include_directories(${name} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+    $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(${name} PUBLIC ${L_DEPS} PRIVATE ${L_PRIVATE_DEPS})
+  set_target_properties(${name} PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
+  lumen_common_options(${name})
+  set_property(GLOBAL APPEND PROPERTY LUMEN_INSTALL_LIBS ${name})
+endfunction()
+
+function(lumen_executable name)
+  cmake_parse_arguments(L "" "" "SRCS;DEPS" ${ARGN})
+  add_executable(${name} ${L_SRCS})
+  target_link_libraries(${name} PRIVATE ${L_DEPS})
+  lumen_common_options(${name})
+endfunction()
+
+# lumen_test(NAME SRCS ... DEPS ... LABELS unit|integration|slow [TIMEOUT s])
+# Unit tests are also collected in the `unit_tests` target (sanitizer builds).
+function(lumen_test name)
+  cmake_parse_arguments(L "" "TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${L_SRCS})
+  target_link_libraries(${name} PRIVATE ${L_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  lumen_common_options(${name})
+  if(NOT L_TIMEOUT)
+    set(L_TIMEOUT 300)
+  endif()
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "${L_LABELS}" TIMEOUT ${L_TIMEOUT})
+  if("unit" IN_LIST L_LABELS)
+    add_dependencies(unit_tests ${name})
+  endif()
+endfunction()

@@ -1,0 +1,35 @@
+// Small file-system helpers, and where lumen keeps per-user state.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace lumen {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Writes to a temporary file and renames it over `path`, with `mode`.
+absl::Status WriteFileAtomic(const std::string& path, std::string_view content, int mode = 0644);
+// mkdir -p with `mode` for the directories it creates.
+absl::Status MakeDirs(const std::string& path, int mode = 0755);
+// Creates `path` (mode 0700) or checks that it exists, belongs to this user
+// and no one else can enter it; the place for tokens and pid files.
+absl::Status EnsurePrivateDir(const std::string& path);
+bool FileExists(const std::string& path);
+// rm -rf; ignores what does not exist.
+void RemoveAll(const std::string& path);
+
+// $LUMEN_HOME, or /tmp/lumen-<uid>. Holds the cluster token and the record of
+// processes `lumen start` started.
+std::string LumenHome();
+// Directory of the running executable (from /proc/self/exe).
+std::string ExecutableDir();
+// Directory of the shared object or executable containing `address`.
+std::string ObjectFileOf(const void* address);
+
+std::string Sha256Hex(std::string_view data);
+// `n` random bytes from the OS, hex encoded.
+std::string RandomHex(size_t n);
+
+}  // namespace lumen

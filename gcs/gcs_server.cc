@@ -1,0 +1,63 @@
+// GcsServer wiring: services, timers, start and stop.
+#include "gcs/gcs_server.h"
+
+#include <future>
+
+#include "common/logging.h"
+#include "rpc/gcs_service.h"
+
+namespace lumen::gcs {
+GcsServer::GcsServer(GcsConfig config, Clock* clock)
+    : config_(std::move(config)),
+      clock_(clock),
+      store_(std::make_unique<InMemoryStoreClient>()),
+      publisher_(clock, Publisher::Options{.max_poll_hold_ms = config_.max_poll_hold_ms}),
+      nodes_(store_.get(), &publisher_, clock,
+             NodeTableOptions{.heartbeat_period_ms = config_.heartbeat_period_ms,
+                              .node_timeout_ms = config_.node_timeout_ms,
+                              .session_dir = config_.session_dir}),
+      jobs_(store_.get(), &publisher_, clock),
+      kv_(store_.get()),
+      server_("gcs", rpc::ServerOptions{config_.host, config_.port, config_.token}) {
+  rpc::ServiceContext ctx = server_.MakeContext(&loop_);
+  server_.AddService(rpc::MakeGcsNodeService(ctx, &nodes_));
+  server_.AddService(rpc::MakeGcsJobService(ctx, &jobs_));
+  server_.AddService(rpc::MakeGcsKvService(ctx, &kv_));
+  server_.AddService(rpc::MakeGcsPubSubService(ctx, &publisher_));
+}
+
+GcsServer::~GcsServer() { Stop(); }
+
+absl::Status GcsServer::Start() {
+  loop_.Start();
+  started_ = true;
+  LUMEN_RETURN_IF_ERROR(server_.Start());
+  std::promise<void> armed;
+  loop_.Post("gcs.start_timers", [this, &armed] {
+    int64_t check_ms = std::max<int64_t>(50, std::min<int64_t>(config_.node_timeout_ms / 4, 250));
+    health_timer_ = loop_.RunEvery("gcs.check_health", std::chrono::milliseconds(check_ms),
+                                   [this] { nodes_.CheckHealth(); });
+    pubsub_timer_ = loop_.RunEvery("gcs.pubsub_tick", std::chrono::milliseconds(500),
+                                   [this] { publisher_.Tick(); });
+    armed.set_value();
+  });
+  armed.get_future().wait();
+  return absl::OkStatus();
+}
+
+void GcsServer::Stop() {
+  if (stopped_ || !started_) return;
+  stopped_ = true;
+  std::promise<void> done;
+  loop_.Post("gcs.stop", [this, &done] {
+    health_timer_.reset();
+    pubsub_timer_.reset();
+    publisher_.Close();
+    done.set_value();
+  });
+  done.get_future().wait_for(std::chrono::seconds(2));
+  loop_.Stop();
+  server_.Shutdown();
+}
+
+}  // namespace lumen::gcs

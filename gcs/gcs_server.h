@@ -1,0 +1,58 @@
+// GcsServer: the cluster's control store. One loop ("gcs") runs every table;
+// one gRPC server carries the node, job, KV and pub/sub services.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "gcs/job_table.h"
+#include "gcs/node_table.h"
+#include "gcs/pubsub.h"
+#include "gcs/store.h"
+#include "rpc/server.h"
+
+namespace lumen::gcs {
+
+inline constexpr int kDefaultGcsPort = 6389;
+
+struct GcsConfig {
+  std::string host = "127.0.0.1";
+  int port = kDefaultGcsPort;  // 0: any free port
+  std::string token;           // empty: no token checked (tests only)
+  std::string session_dir;
+  int64_t heartbeat_period_ms = 500;
+  int64_t node_timeout_ms = 4000;
+  int64_t max_poll_hold_ms = 10'000;
+};
+
+class GcsServer {
+ public:
+  // `clock` is not owned.
+  explicit GcsServer(GcsConfig config, Clock* clock = RealClock::Get());
+  ~GcsServer();
+
+  // Listens and starts the loop. port() is valid afterwards.
+  absl::Status Start();
+  // Answers held calls and stops; idempotent.
+  void Stop();
+  int port() const { return server_.port(); }
+
+ private:
+  GcsConfig config_;
+  Clock* clock_;
+  EventLoop loop_{"gcs"};
+  std::unique_ptr<StoreClient> store_;
+  Publisher publisher_;
+  GcsNodeTable nodes_;
+  GcsJobTable jobs_;
+  GcsKv kv_;
+  rpc::GrpcServer server_;
+  std::unique_ptr<PeriodicTimer> health_timer_;
+  std::unique_ptr<PeriodicTimer> pubsub_timer_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace lumen::gcs

@@ -1,0 +1,127 @@
+// Node membership and health; see node_table.h.
+#include "gcs/node_table.h"
+
+#include "common/logging.h"
+
+namespace lumen::gcs {
+
+static constexpr char kNodesTable[] = "nodes";
+
+void GcsNodeTable::HandleRegisterNode(const proto::RegisterNodeRequest& request,
+                                      proto::RegisterNodeReply* reply, rpc::SendReply send) {
+  NodeId id = NodeId::FromBinary(request.node().node_id());
+  if (id.IsNil()) {
+    send(absl::InvalidArgumentError("node_id must be " + std::to_string(NodeId::kSize) + " bytes"));
+    return;
+  }
+  if (nodes_.count(id)) {
+    send(absl::AlreadyExistsError("node " + id.Hex() + " is already registered"));
+    return;
+  }
+  Entry& e = nodes_[id];
+  e.info = request.node();
+  e.info.set_state(proto::NodeInfo::ALIVE);
+  e.info.set_start_time_ms(clock_->WallMs());
+  e.last_report_ms = clock_->NowMs();
+  Persist(e.info);
+  PublishNode(proto::NODE_CHANGES, e.info);
+  LUMEN_LOG_INFO("node registered node={} address={}:{} resources_total={}", id.Short(),
+                 e.info.address().host(), e.info.address().port(), e.info.resources_total_size());
+  reply->set_heartbeat_period_ms(options_.heartbeat_period_ms);
+  reply->set_node_timeout_ms(options_.node_timeout_ms);
+  reply->set_session_dir(options_.session_dir);
+  send(absl::OkStatus());
+}
+
+void GcsNodeTable::HandleUnregisterNode(const proto::UnregisterNodeRequest& request,
+                                        proto::UnregisterNodeReply* reply, rpc::SendReply send) {
+  auto it = nodes_.find(NodeId::FromBinary(request.node_id()));
+  if (it != nodes_.end() && it->second.info.state() == proto::NodeInfo::ALIVE) {
+    MarkDead(&it->second, request.reason().empty() ? "node left" : request.reason());
+  }
+  send(absl::OkStatus());
+}
+
+void GcsNodeTable::HandleReportNode(const proto::ReportNodeRequest& request,
+                                    proto::ReportNodeReply* reply, rpc::SendReply send) {
+  auto it = nodes_.find(NodeId::FromBinary(request.node_id()));
+  if (it == nodes_.end()) {
+    send(absl::NotFoundError("node is not registered: register first"));
+    return;
+  }
+  Entry& e = it->second;
+  if (e.info.state() == proto::NodeInfo::DEAD) {
+    reply->set_node_is_dead(true);
+    send(absl::OkStatus());
+    return;
+  }
+  e.last_report_ms = clock_->NowMs();
+  *e.info.mutable_stats() = request.stats();
+  if (request.resources_changed()) {
+    *e.info.mutable_resources_available() = request.resources_available();
+    *e.info.mutable_resources_total() = request.resources_total();
+    PublishNode(proto::RESOURCE_VIEW, e.info);
+  }
+  send(absl::OkStatus());
+}
+
+void GcsNodeTable::HandleGetAllNodes(const proto::GetAllNodesRequest& request,
+                                     proto::GetAllNodesReply* reply, rpc::SendReply send) {
+  for (const auto& [id, e] : nodes_) *reply->add_nodes() = e.info;
+  send(absl::OkStatus());
+}
+
+void GcsNodeTable::CheckHealth() {
+  int64_t now = clock_->NowMs();
+  for (auto& [id, e] : nodes_) {
+    if (e.info.state() != proto::NodeInfo::ALIVE) continue;
+    int64_t silent = now - e.last_report_ms;
+    if (silent > options_.node_timeout_ms) {
+      MarkDead(&e, "no heartbeat for " + std::to_string(silent) + " ms (timeout " +
+                       std::to_string(options_.node_timeout_ms) + " ms)");
+    }
+  }
+  // Keep only the most recent dead nodes.
+  size_t dead = nodes_.size() - NumAlive();
+  for (auto it = nodes_.begin(); dead > options_.max_dead_nodes_kept && it != nodes_.end();) {
+    if (it->second.info.state() == proto::NodeInfo::DEAD) {
+      (void)store_->Delete(kNodesTable, it->first.Binary());
+      it = nodes_.erase(it);
+      dead--;
+    } else {
+      ++it;
+    }
+  }
+}
+
+size_t GcsNodeTable::NumAlive() const {
+  size_t n = 0;
+  for (const auto& [id, e] : nodes_) n += e.info.state() == proto::NodeInfo::ALIVE;
+  return n;
+}
+
+void GcsNodeTable::MarkDead(Entry* e, const std::string& reason) {
+  e->info.set_state(proto::NodeInfo::DEAD);
+  e->info.set_death_time_ms(clock_->WallMs());
+  e->info.set_death_reason(reason);
+  e->info.mutable_resources_available()->clear();
+  Persist(e->info);
+  PublishNode(proto::NODE_CHANGES, e->info);
+  LUMEN_LOG_WARN("node dead node={} reason=\"{}\"", NodeId::FromBinary(e->info.node_id()).Short(),
+                 reason);
+}
+
+void GcsNodeTable::Persist(const proto::NodeInfo& info) {
+  absl::Status s = store_->Put(kNodesTable, info.node_id(), info.SerializeAsString());
+  if (!s.ok()) LUMEN_LOG_ERROR("cannot store node: {}", s.ToString());
+}
+
+void GcsNodeTable::PublishNode(proto::Channel channel, const proto::NodeInfo& info) {
+  proto::PubMessage m;
+  m.set_channel(channel);
+  m.set_key(info.node_id());
+  *m.mutable_node() = info;
+  publisher_->Publish(m);
+}
+
+}  // namespace lumen::gcs

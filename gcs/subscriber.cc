@@ -1,0 +1,86 @@
+// GcsSubscriber; see subscriber.h.
+#include "gcs/subscriber.h"
+
+#include "common/logging.h"
+#include "lumen/id.h"
+
+namespace lumen::gcs {
+
+GcsSubscriber::GcsSubscriber(GcsClient* gcs, EventLoop* loop, std::vector<proto::Channel> channels,
+                             std::function<void(const proto::PubMessage&)> on_message,
+                             std::function<void()> on_resync)
+    : gcs_(gcs),
+      loop_(loop),
+      channels_(std::move(channels)),
+      on_message_(std::move(on_message)),
+      on_resync_(std::move(on_resync)),
+      subscriber_id_(WorkerId::FromRandom().Binary()) {}
+
+void GcsSubscriber::Start() {
+  alive_ = std::make_shared<bool>(true);
+  DoSubscribe();
+}
+
+void GcsSubscriber::Stop() {
+  if (alive_) *alive_ = false;
+  proto::UnsubscribeRequest req;
+  req.set_subscriber_id(subscriber_id_);
+  gcs_->Unsubscribe(req, [](absl::Status, proto::UnsubscribeReply) {}, {.timeout_ms = 1000});
+}
+
+void GcsSubscriber::RetryLater(void (GcsSubscriber::*step)()) {
+  std::weak_ptr<bool> alive = alive_;
+  loop_->PostAfter("gcs_subscriber.retry", std::chrono::milliseconds(backoff_ms_),
+                   [this, alive, step] {
+                     if (auto a = alive.lock(); a && *a) (this->*step)();
+                   });
+  backoff_ms_ = std::min<int64_t>(backoff_ms_ * 2, 2000);
+}
+
+void GcsSubscriber::DoSubscribe() {
+  proto::SubscribeRequest req;
+  req.set_subscriber_id(subscriber_id_);
+  for (auto c : channels_) req.add_channels(c);
+  std::weak_ptr<bool> alive = alive_;
+  gcs_->Subscribe(req, [this, alive](absl::Status s, proto::SubscribeReply) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    if (!s.ok()) {
+      LUMEN_LOG_DEBUG("subscribe to GCS failed: {}", s.ToString());
+      RetryLater(&GcsSubscriber::DoSubscribe);
+      return;
+    }
+    backoff_ms_ = 50;
+    ack_seq_ = 0;
+    if (on_resync_) on_resync_();
+    DoPoll();
+  });
+}
+
+void GcsSubscriber::DoPoll() {
+  proto::PollRequest req;
+  req.set_subscriber_id(subscriber_id_);
+  req.set_ack_seq(ack_seq_);
+  std::weak_ptr<bool> alive = alive_;
+  gcs_->Poll(req,
+             [this, alive](absl::Status s, proto::PollReply reply) {
+               if (auto a = alive.lock(); !a || !*a) return;
+               if (absl::IsNotFound(s)) {
+                 DoSubscribe();
+                 return;
+               }
+               if (!s.ok()) {
+                 RetryLater(&GcsSubscriber::DoPoll);
+                 return;
+               }
+               backoff_ms_ = 50;
+               for (const auto& m : reply.messages()) {
+                 if (m.seq() <= ack_seq_) continue;  // sent again after a lost reply
+                 ack_seq_ = m.seq();
+                 on_message_(m);
+               }
+               DoPoll();
+             },
+             {.timeout_ms = 30'000});
+}
+
+}  // namespace lumen::gcs

@@ -1,0 +1,31 @@
+// Channels; see client.h.
+#include "rpc/client.h"
+
+namespace lumen::rpc {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // our own retries, per call
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Each peer gets its own connection, even when several share a host.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+std::shared_ptr<grpc::Channel> ChannelCache::Get(const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& ch = channels_[address];
+  if (!ch) ch = MakeChannel(address);
+  return ch;
+}
+
+void ChannelCache::Forget(const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  channels_.erase(address);
+}
+
+}  // namespace lumen::rpc

@@ -1,0 +1,33 @@
+// gRPC glue and client for the core worker service.
+#include "rpc/core_worker_service.h"
+
+#include "proto/worker.grpc.pb.h"
+#include "rpc/client.h"
+#include "rpc/dispatch.h"
+
+namespace lumen::rpc {
+namespace {
+
+LUMEN_SERVICE_BEGIN(CoreWorkerGlue, CoreWorkerService, CoreWorkerHandler)
+LUMEN_RPC_METHOD(PushTask)
+LUMEN_RPC_METHOD(AddObjectLocation)
+LUMEN_SERVICE_END(CoreWorkerHandler)
+
+}  // namespace
+
+std::unique_ptr<Service> MakeCoreWorkerService(ServiceContext ctx, CoreWorkerHandler* handler) {
+  return std::make_unique<ServiceAdapter<CoreWorkerGlue>>(std::move(ctx), handler);
+}
+
+CoreWorkerClient::CoreWorkerClient(const std::string& address, const std::string& token,
+                                   EventLoop* loop)
+    : address_(address),
+      client_(std::make_unique<GrpcClient<proto::CoreWorkerService>>(MakeChannel(address), token,
+                                                                     loop)) {}
+
+CoreWorkerClient::~CoreWorkerClient() = default;
+
+LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushTask)
+LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, AddObjectLocation)
+
+}  // namespace lumen::rpc

@@ -1,0 +1,57 @@
+// GcsClient: typed calls to the GCS for node managers, drivers, workers and
+// the CLI. Thread-safe. Callbacks run on the loop given at construction (or on a gRPC
+// thread when it is null).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/event_loop.h"
+#include "proto/gcs.pb.h"
+#include "rpc/rpc.h"
+
+namespace lumen::proto {
+class GcsNodeService;
+class GcsJobService;
+class GcsKvService;
+class GcsPubSubService;
+}  // namespace lumen::proto
+
+namespace lumen::rpc {
+
+template <typename Service>
+class GrpcClient;
+
+class GcsClient {
+ public:
+  GcsClient(const std::string& address, const std::string& token, EventLoop* loop);
+  ~GcsClient();
+
+  const std::string& address() const { return address_; }
+
+  LUMEN_CLIENT_DECL(RegisterNode);
+  LUMEN_CLIENT_DECL(UnregisterNode);
+  LUMEN_CLIENT_DECL(ReportNode);
+  LUMEN_CLIENT_DECL(GetAllNodes);
+  LUMEN_CLIENT_DECL(AddJob);
+  LUMEN_CLIENT_DECL(MarkJobFinished);
+  LUMEN_CLIENT_DECL(GetJob);
+  LUMEN_CLIENT_DECL(GetAllJobs);
+  LUMEN_CLIENT_DECL(KvPut);
+  LUMEN_CLIENT_DECL(KvGet);
+  LUMEN_CLIENT_DECL(KvDel);
+  LUMEN_CLIENT_DECL(KvKeys);
+  LUMEN_CLIENT_DECL(KvExists);
+  LUMEN_CLIENT_DECL(Subscribe);
+  LUMEN_CLIENT_DECL(Poll);
+  LUMEN_CLIENT_DECL(Unsubscribe);
+
+ private:
+  std::string address_;
+  std::unique_ptr<GrpcClient<proto::GcsNodeService>> node_;
+  std::unique_ptr<GrpcClient<proto::GcsJobService>> job_;
+  std::unique_ptr<GrpcClient<proto::GcsKvService>> kv_;
+  std::unique_ptr<GrpcClient<proto::GcsPubSubService>> pubsub_;
+};
+
+}  // namespace lumen::rpc

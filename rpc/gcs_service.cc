@@ -1,0 +1,53 @@
+// gRPC glue for the GCS services.
+#include "rpc/gcs_service.h"
+
+#include "proto/gcs.grpc.pb.h"
+#include "rpc/dispatch.h"
+
+namespace lumen::rpc {
+namespace {
+
+LUMEN_SERVICE_BEGIN(NodeGlue, GcsNodeService, GcsNodeHandler)
+LUMEN_RPC_METHOD(RegisterNode)
+LUMEN_RPC_METHOD(UnregisterNode)
+LUMEN_RPC_METHOD(ReportNode)
+LUMEN_RPC_METHOD(GetAllNodes)
+LUMEN_SERVICE_END(GcsNodeHandler)
+
+LUMEN_SERVICE_BEGIN(JobGlue, GcsJobService, GcsJobHandler)
+LUMEN_RPC_METHOD(AddJob)
+LUMEN_RPC_METHOD(MarkJobFinished)
+LUMEN_RPC_METHOD(GetJob)
+LUMEN_RPC_METHOD(GetAllJobs)
+LUMEN_SERVICE_END(GcsJobHandler)
+
+LUMEN_SERVICE_BEGIN(KvGlue, GcsKvService, GcsKvHandler)
+LUMEN_RPC_METHOD(KvPut)
+LUMEN_RPC_METHOD(KvGet)
+LUMEN_RPC_METHOD(KvDel)
+LUMEN_RPC_METHOD(KvKeys)
+LUMEN_RPC_METHOD(KvExists)
+LUMEN_SERVICE_END(GcsKvHandler)
+
+LUMEN_SERVICE_BEGIN(PubSubGlue, GcsPubSubService, GcsPubSubHandler)
+LUMEN_RPC_METHOD(Subscribe)
+LUMEN_RPC_METHOD(Poll)
+LUMEN_RPC_METHOD(Unsubscribe)
+LUMEN_SERVICE_END(GcsPubSubHandler)
+
+}  // namespace
+
+std::unique_ptr<Service> MakeGcsNodeService(ServiceContext ctx, GcsNodeHandler* handler) {
+  return std::make_unique<ServiceAdapter<NodeGlue>>(std::move(ctx), handler);
+}
+std::unique_ptr<Service> MakeGcsJobService(ServiceContext ctx, GcsJobHandler* handler) {
+  return std::make_unique<ServiceAdapter<JobGlue>>(std::move(ctx), handler);
+}
+std::unique_ptr<Service> MakeGcsKvService(ServiceContext ctx, GcsKvHandler* handler) {
+  return std::make_unique<ServiceAdapter<KvGlue>>(std::move(ctx), handler);
+}
+std::unique_ptr<Service> MakeGcsPubSubService(ServiceContext ctx, GcsPubSubHandler* handler) {
+  return std::make_unique<ServiceAdapter<PubSubGlue>>(std::move(ctx), handler);
+}
+
+}  // namespace lumen::rpc

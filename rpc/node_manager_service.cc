@@ -1,0 +1,49 @@
+// gRPC glue and client for the node manager service.
+#include "rpc/node_manager_service.h"
+
+#include "proto/node.grpc.pb.h"
+#include "rpc/client.h"
+#include "rpc/dispatch.h"
+
+namespace lumen::rpc {
+namespace {
+
+LUMEN_SERVICE_BEGIN(NodeManagerGlue, NodeManagerService, NodeManagerHandler)
+LUMEN_RPC_METHOD(RegisterWorker)
+LUMEN_RPC_METHOD(RegisterDriver)
+LUMEN_RPC_METHOD(RequestWorkerLease)
+LUMEN_RPC_METHOD(ReturnWorker)
+LUMEN_RPC_METHOD(WorkerBlocked)
+LUMEN_RPC_METHOD(SealObject)
+LUMEN_RPC_METHOD(PullObject)
+LUMEN_RPC_METHOD(ReadObjectChunk)
+LUMEN_RPC_METHOD(FreeObjects)
+LUMEN_RPC_METHOD(GetNodeStats)
+LUMEN_SERVICE_END(NodeManagerHandler)
+
+}  // namespace
+
+std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler) {
+  return std::make_unique<ServiceAdapter<NodeManagerGlue>>(std::move(ctx), handler);
+}
+
+NodeManagerClient::NodeManagerClient(const std::string& address, const std::string& token,
+                                     EventLoop* loop)
+    : address_(address),
+      client_(std::make_unique<GrpcClient<proto::NodeManagerService>>(MakeChannel(address), token,
+                                                                      loop)) {}
+
+NodeManagerClient::~NodeManagerClient() = default;
+
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, RegisterWorker)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, RegisterDriver)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, RequestWorkerLease)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReturnWorker)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, WorkerBlocked)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, SealObject)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, PullObject)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadObjectChunk)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, FreeObjects)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, GetNodeStats)
+
+}  // namespace lumen::rpc
