@@ -2,6 +2,8 @@
 #include "common/logging.h"
 
 #include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -32,6 +34,31 @@ static spdlog::level::level_enum ToSpd(Level level) {
   return spdlog::level::info;
 }
 
+namespace {
+
+std::shared_ptr<spdlog::logger> MakeStderrLogger(const std::string& name) {
+  return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+}
+
+std::mutex& LoggerMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::shared_ptr<spdlog::logger>& Current() {
+  static std::shared_ptr<spdlog::logger> logger = [] {
+    auto l = MakeStderrLogger("lumen");
+    l->set_level(spdlog::level::warn);
+    l->set_pattern("%Y-%m-%d %H:%M:%S.%e %L %n %P %s:%#] %v");
+    return l;
+  }();
+  return logger;
+}
+
+}  // namespace
+
+spdlog::logger* Logger() { return Current().get(); }
+
 void Init(const std::string& component, const std::string& file, Level level) {
   std::shared_ptr<spdlog::logger> logger;
   if (file.empty()) {
@@ -49,11 +76,15 @@ void Init(const std::string& component, const std::string& file, Level level) {
   if (const char* env = std::getenv("LUMEN_LOG_LEVEL"); env && *env) level = ParseLevel(env);
   logger->set_level(ToSpd(level));
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %L %n %P %s:%#] %v");
-  logger->flush_on(spdlog::level::warn);
-  spdlog::set_default_logger(logger);
-  spdlog::flush_every(std::chrono::seconds(1));
+  // Daemons log little: every line reaches the file at once.
+  logger->flush_on(spdlog::level::info);
+  std::lock_guard<std::mutex> lock(LoggerMutex());
+  // A replaced logger stays alive: another thread may still hold its pointer.
+  static std::vector<std::shared_ptr<spdlog::logger>> retired;
+  retired.push_back(Current());
+  Current() = logger;
 }
 
-void Flush() { spdlog::default_logger()->flush(); }
+void Flush() { Current()->flush(); }
 
 }  // namespace lumen::logging

@@ -22,12 +22,16 @@ void Init(const std::string& component, const std::string& file, Level level);
 // Flushes buffered lines (call before _exit).
 void Flush();
 
+// lumen's own logger (never the program's default spdlog logger, since a
+// driver is the user's program). Until Init() it logs warnings to stderr.
+spdlog::logger* Logger();
+
 }  // namespace lumen::logging
 
-#define LUMEN_LOG_DEBUG(...) SPDLOG_DEBUG(__VA_ARGS__)
-#define LUMEN_LOG_INFO(...) SPDLOG_INFO(__VA_ARGS__)
-#define LUMEN_LOG_WARN(...) SPDLOG_WARN(__VA_ARGS__)
-#define LUMEN_LOG_ERROR(...) SPDLOG_ERROR(__VA_ARGS__)
+#define LUMEN_LOG_DEBUG(...) SPDLOG_LOGGER_DEBUG(::lumen::logging::Logger(), __VA_ARGS__)
+#define LUMEN_LOG_INFO(...) SPDLOG_LOGGER_INFO(::lumen::logging::Logger(), __VA_ARGS__)
+#define LUMEN_LOG_WARN(...) SPDLOG_LOGGER_WARN(::lumen::logging::Logger(), __VA_ARGS__)
+#define LUMEN_LOG_ERROR(...) SPDLOG_LOGGER_ERROR(::lumen::logging::Logger(), __VA_ARGS__)
 // For "cannot happen": logs and aborts.
 #define LUMEN_CHECK(cond)                         \
   do {                                            \

@@ -98,11 +98,9 @@ void LocalObjectStore::Free(const std::vector<ObjectId>& ids) {
   }
 }
 
-std::vector<ObjectId> LocalObjectStore::OwnedBy(const std::string& owner_worker_id) const {
+std::vector<ObjectId> LocalObjectStore::AllIds() const {
   std::vector<ObjectId> out;
-  for (const auto& [id, e] : objects_) {
-    if (e.sealed && e.owner.worker_id() == owner_worker_id) out.push_back(id);
-  }
+  for (const auto& [id, e] : objects_) out.push_back(id);
   return out;
 }
 

@@ -38,8 +38,7 @@ class LocalObjectStore {
   absl::StatusOr<std::string> ReadChunk(const ObjectId& id, int64_t offset, int64_t length) const;
   // Unlinks the objects; unknown ids are ignored.
   void Free(const std::vector<ObjectId>& ids);
-  // Ids of sealed objects owned by `owner_worker`.
-  std::vector<ObjectId> OwnedBy(const std::string& owner_worker_id) const;
+  std::vector<ObjectId> AllIds() const;
   void Clear();
 
   int64_t used() const { return used_; }

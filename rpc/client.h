@@ -157,22 +157,6 @@ class GrpcClient {
   std::shared_ptr<Core> core_;
 };
 
-// Runs one call and blocks for its reply; for tools and set-up paths, never
-// from the thread of the loop the client delivers to.
-template <typename Rep, typename StartFn>
-absl::StatusOr<Rep> CallSync(StartFn start) {
-  auto done = std::make_shared<std::promise<absl::StatusOr<Rep>>>();
-  auto future = done->get_future();
-  start([done](absl::Status s, Rep reply) {
-    if (s.ok()) {
-      done->set_value(std::move(reply));
-    } else {
-      done->set_value(std::move(s));
-    }
-  });
-  return future.get();
-}
-
 }  // namespace lumen::rpc
 
 // Defines a typed method declared with LUMEN_CLIENT_DECL (rpc/rpc.h); MEMBER

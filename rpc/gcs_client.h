@@ -19,6 +19,9 @@ class GcsPubSubService;
 
 namespace lumen::rpc {
 
+// KV namespace of job code files, keyed by SHA-256 (see worker/code_package.h).
+inline constexpr char kCodeKvNamespace[] = "code";
+
 template <typename Service>
 class GrpcClient;
 

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
+#include <memory>
 #include <string>
 
 #include "common/status.h"
@@ -35,6 +37,22 @@ inline constexpr int kMaxMessageBytes = 1 << 30;
 std::string JoinHostPort(const std::string& host, int port);
 // Splits "host:port"; InvalidArgument naming the problem otherwise.
 absl::Status SplitHostPort(const std::string& address, std::string* host, int* port);
+
+// Runs one call and blocks for its reply; for tools and set-up paths, never
+// from the thread of the loop the client delivers to.
+template <typename Rep, typename StartFn>
+absl::StatusOr<Rep> CallSync(StartFn start) {
+  auto done = std::make_shared<std::promise<absl::StatusOr<Rep>>>();
+  auto future = done->get_future();
+  start([done](absl::Status s, Rep reply) {
+    if (s.ok()) {
+      done->set_value(std::move(reply));
+    } else {
+      done->set_value(std::move(s));
+    }
+  });
+  return future.get();
+}
 
 }  // namespace lumen::rpc
 

@@ -1,0 +1,117 @@
+// `lumen gcs-server` and `lumen node-manager`: run one component in the
+// foreground until SIGTERM/SIGINT (or until the process that started it with
+// a lifeline dies).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "gcs/gcs_server.h"
+#include "node/node_manager.h"
+#include "scheduling/resources.h"
+
+namespace lumen::cli {
+namespace {
+
+// Blocks the stop signals in every thread (call before any thread starts);
+// WaitForStopSignal() then takes them synchronously.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int WaitForStopSignal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+std::string TokenFromEnv() {
+  const char* t = std::getenv("LUMEN_TOKEN");
+  std::string token = t ? t : "";
+  ::unsetenv("LUMEN_TOKEN");
+  return token;
+}
+
+void StopOnParentExit() {
+  WatchLifeline([] { ::kill(::getpid(), SIGTERM); });
+}
+
+}  // namespace
+
+int RunGcsServer(const GcsServerFlags& flags) {
+  sigset_t stop = BlockStopSignals();
+  logging::Init("gcs", "", logging::Level::kInfo);
+  gcs::GcsConfig config;
+  config.host = flags.host;
+  config.port = flags.port;
+  config.token = TokenFromEnv();
+  config.session_dir = flags.session_dir;
+  config.node_timeout_ms = flags.node_timeout_ms;
+  config.heartbeat_period_ms = flags.heartbeat_ms;
+  gcs::GcsServer server(config);
+  if (absl::Status s = server.Start(); !s.ok()) {
+    std::cerr << "lumen gcs-server: " << s.message() << "\n";
+    return 1;
+  }
+  SignalReady("port=" + std::to_string(server.port()));
+  StopOnParentExit();
+  int sig = WaitForStopSignal(stop);
+  LUMEN_LOG_INFO("GCS stopping on signal {}", sig);
+  server.Stop();
+  return 0;
+}
+
+int RunNodeManager(const NodeManagerFlags& flags) {
+  sigset_t stop = BlockStopSignals();
+  logging::Init("node", "", logging::Level::kInfo);
+  node::NodeManagerConfig config;
+  config.gcs_address = flags.gcs;
+  config.token = TokenFromEnv();
+  config.host = flags.host;
+  config.port = flags.port;
+  config.is_head = flags.head;
+  config.session_dir = flags.session_dir;
+  config.object_store_memory = flags.object_store_memory;
+  if (!flags.resources.empty()) {
+    auto r = ResourceSet::FromJson(flags.resources);
+    if (!r.ok()) {
+      std::cerr << "lumen node-manager: --resources: " << r.status().message() << "\n";
+      return 2;
+    }
+    config.resources = r->ToMap();
+  }
+  PosixProcessLauncher launcher;
+  node::NodeManager nm(config, &launcher);
+  static std::atomic<int> exit_code{0};
+  nm.SetFatalHandler([](const std::string& why) {
+    LUMEN_LOG_ERROR("node manager exiting: {}", why);
+    exit_code = 1;
+    ::kill(::getpid(), SIGTERM);
+  });
+  if (absl::Status s = nm.Start(); !s.ok()) {
+    std::cerr << "lumen node-manager: " << s.message() << "\n";
+    LUMEN_LOG_ERROR("cannot start: {}", s.ToString());
+    nm.Stop();
+    return 1;
+  }
+  SignalReady("port=" + std::to_string(nm.port()) + " node_id=" + nm.node_id().Hex() +
+              " store_prefix=" + nm.store_prefix());
+  StopOnParentExit();
+  int sig = WaitForStopSignal(stop);
+  LUMEN_LOG_INFO("node manager stopping on signal {}", sig);
+  nm.Stop();
+  return exit_code;
+}
+
+}  // namespace lumen::cli

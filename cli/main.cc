@@ -1,0 +1,63 @@
+// `lumen`: start, join, inspect and stop clusters.
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lumen: distributed tasks, objects and serving for C++"};
+  app.require_subcommand(1);
+
+  lumen::cli::StartFlags start;
+  auto* s = app.add_subcommand("start", "start a head (--head) or join a cluster (--address)");
+  s->add_flag("--head", start.head, "start the GCS and a node manager on this machine");
+  s->add_option("--address", start.address, "join the cluster whose GCS is at HOST:PORT");
+  s->add_option("--host", start.host, "address to listen on (default 127.0.0.1)");
+  s->add_option("--port", start.port, "head: GCS port (default 6389; 0 picks a free one)")
+      ->check(CLI::Range(0, 65535));
+  s->add_option("--resources", start.resources,
+                "resources of this node as JSON, e.g. '{\"CPU\": 4, \"GPU\": 1}' "
+                "(default: detected)");
+  s->add_option("--token", start.token, "cluster token (default: made by the head)");
+  s->add_option("--object-store-memory", start.object_store_memory,
+                "bytes of shared memory for objects (default: 30% of free memory)")
+      ->check(CLI::NonNegativeNumber);
+  s->add_option("--node-timeout-ms", start.node_timeout_ms,
+                "head: declare a node dead after this long without a heartbeat")
+      ->check(CLI::Range(int64_t{200}, int64_t{600'000}));
+  s->add_option("--heartbeat-ms", start.heartbeat_ms, "head: heartbeat period of nodes")
+      ->check(CLI::Range(int64_t{10}, int64_t{60'000}));
+
+  auto* stop = app.add_subcommand("stop", "stop what `lumen start` started on this machine");
+
+  lumen::cli::StatusFlags status;
+  auto* st = app.add_subcommand("status", "show the nodes of a cluster and their resources");
+  st->add_option("--address", status.address, "GCS HOST:PORT (default: the one started here)");
+  st->add_option("--token", status.token, "cluster token");
+
+  lumen::cli::GcsServerFlags gcs;
+  auto* g = app.add_subcommand("gcs-server", "run a GCS in the foreground (used by start)");
+  g->group("Internal");
+  g->add_option("--host", gcs.host);
+  g->add_option("--port", gcs.port)->check(CLI::Range(0, 65535));
+  g->add_option("--session-dir", gcs.session_dir);
+  g->add_option("--node-timeout-ms", gcs.node_timeout_ms);
+  g->add_option("--heartbeat-ms", gcs.heartbeat_ms);
+
+  lumen::cli::NodeManagerFlags nm;
+  auto* n = app.add_subcommand("node-manager", "run a node manager in the foreground");
+  n->group("Internal");
+  n->add_option("--gcs", nm.gcs, "GCS HOST:PORT")->required();
+  n->add_option("--host", nm.host);
+  n->add_option("--port", nm.port)->check(CLI::Range(0, 65535));
+  n->add_option("--resources", nm.resources);
+  n->add_option("--object-store-memory", nm.object_store_memory);
+  n->add_flag("--head", nm.head);
+  n->add_option("--session-dir", nm.session_dir);
+
+  CLI11_PARSE(app, argc, argv);
+  if (*s) return lumen::cli::Start(start);
+  if (*stop) return lumen::cli::Stop();
+  if (*st) return lumen::cli::Status(status);
+  if (*g) return lumen::cli::RunGcsServer(gcs);
+  if (*n) return lumen::cli::RunNodeManager(nm);
+  return 2;
+}

@@ -1,0 +1,207 @@
+// lumen's C++ API: remote tasks, objects and the cluster they run on.
+//
+//   int Add(int a, int b) { return a + b; }
+//   LUMEN_REMOTE(Add);                        // in a shared library
+//
+//   lumen::Init();                            // no address: a private local cluster
+//   auto r = lumen::Task(Add).Remote(1, 2);   // ObjectRef<int>, returns at once
+//   int x = *lumen::Get(r);                   // absl::StatusOr<int>
+//   lumen::Shutdown();
+//
+// Errors come back as absl::Status: from Init, and from Get/Wait for work
+// that failed (a user exception, a dead worker out of retries, resources no
+// node has, an unreachable cluster). Nothing here throws; everything may be
+// called from any thread between Init() and Shutdown().
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lumen/config.h"
+#include "lumen/id.h"
+#include "lumen/internal/registry.h"
+#include "lumen/internal/runtime.h"
+#include "lumen/object_ref.h"
+#include "lumen/serialization.h"
+
+namespace lumen {
+
+// Connects to the cluster at config.address (or $LUMEN_ADDRESS), or starts a
+// private local cluster, registers this program as a job and uploads its code
+// package. FailedPrecondition if already initialized.
+absl::Status Init(const Config& config = Config());
+// Ends the job: its workers stop, its objects are freed and a private local
+// cluster is stopped with no process left. Safe to call twice.
+void Shutdown();
+bool IsInitialized();
+
+template <typename F>
+class TaskCaller;
+
+// A remote call of `f`, a function registered with LUMEN_REMOTE.
+template <typename F>
+TaskCaller<F> Task(F f) {
+  return TaskCaller<F>(f);
+}
+
+template <typename R, typename... Params>
+class TaskCaller<R (*)(Params...)> {
+ public:
+  explicit TaskCaller(R (*f)(Params...)) : f_(f) {}
+
+  // Resources the task holds while it runs ("CPU", "GPU", "memory" in bytes,
+  // or custom names). Default {CPU: 1}.
+  TaskCaller& SetResource(const std::string& name, double amount) {
+    options_.resources[name] = amount;
+    return *this;
+  }
+  TaskCaller& SetResources(const std::map<std::string, double>& resources) {
+    options_.resources = resources;
+    return *this;
+  }
+  // Times to run it again when its worker dies (default 3). A user
+  // exception is not retried.
+  TaskCaller& SetMaxRetries(int retries) {
+    options_.max_retries = retries;
+    return *this;
+  }
+  TaskCaller& SetSchedulingStrategy(const SchedulingStrategy& strategy) {
+    options_.strategy = strategy;
+    return *this;
+  }
+
+  // Submits the task and returns at once. Each argument is a value
+  // (converted to the parameter's type) or an ObjectRef of that type, which
+  // is resolved before the task runs.
+  template <typename... Args>
+  ObjectRef<R> Remote(Args&&... args) {
+    static_assert(sizeof...(Args) == sizeof...(Params),
+                  "Remote() needs one argument per parameter of the function");
+    (void)sizeof(internal::RemoteFunctionTraits<R (*)(Params...)>);
+    internal::Runtime* rt = internal::CurrentRuntime();
+    if (rt == nullptr) return ObjectRef<R>();
+    const internal::FunctionInfo* info = internal::FindFunctionByKey(internal::KeyOf(f_));
+    options_.function_name = info ? info->name : "";
+    options_.signature = typeid(R(Params...)).name();
+    std::vector<internal::TaskArg> packed;
+    packed.reserve(sizeof...(Args));
+    (packed.push_back(PackArg<std::decay_t<Params>>(std::forward<Args>(args))), ...);
+    return ObjectRef<R>::AdoptId(rt->Submit(options_, std::move(packed)));
+  }
+
+ private:
+  template <typename P, typename A>
+  static internal::TaskArg PackArg(A&& arg) {
+    internal::TaskArg out;
+    using D = std::decay_t<A>;
+    if constexpr (IsObjectRef<D>::value) {
+      static_assert(std::is_same_v<typename D::ValueType, P>,
+                    "an ObjectRef argument must hold the parameter's type");
+      out.is_ref = true;
+      out.ref = arg.ID();
+    } else if constexpr (std::is_same_v<D, P>) {
+      out.value = internal::Serialize(arg);
+    } else {
+      static_assert(std::is_constructible_v<P, A&&>,
+                    "argument cannot be converted to the parameter's type");
+      out.value = internal::Serialize(P(std::forward<A>(arg)));
+    }
+    return out;
+  }
+
+  R (*f_)(Params...);
+  internal::TaskOptions options_;
+};
+
+// Stores `value` in the cluster (owned by this process) and returns a
+// reference to pass to tasks. Large values go to this node's shared-memory
+// store. A failure (store full) surfaces at Get.
+template <typename T>
+ObjectRef<std::decay_t<T>> Put(T&& value) {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return ObjectRef<std::decay_t<T>>();
+  return ObjectRef<std::decay_t<T>>::AdoptId(rt->Put(internal::Serialize(value)));
+}
+
+namespace internal {
+absl::Status NotInitializedError();
+absl::Status NilRefError();
+}  // namespace internal
+
+// The values of `refs`, waiting for them up to `timeout_ms` (< 0: forever).
+template <typename T>
+absl::StatusOr<std::vector<T>> Get(const std::vector<ObjectRef<T>>& refs, int64_t timeout_ms = -1) {
+  static_assert(!std::is_void_v<T>, "use Wait() for ObjectRef<void>");
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  std::vector<ObjectId> ids;
+  for (const auto& r : refs) {
+    if (r.IsNil()) return internal::NilRefError();
+    ids.push_back(r.ID());
+  }
+  auto buffers = rt->Get(ids, timeout_ms);
+  if (!buffers.ok()) return buffers.status();
+  std::vector<T> values(refs.size());
+  for (size_t i = 0; i < refs.size(); ++i) {
+    absl::Status s = internal::DeserializeInto((*buffers)[i]->data(), (*buffers)[i]->size(),
+                                               &values[i], "object " + ids[i].Hex());
+    if (!s.ok()) return s;
+  }
+  return values;
+}
+
+template <typename T>
+absl::StatusOr<T> Get(const ObjectRef<T>& ref, int64_t timeout_ms = -1) {
+  auto values = Get(std::vector<ObjectRef<T>>{ref}, timeout_ms);
+  if (!values.ok()) return values.status();
+  return std::move((*values)[0]);
+}
+
+struct WaitResult {
+  std::vector<ObjectRefBase> ready;
+  std::vector<ObjectRefBase> unready;
+};
+
+// Waits until `num_ready` of `refs` are ready (a value or an error) or
+// `timeout_ms` passed (< 0: forever), and splits them, keeping their order.
+absl::StatusOr<WaitResult> Wait(const std::vector<ObjectRefBase>& refs, int num_ready,
+                                int64_t timeout_ms = -1);
+
+struct NodeInfo {
+  NodeId id;
+  std::string address;  // the node manager, host:port
+  bool alive = false;
+  bool is_head = false;
+  std::map<std::string, double> resources_total;
+  std::map<std::string, double> resources_available;
+  int64_t object_store_used = 0;  // bytes
+  int64_t object_store_capacity = 0;
+  int64_t num_objects = 0;
+  int64_t num_workers = 0;
+  int64_t tasks_executed = 0;  // counted as leases are returned
+  int64_t leases_granted = 0;
+  int64_t objects_pulled = 0;
+  int64_t bytes_pulled = 0;
+};
+
+// Every node the cluster knows, with fresh figures from each live one.
+absl::StatusOr<std::vector<NodeInfo>> Nodes();
+
+struct RuntimeContext {
+  JobId job;
+  NodeId node;
+  WorkerId worker;
+  TaskId task;  // the task running now (the driver's root task in a driver)
+  bool is_driver = false;
+  std::string gcs_address;
+};
+// Where the calling code runs. Empty ids before Init().
+RuntimeContext GetRuntimeContext();
+
+}  // namespace lumen

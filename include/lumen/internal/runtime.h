@@ -1,0 +1,79 @@
+// The seam between the API templates in include/lumen and liblumen: an
+// abstract runtime that the driver or worker process provides once Init()
+// ran. Not for direct use.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lumen/id.h"
+
+namespace lumen {
+
+// Where a task may run (see lumen::Task(...).SetSchedulingStrategy).
+struct SchedulingStrategy {
+  enum class Kind { kDefault, kSpread, kNodeAffinity };
+  Kind kind = Kind::kDefault;
+  NodeId node;
+  bool soft = false;
+
+  // Local node first while it has room, then another node that fits.
+  static SchedulingStrategy Default() { return {}; }
+  // Spread tasks over the nodes that fit.
+  static SchedulingStrategy Spread() { return {Kind::kSpread, NodeId(), false}; }
+  // Run on `node`; with `soft`, anywhere when that node cannot.
+  static SchedulingStrategy NodeAffinity(const NodeId& node, bool soft = false) {
+    return {Kind::kNodeAffinity, node, soft};
+  }
+};
+
+namespace internal {
+
+// One argument of a task: a serialized value, or an object to resolve first.
+struct TaskArg {
+  bool is_ref = false;
+  std::string value;
+  ObjectId ref;
+};
+
+struct TaskOptions {
+  std::string function_name;
+  std::string signature;
+  std::map<std::string, double> resources;  // empty: {CPU: 1}
+  int max_retries = -1;                     // -1: the default (3)
+  SchedulingStrategy strategy;
+};
+
+// Bytes of a value; backed by memory or a shared-memory mapping.
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual const char* data() const = 0;
+  virtual size_t size() const = 0;
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  // Each returns an id that already holds one local reference. Failures
+  // are stored in the object and surface at Get.
+  virtual ObjectId Submit(const TaskOptions& options, std::vector<TaskArg> args) = 0;
+  virtual ObjectId Put(std::string data) = 0;
+  // timeout_ms < 0: wait forever.
+  virtual absl::StatusOr<std::vector<std::shared_ptr<Buffer>>> Get(const std::vector<ObjectId>& ids,
+                                                                   int64_t timeout_ms) = 0;
+  virtual absl::StatusOr<std::vector<bool>> Wait(const std::vector<ObjectId>& ids, int num_ready,
+                                                 int64_t timeout_ms) = 0;
+  virtual void AddLocalRef(const ObjectId& id) = 0;
+  virtual void RemoveLocalRef(const ObjectId& id) = 0;
+};
+
+// The process's runtime, or nullptr before Init() and after Shutdown().
+Runtime* CurrentRuntime();
+
+}  // namespace internal
+}  // namespace lumen

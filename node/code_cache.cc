@@ -1,0 +1,103 @@
+// Job code packages on local disk; see code_cache.h.
+#include "node/code_cache.h"
+
+#include "common/file_util.h"
+#include "common/logging.h"
+
+namespace lumen::node {
+
+void CodeCache::Resolve(const JobId& job, Done done) {
+  JobEntry& e = jobs_[job];
+  if (e.done) {
+    if (e.error.ok()) {
+      done(e.paths);
+    } else {
+      done(e.error);
+    }
+    return;
+  }
+  e.waiters.push_back(std::move(done));
+  if (e.waiters.size() > 1) return;  // already fetching
+  proto::GetJobRequest req;
+  req.set_job_id(job.Binary());
+  gcs_->GetJob(req,
+               [this, job](absl::Status s, proto::GetJobReply reply) {
+                 if (!s.ok()) {
+                   Finish(job, Annotate(s, "cannot look up job " + job.Hex()));
+                   return;
+                 }
+                 std::vector<proto::CodeFile> files(reply.job().code().begin(),
+                                                    reply.job().code().end());
+                 FetchFiles(job, std::move(files), 0);
+               },
+               {.timeout_ms = 10'000, .retry_for_ms = 10'000});
+}
+
+void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files, size_t next) {
+  if (next == files.size()) {
+    Finish(job, absl::OkStatus());
+    return;
+  }
+  const proto::CodeFile& f = files[next];
+  std::string name = f.name();
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    Finish(job, absl::InvalidArgumentError("bad code file name '" + name + "'"));
+    return;
+  }
+  std::string path = dir_ + "/" + f.digest() + "/" + name;
+  if (FileExists(path)) {
+    jobs_[job].paths.push_back(path);
+    FetchFiles(job, std::move(files), next + 1);
+    return;
+  }
+  proto::KvGetRequest req;
+  req.set_ns(rpc::kCodeKvNamespace);
+  req.set_key(f.digest());
+  gcs_->KvGet(
+      req,
+      [this, job, files = std::move(files), next, path](absl::Status s,
+                                                        proto::KvGetReply reply) mutable {
+        const proto::CodeFile& f = files[next];
+        if (!s.ok() || !reply.found()) {
+          Finish(job, absl::NotFoundError("code file " + f.name() + " of job " + job.Hex() +
+                                          " is missing from the GCS" +
+                                          (s.ok() ? "" : ": " + s.ToString())));
+          return;
+        }
+        if (Sha256Hex(reply.value()) != f.digest()) {
+          Finish(job, absl::DataLossError("code file " + f.name() + " does not match its digest"));
+          return;
+        }
+        absl::Status w = MakeDirs(dir_ + "/" + f.digest());
+        if (w.ok()) w = WriteFileAtomic(path, reply.value(), 0755);
+        if (!w.ok()) {
+          Finish(job, w);
+          return;
+        }
+        jobs_[job].paths.push_back(path);
+        FetchFiles(job, std::move(files), next + 1);
+      },
+      {.timeout_ms = 60'000, .retry_for_ms = 10'000});
+}
+
+void CodeCache::Finish(const JobId& job, absl::Status status) {
+  JobEntry& e = jobs_[job];
+  e.done = true;
+  e.error = status;
+  if (!status.ok()) {
+    e.paths.clear();
+    LUMEN_LOG_WARN("code package of job {} unavailable: {}", job.Hex(), status.ToString());
+  }
+  std::vector<Done> waiters = std::move(e.waiters);
+  e.waiters.clear();
+  std::vector<std::string> paths = e.paths;  // a waiter may Forget() the job
+  for (auto& w : waiters) {
+    if (status.ok()) {
+      w(paths);
+    } else {
+      w(status);
+    }
+  }
+}
+
+}  // namespace lumen::node

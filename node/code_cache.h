@@ -1,0 +1,44 @@
+// CodeCache: a node's copy of each job's code package. The driver uploaded
+// the files to the GCS KV store (namespace "code", key = SHA-256); the node
+// fetches each once, checks its digest and keeps it under
+// <dir>/<digest>/<name>, so workers on any node load the job's code without a
+// shared file system. Runs on the node manager loop.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lumen/id.h"
+#include "proto/common.pb.h"
+#include "rpc/gcs_client.h"
+
+namespace lumen::node {
+
+class CodeCache {
+ public:
+  using Done = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+
+  CodeCache(rpc::GcsClient* gcs, std::string dir) : gcs_(gcs), dir_(std::move(dir)) {}
+
+  // Local paths of the job's code files, in load order.
+  void Resolve(const JobId& job, Done done);
+  void Forget(const JobId& job) { jobs_.erase(job); }
+
+ private:
+  struct JobEntry {
+    bool done = false;
+    absl::Status error;
+    std::vector<std::string> paths;
+    std::vector<Done> waiters;
+  };
+  void FetchFiles(const JobId& job, std::vector<proto::CodeFile> files, size_t next);
+  void Finish(const JobId& job, absl::Status status);
+
+  rpc::GcsClient* gcs_;
+  std::string dir_;
+  std::map<JobId, JobEntry> jobs_;
+};
+
+}  // namespace lumen::node

@@ -1,0 +1,274 @@
+// Worker leases; see lease_manager.h.
+#include "node/lease_manager.h"
+
+#include "common/logging.h"
+#include "rpc/rpc.h"
+
+namespace lumen::node {
+
+absl::StatusOr<PlacementRequest> ToPlacement(const proto::LeaseSpec& spec) {
+  PlacementRequest p;
+  std::map<std::string, double> amounts(spec.resources().begin(), spec.resources().end());
+  LUMEN_ASSIGN_OR_RETURN(p.demand, ResourceSet::FromMap(amounts));
+  switch (spec.strategy().kind()) {
+    case proto::SchedulingStrategy::SPREAD:
+      p.policy = "spread";
+      break;
+    case proto::SchedulingStrategy::NODE_AFFINITY:
+      p.policy = "node_affinity";
+      p.target = NodeId::FromBinary(spec.strategy().node_id());
+      p.soft = spec.strategy().soft();
+      if (p.target.IsNil()) {
+        return absl::InvalidArgumentError("node affinity needs a node id of " +
+                                          std::to_string(NodeId::kSize) + " bytes");
+      }
+      break;
+    default:
+      p.policy = "hybrid";
+  }
+  return p;
+}
+
+LeaseManager::LeaseManager(NodeId self, ResourceSet total, ClusterView* view, WorkerPool* pool,
+                           CodeCache* code, std::string host,
+                           std::function<void()> on_resources_changed)
+    : self_(self),
+      total_(std::move(total)),
+      view_(view),
+      pool_(pool),
+      code_(code),
+      host_(std::move(host)),
+      on_resources_changed_(std::move(on_resources_changed)) {}
+
+ResourceSet LeaseManager::Available() const {
+  ResourceSet available = total_;
+  available.Subtract(allocated_);
+  return available;
+}
+
+bool LeaseManager::FitsNow(const ResourceSet& demand) const {
+  ResourceSet after = allocated_;
+  after.Add(demand);
+  return after.IsSubsetOf(total_);
+}
+
+void LeaseManager::Take(const ResourceSet& r) {
+  allocated_.Add(r);
+  view_->SetAvailable(self_, Available());
+  on_resources_changed_();
+}
+
+void LeaseManager::Release(const ResourceSet& r) {
+  allocated_.Subtract(r);
+  view_->SetAvailable(self_, Available());
+  on_resources_changed_();
+}
+
+void LeaseManager::Fail(Pending* p, absl::StatusCode code, const std::string& message) {
+  p->reply->mutable_error()->set_code(static_cast<int>(code));
+  p->reply->mutable_error()->set_message(message);
+  p->send(absl::OkStatus());
+}
+
+void LeaseManager::HandleRequestWorkerLease(const proto::RequestWorkerLeaseRequest& request,
+                                            proto::RequestWorkerLeaseReply* reply,
+                                            rpc::SendReply send) {
+  auto p = std::make_unique<Pending>();
+  p->request = request;
+  p->reply = reply;
+  p->send = std::move(send);
+  if (shutting_down_) {
+    p->send(absl::UnavailableError("node manager is stopping"));
+    return;
+  }
+  auto placement = ToPlacement(request.spec());
+  if (!placement.ok()) {
+    Fail(p.get(), placement.status().code(), std::string(placement.status().message()));
+    return;
+  }
+  p->placement = *placement;
+  p->demand = placement->demand;
+  if (!Decide(p, /*queued=*/false)) queue_.push_back(std::move(p));
+}
+
+bool LeaseManager::Decide(std::unique_ptr<Pending>& p, bool queued) {
+  Placement where = scheduler_.Place(*view_, self_, p->placement);
+  const std::string& fn = p->request.spec().function_name();
+  if (!where.feasible) {
+    Fail(p.get(), absl::StatusCode::kFailedPrecondition,
+         "cannot schedule " + (fn.empty() ? std::string("task") : fn) + ": " + where.error);
+    return true;
+  }
+  if (where.node != self_) {
+    const NodeView* target = view_->Find(where.node);
+    if (p->request.grant_or_reject() || target == nullptr) {
+      p->reply->set_rejected(true);
+      p->send(absl::OkStatus());
+      return true;
+    }
+    // Count the spilled demand against the target until its next report, so
+    // one update does not send the whole queue to the same node.
+    ResourceSet left = target->resources.available;
+    left.Subtract(p->demand);
+    view_->SetAvailable(where.node, left);
+    std::string host;
+    int port = 0;
+    (void)rpc::SplitHostPort(target->address, &host, &port);
+    p->reply->mutable_spillback()->set_host(host);
+    p->reply->mutable_spillback()->set_port(port);
+    p->reply->mutable_spillback()->set_node_id(where.node.Binary());
+    stats_.leases_spilled++;
+    p->send(absl::OkStatus());
+    return true;
+  }
+  if (FitsNow(p->demand)) {
+    Grant(std::move(p));
+    return true;
+  }
+  if (p->request.grant_or_reject()) {
+    p->reply->set_rejected(true);
+    p->send(absl::OkStatus());
+    return true;
+  }
+  return false;
+}
+
+void LeaseManager::Grant(std::unique_ptr<Pending> p) {
+  Take(p->demand);
+  JobId job = JobId::FromBinary(p->request.spec().job_id());
+  std::shared_ptr<Pending> shared(std::move(p));
+  code_->Resolve(job, [this, shared, job](absl::StatusOr<std::vector<std::string>> paths) {
+    if (!paths.ok()) {
+      Release(shared->demand);
+      Fail(shared.get(), paths.status().code(), std::string(paths.status().message()));
+      DispatchQueue();
+      return;
+    }
+    pool_->PopWorker(job, *paths, [this, shared, job](absl::StatusOr<Worker*> worker) {
+      if (!worker.ok()) {
+        Release(shared->demand);
+        Fail(shared.get(), worker.status().code(), std::string(worker.status().message()));
+        DispatchQueue();
+        return;
+      }
+      Lease lease;
+      lease.id = LeaseId::FromRandom();
+      lease.worker = *worker;
+      lease.job = job;
+      lease.held = shared->demand;
+      lease.caller_worker_id = shared->request.spec().caller().worker_id();
+      proto::Address* addr = shared->reply->mutable_worker();
+      addr->set_host(host_);
+      addr->set_port((*worker)->port);
+      addr->set_node_id(self_.Binary());
+      addr->set_worker_id((*worker)->id.Binary());
+      shared->reply->set_lease_id(lease.id.Binary());
+      leases_[lease.id] = lease;
+      stats_.leases_granted++;
+      shared->send(absl::OkStatus());
+    });
+  });
+}
+
+void LeaseManager::DispatchQueue() {
+  if (shutting_down_) return;
+  std::deque<std::unique_ptr<Pending>> waiting;
+  waiting.swap(queue_);
+  for (auto& p : waiting) {
+    if (!Decide(p, /*queued=*/true)) queue_.push_back(std::move(p));
+  }
+}
+
+void LeaseManager::HandleReturnWorker(const proto::ReturnWorkerRequest& request,
+                                      proto::ReturnWorkerReply* reply, rpc::SendReply send) {
+  stats_.tasks_executed += request.tasks_executed();
+  auto it = leases_.find(LeaseId::FromBinary(request.lease_id()));
+  if (it != leases_.end()) {
+    EndLease(it, request.worker_failed(), "its holder saw it fail");
+  }
+  send(absl::OkStatus());
+  DispatchQueue();
+}
+
+void LeaseManager::EndLease(std::map<LeaseId, Lease>::iterator it, bool kill_worker,
+                            const std::string& why) {
+  Lease lease = it->second;
+  leases_.erase(it);
+  ResourceSet still_held = lease.held;
+  still_held.Subtract(lease.lent);
+  Release(still_held);
+  if (lease.worker == nullptr) return;
+  if (kill_worker) {
+    pool_->KillWorker(lease.worker, why);
+  } else {
+    pool_->PushWorker(lease.worker);
+  }
+}
+
+void LeaseManager::HandleWorkerBlocked(const proto::WorkerBlockedRequest& request,
+                                       proto::WorkerBlockedReply* reply, rpc::SendReply send) {
+  WorkerId worker = WorkerId::FromBinary(request.worker_id());
+  for (auto& [id, lease] : leases_) {
+    if (lease.worker == nullptr || lease.worker->id != worker) continue;
+    if (request.blocked() && lease.lent.Empty()) {
+      lease.lent.Set("CPU", lease.held.Get("CPU"));
+      Release(lease.lent);
+    } else if (!request.blocked() && !lease.lent.Empty()) {
+      Take(lease.lent);
+      lease.lent = ResourceSet();
+    }
+    break;
+  }
+  send(absl::OkStatus());
+  DispatchQueue();
+}
+
+void LeaseManager::OnWorkerExit(const Worker* worker, const std::string& how) {
+  std::vector<LeaseId> ended, held_by_it;
+  for (auto& [id, lease] : leases_) {
+    if (lease.worker == worker) ended.push_back(id);
+    if (lease.caller_worker_id == worker->id.Binary()) held_by_it.push_back(id);
+  }
+  for (const auto& id : ended) {
+    auto it = leases_.find(id);
+    it->second.worker = nullptr;  // the pool erases it
+    EndLease(it, false, "");
+  }
+  for (const auto& id : held_by_it) {
+    auto it = leases_.find(id);
+    if (it != leases_.end()) EndLease(it, true, "the worker that leased it died");
+  }
+  DispatchQueue();
+}
+
+void LeaseManager::OnJobFinished(const JobId& job) {
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.job == job) {
+      auto next = std::next(it);
+      it->second.worker = nullptr;  // the pool kills the job's workers
+      EndLease(it, false, "");
+      it = next;
+    } else {
+      ++it;
+    }
+  }
+  std::deque<std::unique_ptr<Pending>> keep;
+  for (auto& p : queue_) {
+    if (JobId::FromBinary(p->request.spec().job_id()) == job) {
+      Fail(p.get(), absl::StatusCode::kCancelled, "job " + job.Hex() + " finished");
+    } else {
+      keep.push_back(std::move(p));
+    }
+  }
+  queue_.swap(keep);
+  DispatchQueue();
+}
+
+void LeaseManager::Shutdown() {
+  shutting_down_ = true;
+  for (auto& p : queue_) p->send(absl::UnavailableError("node manager is stopping"));
+  queue_.clear();
+  leases_.clear();
+}
+
+}  // namespace lumen::node

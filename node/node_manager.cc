@@ -1,0 +1,440 @@
+// NodeManager: wiring, registration, reports and handlers; see node_manager.h.
+#include "node/node_manager.h"
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include "common/file_util.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "node/shm.h"
+#include "rpc/rpc.h"
+
+namespace lumen::node {
+namespace {
+
+int64_t MemInfoBytes(const std::string& key) {
+  std::ifstream in("/proc/meminfo");
+  std::string name;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> name >> kb >> unit) {
+    if (name == key + ":") return kb * 1024;
+  }
+  return 0;
+}
+
+int CountGpus() {
+  int n = 0;
+  std::error_code ec;
+  static const std::regex kDevice("nvidia[0-9]+");
+  for (const auto& e : std::filesystem::directory_iterator("/dev", ec)) {
+    if (std::regex_match(e.path().filename().string(), kDevice)) n++;
+  }
+  return n;
+}
+
+std::string Hostname() {
+  char buf[256] = {0};
+  ::gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+}  // namespace
+
+int64_t DefaultObjectStoreMemory() {
+  int64_t want = MemInfoBytes("MemAvailable") * 3 / 10;
+  struct statvfs vfs;
+  if (::statvfs("/dev/shm", &vfs) == 0) {
+    int64_t shm_free = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+    want = std::min(want, shm_free * 8 / 10);
+  }
+  return std::max<int64_t>(want, 64 << 20);
+}
+
+std::map<std::string, double> DetectResources(int64_t object_store_memory) {
+  std::map<std::string, double> r;
+  r["CPU"] = std::max(1u, std::thread::hardware_concurrency());
+  if (int gpus = CountGpus(); gpus > 0) r["GPU"] = gpus;
+  int64_t memory = MemInfoBytes("MemTotal") * 7 / 10 - object_store_memory;
+  if (memory > 0) r["memory"] = static_cast<double>(memory);
+  return r;
+}
+
+NodeManager::NodeManager(NodeManagerConfig config, ProcessLauncher* launcher, Clock* clock)
+    : config_(std::move(config)),
+      launcher_(launcher),
+      clock_(clock),
+      node_id_(NodeId::FromRandom()),
+      server_("node_manager", rpc::ServerOptions{config_.host, config_.port, config_.token}),
+      node_clients_(config_.token, &loop_),
+      worker_clients_(config_.token, &loop_) {}
+
+NodeManager::~NodeManager() { Stop(); }
+
+absl::Status NodeManager::Start() {
+  int removed = SweepStaleShmObjects();
+  if (removed > 0) LUMEN_LOG_INFO("removed {} objects left by dead node managers", removed);
+  int64_t store_memory =
+      config_.object_store_memory > 0 ? config_.object_store_memory : DefaultObjectStoreMemory();
+  auto total = ResourceSet::FromMap(config_.resources.empty() ? DetectResources(store_memory)
+                                                              : config_.resources);
+  if (!total.ok()) return total.status();
+  total_ = *total;
+  store_prefix_ = StorePrefix(::getpid(), node_id_);
+  store_ = std::make_unique<LocalObjectStore>(store_prefix_, store_memory);
+  gcs_ = std::make_unique<rpc::GcsClient>(config_.gcs_address, config_.token, &loop_);
+  server_.AddService(rpc::MakeNodeManagerService(server_.MakeContext(&loop_), this));
+  loop_.Start();
+  started_ = true;
+  LUMEN_RETURN_IF_ERROR(server_.Start());
+  LUMEN_RETURN_IF_ERROR(Register());
+
+  node_dir_ = session_dir_ + "/node-" + node_id_.Short();
+  LUMEN_RETURN_IF_ERROR(MakeDirs(node_dir_ + "/logs", 0700));
+  LUMEN_RETURN_IF_ERROR(MakeDirs(node_dir_ + "/code", 0700));
+  std::string worker_path =
+      config_.worker_path.empty() ? ExecutableDir() + "/lumen_worker" : config_.worker_path;
+  int cpus = static_cast<int>(std::max(1.0, total_.Get("CPU")));
+  WorkerPoolConfig pool{
+      .worker_path = worker_path,
+      .host = config_.host,
+      .node_manager_address = rpc::JoinHostPort(config_.host, port()),
+      .gcs_address = config_.gcs_address,
+      .token = config_.token,
+      .node_id = node_id_,
+      .store_prefix = store_prefix_,
+      .log_dir = node_dir_ + "/logs",
+      .max_starting = std::max(2, cpus),
+      .idle_timeout_ms = config_.idle_worker_timeout_ms,
+      .soft_limit = cpus,
+  };
+  std::promise<void> ready;
+  loop_.Post("node_manager.start", [&] {
+    pool_ = std::make_unique<WorkerPool>(pool, launcher_, clock_);
+    code_ = std::make_unique<CodeCache>(gcs_.get(), node_dir_ + "/code");
+    leases_ = std::make_unique<LeaseManager>(node_id_, total_, &view_, pool_.get(), code_.get(),
+                                             config_.host, [this] { ResourcesChanged(); });
+    StartOnLoop();
+    ready.set_value();
+  });
+  ready.get_future().wait();
+  LUMEN_LOG_INFO("node manager ready node={} address={}:{} resources={} store={}MB",
+                 node_id_.Short(), config_.host, port(), total_.ToString(),
+                 store_->capacity() >> 20);
+  return absl::OkStatus();
+}
+
+absl::Status NodeManager::Register() {
+  proto::RegisterNodeRequest req;
+  *req.mutable_node() = SelfInfo();
+  auto reply = rpc::CallSync<proto::RegisterNodeReply>([&](auto cb) {
+    gcs_->RegisterNode(req, cb,
+                       {.timeout_ms = 5'000, .retry_for_ms = config_.gcs_connect_timeout_ms});
+  });
+  if (!reply.ok()) {
+    return absl::Status(reply.status().code(),
+                        "cannot join the cluster at " + config_.gcs_address + ": " +
+                            std::string(reply.status().message()) +
+                            ". Is the head running (lumen start --head) and is the token right?");
+  }
+  heartbeat_period_ms_ = std::max<int64_t>(10, reply->heartbeat_period_ms());
+  session_dir_ = config_.session_dir.empty() ? reply->session_dir() : config_.session_dir;
+  if (session_dir_.empty()) session_dir_ = LumenHome() + "/session-adhoc";
+  return absl::OkStatus();
+}
+
+void NodeManager::StartOnLoop() {
+  view_.Upsert(NodeView{node_id_, {total_, total_}, rpc::JoinHostPort(config_.host, port()), true});
+  pulls_ = std::make_unique<PullManager>(
+      store_.get(), node_id_, SelfInfo().address(),
+      [this](const NodeId& id) { return AddressOf(id); }, &node_clients_, &worker_clients_);
+  subscriber_ = std::make_unique<gcs::GcsSubscriber>(
+      gcs_.get(), &loop_,
+      std::vector<proto::Channel>{proto::NODE_CHANGES, proto::RESOURCE_VIEW, proto::JOB_CHANGES},
+      [this](const proto::PubMessage& m) { OnPubMessage(m); }, [this] { Resync(); });
+  subscriber_->Start();
+  heartbeat_timer_ =
+      loop_.RunEvery("node_manager.heartbeat", std::chrono::milliseconds(heartbeat_period_ms_),
+                     [this] { ReportToGcs(); });
+  driver_timer_ = loop_.RunEvery("node_manager.watch_drivers", std::chrono::milliseconds(500),
+                                 [this] { WatchDrivers(); });
+  pool_timer_ = loop_.RunEvery("node_manager.worker_pool", std::chrono::milliseconds(100), [this] {
+    pool_->Tick([this](Worker* w, const std::string& how) {
+      LUMEN_LOG_INFO("worker exited worker={} pid={} job={} ({})", w->id.Short(), w->pid(),
+                     w->job.Hex(), how);
+      leases_->OnWorkerExit(w, how);
+    });
+  });
+}
+
+std::string NodeManager::AddressOf(const NodeId& id) const {
+  const NodeView* n = view_.Find(id);
+  return (n && n->alive) ? n->address : "";
+}
+
+proto::NodeInfo NodeManager::SelfInfo() const {
+  proto::NodeInfo info;
+  info.set_node_id(node_id_.Binary());
+  info.mutable_address()->set_host(config_.host);
+  info.mutable_address()->set_port(port());
+  info.mutable_address()->set_node_id(node_id_.Binary());
+  info.set_hostname(Hostname());
+  info.set_is_head(config_.is_head);
+  info.set_session_dir(session_dir_);
+  for (const auto& [k, v] : total_.ToMap()) (*info.mutable_resources_total())[k] = v;
+  ResourceSet available = leases_ ? leases_->Available() : total_;
+  for (const auto& [k, v] : available.ToMap()) (*info.mutable_resources_available())[k] = v;
+  proto::NodeStats* s = info.mutable_stats();
+  if (store_) {
+    s->set_object_store_used(store_->used());
+    s->set_object_store_capacity(store_->capacity());
+    s->set_num_objects(store_->num_objects());
+  }
+  if (pool_) s->set_num_workers(static_cast<int64_t>(pool_->NumWorkers()));
+  if (leases_) {
+    s->set_num_leased_workers(static_cast<int64_t>(leases_->NumLeases()));
+    s->set_tasks_executed(leases_->stats().tasks_executed);
+    s->set_leases_granted(leases_->stats().leases_granted);
+    s->set_leases_spilled(leases_->stats().leases_spilled);
+  }
+  if (pulls_) {
+    s->set_objects_pulled(pulls_->objects_pulled());
+    s->set_bytes_pulled(pulls_->bytes_pulled());
+  }
+  return info;
+}
+
+void NodeManager::OnPubMessage(const proto::PubMessage& m) {
+  switch (m.channel()) {
+    case proto::NODE_CHANGES:
+    case proto::RESOURCE_VIEW:
+      ApplyNode(m.node());
+      break;
+    case proto::JOB_CHANGES:
+      if (m.job().finished()) OnJobFinished(JobId::FromBinary(m.job().job_id()));
+      break;
+    default:
+      break;
+  }
+}
+
+void NodeManager::Resync() {
+  gcs_->GetAllNodes(proto::GetAllNodesRequest(),
+                    [this](absl::Status s, proto::GetAllNodesReply reply) {
+                      if (!s.ok()) return;
+                      for (const auto& n : reply.nodes()) ApplyNode(n);
+                    });
+}
+
+void NodeManager::ApplyNode(const proto::NodeInfo& info) {
+  NodeId id = NodeId::FromBinary(info.node_id());
+  if (id.IsNil()) return;
+  if (id == node_id_) {
+    if (info.state() == proto::NodeInfo::DEAD && fatal_) {
+      fatal_("the GCS declared this node dead: " + info.death_reason());
+    }
+    return;
+  }
+  std::string address = rpc::JoinHostPort(info.address().host(), info.address().port());
+  if (info.state() == proto::NodeInfo::DEAD) {
+    const NodeView* known = view_.Find(id);
+    if (known && known->alive) {
+      view_.MarkDead(id);
+      pulls_->OnNodeDead(id);
+      node_clients_.Remove(address);
+    }
+    return;
+  }
+  std::map<std::string, double> total(info.resources_total().begin(), info.resources_total().end());
+  std::map<std::string, double> available(info.resources_available().begin(),
+                                          info.resources_available().end());
+  NodeView v;
+  v.id = id;
+  v.address = address;
+  v.resources.total = ResourceSet::FromMap(total).value_or(ResourceSet());
+  v.resources.available = ResourceSet::FromMap(available).value_or(ResourceSet());
+  view_.Upsert(std::move(v));
+  leases_->OnClusterChanged();
+}
+
+void NodeManager::OnJobFinished(const JobId& job) {
+  leases_->OnJobFinished(job);
+  pool_->KillJobWorkers(job);
+  code_->Forget(job);
+  std::vector<ObjectId> doomed;
+  for (const ObjectId& id : store_->AllIds()) {
+    if (JobIdOfTask(TaskIdOfObject(id)) == job) doomed.push_back(id);
+  }
+  store_->Free(doomed);
+  std::erase_if(drivers_, [&](const auto& e) { return e.second == job; });
+}
+
+void NodeManager::ResourcesChanged() {
+  resources_dirty_ = true;
+  if (report_scheduled_) return;
+  report_scheduled_ = true;
+  loop_.PostAfter("node_manager.report_soon", std::chrono::milliseconds(20), [this] {
+    report_scheduled_ = false;
+    ReportToGcs();
+  });
+}
+
+void NodeManager::ReportToGcs() {
+  proto::ReportNodeRequest req;
+  proto::NodeInfo info = SelfInfo();
+  req.set_node_id(node_id_.Binary());
+  *req.mutable_resources_available() = info.resources_available();
+  *req.mutable_resources_total() = info.resources_total();
+  *req.mutable_stats() = info.stats();
+  req.set_resources_changed(resources_dirty_);
+  resources_dirty_ = false;
+  gcs_->ReportNode(req, [this](absl::Status s, proto::ReportNodeReply reply) {
+    if (!s.ok()) {
+      resources_dirty_ = true;  // send them again next time
+      LUMEN_LOG_DEBUG("report to GCS failed: {}", s.ToString());
+      return;
+    }
+    if (reply.node_is_dead() && fatal_) fatal_("the GCS declared this node dead");
+  });
+}
+
+void NodeManager::WatchDrivers() {
+  for (auto it = drivers_.begin(); it != drivers_.end();) {
+    if (ProcessAlive(it->first)) {
+      ++it;
+      continue;
+    }
+    LUMEN_LOG_INFO("driver exited pid={} job={}", it->first, it->second.Hex());
+    proto::MarkJobFinishedRequest req;
+    req.set_job_id(it->second.Binary());
+    gcs_->MarkJobFinished(req, [](absl::Status, proto::MarkJobFinishedReply) {},
+                          {.timeout_ms = 5'000, .retry_for_ms = 10'000});
+    it = drivers_.erase(it);
+  }
+}
+
+void NodeManager::Stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  std::promise<void> done;
+  loop_.Post("node_manager.stop", [&] {
+    heartbeat_timer_.reset();
+    pool_timer_.reset();
+    driver_timer_.reset();
+    if (subscriber_) subscriber_->Stop();
+    if (leases_) leases_->Shutdown();
+    if (pool_) pool_->Shutdown();
+    if (pulls_) pulls_->Shutdown();
+    if (store_) store_->Clear();
+    done.set_value();
+  });
+  done.get_future().wait();
+  if (gcs_ && leases_) {
+    proto::UnregisterNodeRequest req;
+    req.set_node_id(node_id_.Binary());
+    req.set_reason("node manager stopped");
+    (void)rpc::CallSync<proto::UnregisterNodeReply>(
+        [&](auto cb) { gcs_->UnregisterNode(req, cb, {.timeout_ms = 1'000}); });
+  }
+  loop_.Stop();
+  server_.Shutdown();
+  node_clients_.Clear();
+  worker_clients_.Clear();
+  subscriber_.reset();
+  gcs_.reset();
+}
+
+// ---- handlers ----
+
+#define LUMEN_REQUIRE_READY()                                       \
+  if (!leases_) {                                                   \
+    send(absl::UnavailableError("node manager is still starting")); \
+    return;                                                         \
+  }
+
+void NodeManager::HandleRegisterWorker(const proto::RegisterWorkerRequest& request,
+                                       proto::RegisterWorkerReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  pool_->HandleRegisterWorker(request, reply, std::move(send));
+}
+
+void NodeManager::HandleRegisterDriver(const proto::RegisterDriverRequest& request,
+                                       proto::RegisterDriverReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  if (request.pid() > 0) drivers_[request.pid()] = JobId::FromBinary(request.job_id());
+  reply->set_node_id(node_id_.Binary());
+  reply->set_store_prefix(store_prefix_);
+  reply->set_session_dir(session_dir_);
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleRequestWorkerLease(const proto::RequestWorkerLeaseRequest& request,
+                                           proto::RequestWorkerLeaseReply* reply,
+                                           rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  leases_->HandleRequestWorkerLease(request, reply, std::move(send));
+}
+
+void NodeManager::HandleReturnWorker(const proto::ReturnWorkerRequest& request,
+                                     proto::ReturnWorkerReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  leases_->HandleReturnWorker(request, reply, std::move(send));
+}
+
+void NodeManager::HandleWorkerBlocked(const proto::WorkerBlockedRequest& request,
+                                      proto::WorkerBlockedReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  leases_->HandleWorkerBlocked(request, reply, std::move(send));
+}
+
+void NodeManager::HandleSealObject(const proto::SealObjectRequest& request,
+                                   proto::SealObjectReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  send(store_->Seal(ObjectId::FromBinary(request.object_id()), request.size(), request.owner()));
+}
+
+void NodeManager::HandlePullObject(const proto::PullObjectRequest& request,
+                                   proto::PullObjectReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  pulls_->Pull(request.object(), std::move(send));
+}
+
+void NodeManager::HandleReadObjectChunk(const proto::ReadObjectChunkRequest& request,
+                                        proto::ReadObjectChunkReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  ObjectId id = ObjectId::FromBinary(request.object_id());
+  auto data = store_->ReadChunk(id, request.offset(), request.length());
+  if (!data.ok()) {
+    send(data.status());
+    return;
+  }
+  reply->set_data(std::move(*data));
+  reply->set_total_size(store_->SizeOf(id));
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleFreeObjects(const proto::FreeObjectsRequest& request,
+                                    proto::FreeObjectsReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  std::vector<ObjectId> ids;
+  for (const auto& id : request.object_ids()) ids.push_back(ObjectId::FromBinary(id));
+  store_->Free(ids);
+  ResourcesChanged();  // store usage is part of the report
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleGetNodeStats(const proto::GetNodeStatsRequest& request,
+                                     proto::GetNodeStatsReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  *reply->mutable_node() = SelfInfo();
+  send(absl::OkStatus());
+}
+
+}  // namespace lumen::node

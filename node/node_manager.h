@@ -1,0 +1,125 @@
+// NodeManager: one per machine (or several per machine in tests). Registers
+// with the GCS and reports its resources; keeps a view of the cluster from
+// pub/sub; grants worker leases (lease_manager.h) from its worker pool
+// (worker_pool.h); hosts the node's shared-memory object store
+// (object_store.h) and pulls objects from other nodes (pull_manager.h).
+// All logic runs on one loop ("node_manager").
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/process.h"
+#include "gcs/subscriber.h"
+#include "node/code_cache.h"
+#include "node/lease_manager.h"
+#include "node/object_store.h"
+#include "node/pull_manager.h"
+#include "node/worker_pool.h"
+#include "rpc/client_pool.h"
+#include "rpc/core_worker_service.h"
+#include "rpc/gcs_client.h"
+#include "rpc/node_manager_service.h"
+#include "rpc/server.h"
+#include "scheduling/cluster_view.h"
+
+namespace lumen::node {
+
+struct NodeManagerConfig {
+  std::string gcs_address;
+  std::string token;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::map<std::string, double> resources;  // empty: detected (CPU, GPU, memory)
+  int64_t object_store_memory = 0;          // 0: 30% of available memory
+  bool is_head = false;
+  std::string session_dir;  // empty: the GCS's
+  std::string worker_path;  // empty: lumen_worker next to this executable
+  int64_t idle_worker_timeout_ms = 60'000;
+  int64_t gcs_connect_timeout_ms = 30'000;
+};
+
+// The resources of this machine: CPU (hardware threads), GPU (NVIDIA
+// devices), memory (bytes, 70% of total less the object store).
+std::map<std::string, double> DetectResources(int64_t object_store_memory);
+int64_t DefaultObjectStoreMemory();
+
+class NodeManager : public rpc::NodeManagerHandler {
+ public:
+  NodeManager(NodeManagerConfig config, ProcessLauncher* launcher, Clock* clock = RealClock::Get());
+  ~NodeManager() override;
+
+  // Listens, registers with the GCS (retrying up to gcs_connect_timeout_ms)
+  // and starts serving leases.
+  absl::Status Start();
+  // Kills workers, frees the store, leaves the cluster; idempotent.
+  void Stop();
+  // Called (on the loop) when the GCS declared this node dead.
+  void SetFatalHandler(std::function<void(const std::string&)> handler) {
+    fatal_ = std::move(handler);
+  }
+
+  const NodeId& node_id() const { return node_id_; }
+  int port() const { return server_.port(); }
+  const std::string& store_prefix() const { return store_prefix_; }
+
+  LUMEN_HANDLER_IMPL(RegisterWorker);
+  LUMEN_HANDLER_IMPL(RegisterDriver);
+  LUMEN_HANDLER_IMPL(RequestWorkerLease);
+  LUMEN_HANDLER_IMPL(ReturnWorker);
+  LUMEN_HANDLER_IMPL(WorkerBlocked);
+  LUMEN_HANDLER_IMPL(SealObject);
+  LUMEN_HANDLER_IMPL(PullObject);
+  LUMEN_HANDLER_IMPL(ReadObjectChunk);
+  LUMEN_HANDLER_IMPL(FreeObjects);
+  LUMEN_HANDLER_IMPL(GetNodeStats);
+
+ private:
+  absl::Status Register();
+  void StartOnLoop();
+  void OnPubMessage(const proto::PubMessage& m);
+  void Resync();
+  void ApplyNode(const proto::NodeInfo& node);
+  void OnJobFinished(const JobId& job);
+  void ReportToGcs();
+  void ResourcesChanged();
+  void WatchDrivers();
+  proto::NodeInfo SelfInfo() const;
+  std::string AddressOf(const NodeId& id) const;
+
+  NodeManagerConfig config_;
+  ProcessLauncher* launcher_;
+  Clock* clock_;
+  NodeId node_id_;
+  std::string store_prefix_;
+  std::string node_dir_;
+  std::string session_dir_;
+  ResourceSet total_;
+  int64_t heartbeat_period_ms_ = 500;
+
+  EventLoop loop_{"node_manager"};
+  rpc::GrpcServer server_;
+  std::unique_ptr<rpc::GcsClient> gcs_;
+  std::unique_ptr<gcs::GcsSubscriber> subscriber_;
+  rpc::ClientPool<rpc::NodeManagerClient> node_clients_;
+  rpc::ClientPool<rpc::CoreWorkerClient> worker_clients_;
+  ClusterView view_;
+  std::unique_ptr<LocalObjectStore> store_;
+  std::unique_ptr<PullManager> pulls_;
+  std::unique_ptr<CodeCache> code_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<LeaseManager> leases_;
+  std::map<pid_t, JobId> drivers_;
+  std::unique_ptr<PeriodicTimer> heartbeat_timer_, pool_timer_, driver_timer_;
+  bool resources_dirty_ = true;
+  bool report_scheduled_ = false;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::function<void(const std::string&)> fatal_;
+};
+
+}  // namespace lumen::node

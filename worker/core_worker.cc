@@ -1,0 +1,417 @@
+// CoreWorker; see core_worker.h.
+#include "worker/core_worker.h"
+
+#include <unistd.h>
+
+#include <future>
+
+#include "common/ids.h"
+#include "common/logging.h"
+#include "rpc/rpc.h"
+#include "scheduling/resources.h"
+
+namespace lumen::worker {
+namespace {
+
+constexpr int kDefaultMaxRetries = 3;
+
+class InlineBuffer : public internal::Buffer {
+ public:
+  explicit InlineBuffer(std::shared_ptr<const std::string> bytes) : bytes_(std::move(bytes)) {}
+  const char* data() const override { return bytes_->data(); }
+  size_t size() const override { return bytes_->size(); }
+
+ private:
+  std::shared_ptr<const std::string> bytes_;
+};
+
+class MappedBuffer : public internal::Buffer {
+ public:
+  explicit MappedBuffer(std::unique_ptr<MappedObject> mapping) : mapping_(std::move(mapping)) {}
+  const char* data() const override { return mapping_->data(); }
+  size_t size() const override { return mapping_->size(); }
+
+ private:
+  std::unique_ptr<MappedObject> mapping_;
+};
+
+}  // namespace
+
+CoreWorker::CoreWorker(CoreWorkerOptions options)
+    : options_(std::move(options)),
+      server_(options_.is_driver ? "driver" : "worker",
+              rpc::ServerOptions{options_.host, 0, options_.token}),
+      node_managers_(options_.token, &loop_),
+      workers_(options_.token, &loop_),
+      refs_([this](const ObjectId& id, const std::vector<ObjectLocation>& locations) {
+        OnFree(id, locations);
+      }) {}
+
+CoreWorker::~CoreWorker() { Shutdown(); }
+
+absl::Status CoreWorker::StartCommon() {
+  server_.AddService(rpc::MakeCoreWorkerService(server_.MakeContext(&loop_), this));
+  loop_.Start();
+  started_ = true;
+  LUMEN_RETURN_IF_ERROR(server_.Start());
+  self_.set_host(options_.host);
+  self_.set_port(server_.port());
+  self_.set_worker_id(options_.worker_id.Binary());
+  gcs_ = std::make_unique<rpc::GcsClient>(options_.gcs_address, options_.token, &loop_);
+  return absl::OkStatus();
+}
+
+void CoreWorker::FinishSetup() {
+  self_.set_node_id(options_.node_id.Binary());
+  io_ = std::make_unique<ObjectIo>(node_managers_.Get(options_.node_manager_address),
+                                   options_.node_id, options_.store_prefix);
+  tasks_ = std::make_unique<TaskManager>(
+      &memory_store_, &refs_,
+      [this](const ObjectId& id, const ObjectLocation& where) { FreeCopy(id, where); });
+  submitter_ =
+      std::make_unique<TaskSubmitter>(&loop_, options_.node_manager_address, self_, &memory_store_,
+                                      tasks_.get(), &node_managers_, &workers_);
+  executor_ =
+      std::make_unique<TaskExecutor>(io_.get(), [this](const TaskId& t) { SetCurrentTask(t); });
+}
+
+absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::string& entrypoint) {
+  driver_only_ = package.driver_only;
+  LUMEN_RETURN_IF_ERROR(StartCommon());
+  LUMEN_ASSIGN_OR_RETURN(std::vector<proto::CodeFile> code,
+                         UploadCodePackage(gcs_.get(), package.files));
+  proto::AddJobRequest add;
+  *add.mutable_job()->mutable_driver() = self_;
+  add.mutable_job()->set_driver_pid(::getpid());
+  add.mutable_job()->set_entrypoint(entrypoint);
+  for (const auto& f : code) *add.mutable_job()->add_code() = f;
+  auto job = rpc::CallSync<proto::AddJobReply>(
+      [&](auto cb) { gcs_->AddJob(add, cb, {.timeout_ms = 10'000, .retry_for_ms = 5'000}); });
+  if (!job.ok()) return Annotate(job.status(), "cannot register the job with the GCS");
+  options_.job_id = JobId::FromBinary(job->job_id());
+
+  proto::RegisterDriverRequest reg;
+  reg.set_job_id(options_.job_id.Binary());
+  reg.set_pid(::getpid());
+  auto registered = rpc::CallSync<proto::RegisterDriverReply>([&](auto cb) {
+    node_managers_.Get(options_.node_manager_address)
+        ->RegisterDriver(reg, cb, {.timeout_ms = 10'000, .retry_for_ms = 5'000});
+  });
+  if (!registered.ok()) {
+    return Annotate(registered.status(),
+                    "cannot register with the node manager at " + options_.node_manager_address);
+  }
+  options_.node_id = NodeId::FromBinary(registered->node_id());
+  options_.store_prefix = registered->store_prefix();
+  SetCurrentTask(DriverTaskId(options_.job_id));
+  FinishSetup();
+  LUMEN_LOG_INFO("driver started job={} node={}", options_.job_id.Hex(), options_.node_id.Short());
+  return absl::OkStatus();
+}
+
+absl::Status CoreWorker::StartWorker(const std::string& startup_error) {
+  LUMEN_RETURN_IF_ERROR(StartCommon());
+  FinishSetup();
+  proto::RegisterWorkerRequest req;
+  req.set_worker_id(options_.worker_id.Binary());
+  req.set_pid(::getpid());
+  req.set_port(server_.port());
+  req.set_job_id(options_.job_id.Binary());
+  req.set_startup_error(startup_error);
+  auto reply = rpc::CallSync<proto::RegisterWorkerReply>([&](auto cb) {
+    node_managers_.Get(options_.node_manager_address)
+        ->RegisterWorker(req, cb, {.timeout_ms = 10'000, .retry_for_ms = 10'000});
+  });
+  if (!reply.ok()) return Annotate(reply.status(), "cannot register with the node manager");
+  return absl::OkStatus();
+}
+
+void CoreWorker::RunTaskLoop() { executor_->Run(); }
+
+void CoreWorker::Shutdown() {
+  if (stopped_.exchange(true) || !started_) return;
+  memory_store_.Shutdown();
+  if (executor_) executor_->Stop();
+  if (options_.is_driver && !options_.job_id.IsNil() && gcs_) {
+    proto::MarkJobFinishedRequest req;
+    req.set_job_id(options_.job_id.Binary());
+    (void)rpc::CallSync<proto::MarkJobFinishedReply>(
+        [&](auto cb) { gcs_->MarkJobFinished(req, cb, {.timeout_ms = 2'000}); });
+  }
+  std::promise<void> done;
+  loop_.Post("core_worker.stop", [&] {
+    if (submitter_) submitter_->Shutdown();
+    FlushFrees();
+    done.set_value();
+  });
+  done.get_future().wait_for(std::chrono::seconds(2));
+  loop_.Stop();
+  server_.Shutdown();
+  node_managers_.Clear();
+  workers_.Clear();
+  gcs_.reset();
+}
+
+void CoreWorker::SetCurrentTask(const TaskId& task) {
+  std::lock_guard<std::mutex> lock(task_mu_);
+  current_task_ = task;
+  if (!options_.is_driver) {
+    // Ids made while running a task depend only on the task: a retry makes
+    // the same ones.
+    submit_counter_ = 0;
+    put_counter_ = 0;
+  }
+}
+
+TaskId CoreWorker::CurrentTask() const {
+  std::lock_guard<std::mutex> lock(task_mu_);
+  return current_task_;
+}
+
+RuntimeContext CoreWorker::Context() const {
+  RuntimeContext c;
+  c.job = options_.job_id;
+  c.node = options_.node_id;
+  c.worker = options_.worker_id;
+  c.task = CurrentTask();
+  c.is_driver = options_.is_driver;
+  c.gcs_address = options_.gcs_address;
+  return c;
+}
+
+// ---- objects ----
+
+ObjectId CoreWorker::FailedObject(const ObjectId& id, const absl::Status& error) {
+  memory_store_.Put(id, StoredObject::Error(error));
+  return id;
+}
+
+ObjectId CoreWorker::Put(std::string data) {
+  ObjectId id = PutObjectId(CurrentTask(), static_cast<uint32_t>(++put_counter_));
+  refs_.AddOwned(id);
+  if (data.size() <= kMaxInlineBytes) {
+    memory_store_.Put(id, StoredObject::Value(std::move(data)));
+    return id;
+  }
+  absl::Status stored = io_->PutInStore(id, data, self_);
+  if (!stored.ok()) return FailedObject(id, Annotate(stored, "Put failed"));
+  refs_.AddLocation(id, ObjectLocation{options_.node_id, options_.node_manager_address});
+  memory_store_.Put(id, StoredObject::InStore(options_.node_id, static_cast<int64_t>(data.size())));
+  return id;
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> CoreWorker::Get(
+    const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  for (const ObjectId& id : ids) {
+    if (!refs_.Has(id) && !memory_store_.Get(id)) {
+      return absl::NotFoundError("object " + id.Hex() +
+                                 " is not known to this process: it was freed (no ObjectRef "
+                                 "was left) or it belongs to another program");
+    }
+  }
+  auto start = std::chrono::steady_clock::now();
+  std::vector<bool> ready;
+  bool ok = memory_store_.Wait(ids, ids.size(), 0, &ready);
+  if (!ok) {
+    bool blocked = !options_.is_driver && !CurrentTask().IsNil();
+    if (blocked) NotifyBlocked(true);
+    ok = memory_store_.Wait(ids, ids.size(), timeout_ms, &ready);
+    if (blocked) NotifyBlocked(false);
+  }
+  if (!ok) {
+    if (stopped_) return absl::CancelledError("lumen is shutting down");
+    size_t missing = std::count(ready.begin(), ready.end(), false);
+    size_t first = std::find(ready.begin(), ready.end(), false) - ready.begin();
+    return absl::DeadlineExceededError("Get timed out after " + std::to_string(timeout_ms) +
+                                       " ms: " + std::to_string(missing) + " of " +
+                                       std::to_string(ids.size()) +
+                                       " objects not ready (first: " + ids[first].Hex() + ")");
+  }
+  std::vector<std::shared_ptr<internal::Buffer>> out;
+  for (const ObjectId& id : ids) {
+    std::optional<StoredObject> o = memory_store_.Get(id);
+    if (!o) return absl::NotFoundError("object " + id.Hex() + " was freed while being read");
+    if (o->kind == StoredObject::Kind::kError) return o->error;
+    if (o->kind == StoredObject::Kind::kValue) {
+      out.push_back(std::make_shared<InlineBuffer>(o->value));
+      continue;
+    }
+    proto::ObjectRefInfo ref;
+    ref.set_object_id(id.Binary());
+    *ref.mutable_owner() = self_;
+    ref.set_node_id(o->node.Binary());
+    ref.set_size(o->size);
+    int64_t left = timeout_ms;
+    if (timeout_ms >= 0) {
+      auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+      left = std::max<int64_t>(1, timeout_ms - spent);
+    }
+    auto mapping = io_->Fetch(ref, left);
+    if (!mapping.ok()) return mapping.status();
+    out.push_back(std::make_shared<MappedBuffer>(std::move(*mapping)));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<bool>> CoreWorker::Wait(const std::vector<ObjectId>& ids, int num_ready,
+                                                   int64_t timeout_ms) {
+  if (num_ready < 0 || num_ready > static_cast<int>(ids.size())) {
+    return absl::InvalidArgumentError("Wait for " + std::to_string(num_ready) + " of " +
+                                      std::to_string(ids.size()) +
+                                      " objects: want between 0 and the number of objects");
+  }
+  for (const ObjectId& id : ids) {
+    if (!refs_.Has(id) && !memory_store_.Get(id)) {
+      return absl::NotFoundError("object " + id.Hex() + " is not known to this process");
+    }
+  }
+  std::vector<bool> ready;
+  memory_store_.Wait(ids, static_cast<size_t>(num_ready), timeout_ms, &ready);
+  return ready;
+}
+
+void CoreWorker::NotifyBlocked(bool blocked) {
+  proto::WorkerBlockedRequest req;
+  req.set_worker_id(options_.worker_id.Binary());
+  req.set_blocked(blocked);
+  (void)rpc::CallSync<proto::WorkerBlockedReply>([&](auto cb) {
+    node_managers_.Get(options_.node_manager_address)
+        ->WorkerBlocked(req, cb, {.timeout_ms = 5'000});
+  });
+}
+
+void CoreWorker::OnFree(const ObjectId& id, const std::vector<ObjectLocation>& locations) {
+  memory_store_.Erase(id);
+  for (const auto& where : locations) FreeCopy(id, where);
+}
+
+void CoreWorker::FreeCopy(const ObjectId& id, const ObjectLocation& where) {
+  if (stopped_) return;
+  std::lock_guard<std::mutex> lock(free_mu_);
+  pending_frees_[where.node_manager].push_back(id);
+  if (free_flush_posted_) return;
+  free_flush_posted_ = true;
+  loop_.Post("core_worker.flush_frees", [this] { FlushFrees(); });
+}
+
+void CoreWorker::FlushFrees() {
+  std::map<std::string, std::vector<ObjectId>> batch;
+  {
+    std::lock_guard<std::mutex> lock(free_mu_);
+    batch.swap(pending_frees_);
+    free_flush_posted_ = false;
+  }
+  for (const auto& [node_manager, ids] : batch) {
+    proto::FreeObjectsRequest req;
+    for (const auto& id : ids) req.add_object_ids(id.Binary());
+    node_managers_.Get(node_manager)
+        ->FreeObjects(req, [](absl::Status, proto::FreeObjectsReply) {}, {.timeout_ms = 10'000});
+  }
+}
+
+// ---- tasks ----
+
+absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(const TaskId& task,
+                                                      const internal::TaskOptions& o,
+                                                      std::vector<internal::TaskArg> args,
+                                                      std::vector<ObjectId>* ref_args) {
+  std::map<std::string, double> resources = o.resources;
+  if (resources.empty()) resources["CPU"] = 1;
+  auto checked = ResourceSet::FromMap(resources);
+  if (!checked.ok()) return checked.status();
+  proto::TaskSpec spec;
+  spec.set_task_id(task.Binary());
+  spec.set_job_id(options_.job_id.Binary());
+  spec.set_parent_task_id(CurrentTask().Binary());
+  spec.set_function_name(o.function_name);
+  spec.set_signature(o.signature);
+  for (const auto& [name, amount] : resources) (*spec.mutable_resources())[name] = amount;
+  spec.set_max_retries(o.max_retries < 0 ? kDefaultMaxRetries : o.max_retries);
+  *spec.mutable_caller() = self_;
+  spec.set_num_returns(1);
+  switch (o.strategy.kind) {
+    case SchedulingStrategy::Kind::kSpread:
+      spec.mutable_strategy()->set_kind(proto::SchedulingStrategy::SPREAD);
+      break;
+    case SchedulingStrategy::Kind::kNodeAffinity:
+      spec.mutable_strategy()->set_kind(proto::SchedulingStrategy::NODE_AFFINITY);
+      spec.mutable_strategy()->set_node_id(o.strategy.node.Binary());
+      spec.mutable_strategy()->set_soft(o.strategy.soft);
+      break;
+    default:
+      break;
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    proto::TaskArg* arg = spec.add_args();
+    if (!args[i].is_ref) {
+      arg->set_value(std::move(args[i].value));
+      continue;
+    }
+    if (!refs_.Has(args[i].ref)) {
+      return absl::NotFoundError("argument " + std::to_string(i + 1) + " of " + o.function_name +
+                                 " refers to object " + args[i].ref.Hex() +
+                                 ", which this process does not know (freed, or a nil ObjectRef)");
+    }
+    arg->mutable_ref()->set_object_id(args[i].ref.Binary());
+    *arg->mutable_ref()->mutable_owner() = self_;
+    ref_args->push_back(args[i].ref);
+  }
+  return spec;
+}
+
+ObjectId CoreWorker::Submit(const internal::TaskOptions& options,
+                            std::vector<internal::TaskArg> args) {
+  TaskId task = NormalTaskId(options_.job_id, CurrentTask(), ++submit_counter_);
+  ObjectId result = ReturnObjectId(task, 1);
+  refs_.AddOwned(result);
+  if (options.function_name.empty()) {
+    return FailedObject(
+        result, absl::NotFoundError("this function is not registered: add LUMEN_REMOTE(f) next "
+                                    "to its definition, in a shared library the driver links"));
+  }
+  if (driver_only_.count(options.function_name)) {
+    return FailedObject(
+        result, absl::FailedPreconditionError(
+                    "function " + options.function_name +
+                    " is defined in the driver executable, which workers cannot load: move it "
+                    "(and its LUMEN_REMOTE) into a shared library that the driver links"));
+  }
+  std::vector<ObjectId> ref_args;
+  auto spec = BuildSpec(task, options, std::move(args), &ref_args);
+  if (!spec.ok()) return FailedObject(result, spec.status());
+  refs_.AddSubmittedRefs(ref_args);
+  PendingTask pending;
+  pending.spec = std::move(*spec);
+  pending.returns = {result};
+  pending.ref_args = std::move(ref_args);
+  pending.retries_left = pending.spec.max_retries();
+  auto shared = std::make_shared<PendingTask>(std::move(pending));
+  loop_.Post("core_worker.submit", [this, shared, task] {
+    tasks_->Add(std::move(*shared));
+    submitter_->Submit(task);
+  });
+  return result;
+}
+
+void CoreWorker::HandlePushTask(const proto::PushTaskRequest& request, proto::PushTaskReply* reply,
+                                rpc::SendReply send) {
+  if (options_.is_driver) {
+    send(absl::UnimplementedError("drivers do not run tasks"));
+    return;
+  }
+  executor_->Enqueue(request, reply, std::move(send));
+}
+
+void CoreWorker::HandleAddObjectLocation(const proto::AddObjectLocationRequest& request,
+                                         proto::AddObjectLocationReply* reply,
+                                         rpc::SendReply send) {
+  ObjectLocation where{
+      NodeId::FromBinary(request.node_id()),
+      rpc::JoinHostPort(request.node_manager().host(), request.node_manager().port())};
+  reply->set_freed(!refs_.AddLocation(ObjectId::FromBinary(request.object_id()), where));
+  send(absl::OkStatus());
+}
+
+}  // namespace lumen::worker

@@ -1,0 +1,127 @@
+// CoreWorker: the runtime inside every driver and worker process. It owns
+// what the process creates (reference counts, small values, where large
+// ones live), submits tasks (task_submitter.h), executes them in workers
+// (task_executor.h) and serves CoreWorkerService. Its logic runs on one loop
+// ("core_worker"); the Runtime methods are called from user threads.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "lumen/api.h"
+#include "lumen/internal/runtime.h"
+#include "proto/worker.pb.h"
+#include "rpc/client_pool.h"
+#include "rpc/core_worker_service.h"
+#include "rpc/gcs_client.h"
+#include "rpc/node_manager_service.h"
+#include "rpc/server.h"
+#include "worker/code_package.h"
+#include "worker/memory_store.h"
+#include "worker/object_io.h"
+#include "worker/reference_counter.h"
+#include "worker/task_executor.h"
+#include "worker/task_manager.h"
+#include "worker/task_submitter.h"
+
+namespace lumen::worker {
+
+struct CoreWorkerOptions {
+  bool is_driver = true;
+  std::string gcs_address;
+  std::string token;
+  std::string node_manager_address;  // the node manager on this machine
+  std::string host = "127.0.0.1";    // to listen on
+  // Workers get these from their node manager; drivers learn them at start.
+  JobId job_id;
+  WorkerId worker_id = WorkerId::FromRandom();
+  NodeId node_id;
+  std::string store_prefix;
+};
+
+class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
+ public:
+  explicit CoreWorker(CoreWorkerOptions options);
+  ~CoreWorker() override;
+
+  // Driver: uploads the code package, adds the job to the GCS and registers
+  // with the local node manager.
+  absl::Status StartDriver(const CodePackage& code, const std::string& entrypoint);
+  // Worker: registers with its node manager; a non-empty `startup_error`
+  // (its code did not load) is reported instead.
+  absl::Status StartWorker(const std::string& startup_error);
+  // Worker: runs pushed tasks on the calling thread until Shutdown().
+  void RunTaskLoop();
+  // Ends the job (driver), stops serving; idempotent.
+  void Shutdown();
+
+  ObjectId Submit(const internal::TaskOptions& options,
+                  std::vector<internal::TaskArg> args) override;
+  ObjectId Put(std::string data) override;
+  absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> Get(
+      const std::vector<ObjectId>& ids, int64_t timeout_ms) override;
+  absl::StatusOr<std::vector<bool>> Wait(const std::vector<ObjectId>& ids, int num_ready,
+                                         int64_t timeout_ms) override;
+  void AddLocalRef(const ObjectId& id) override { refs_.AddLocalRef(id); }
+  void RemoveLocalRef(const ObjectId& id) override { refs_.RemoveLocalRef(id); }
+
+  LUMEN_HANDLER_IMPL(PushTask);
+  LUMEN_HANDLER_IMPL(AddObjectLocation);
+
+  RuntimeContext Context() const;
+  rpc::GcsClient* gcs() { return gcs_.get(); }
+  const std::string& token() const { return options_.token; }
+  size_t NumOwnedObjects() const { return refs_.NumObjects(); }
+
+ private:
+  absl::Status StartCommon();
+  void FinishSetup();
+  void OnFree(const ObjectId& id, const std::vector<ObjectLocation>& locations);
+  void FreeCopy(const ObjectId& id, const ObjectLocation& where);
+  void FlushFrees();
+  ObjectId FailedObject(const ObjectId& id, const absl::Status& error);
+  absl::StatusOr<proto::TaskSpec> BuildSpec(const TaskId& task, const internal::TaskOptions& o,
+                                            std::vector<internal::TaskArg> args,
+                                            std::vector<ObjectId>* ref_args);
+  void SetCurrentTask(const TaskId& task);
+  TaskId CurrentTask() const;
+  void NotifyBlocked(bool blocked);
+
+  CoreWorkerOptions options_;
+  proto::Address self_;
+  EventLoop loop_{"core_worker"};
+  rpc::GrpcServer server_;
+  std::unique_ptr<rpc::GcsClient> gcs_;
+  rpc::ClientPool<rpc::NodeManagerClient> node_managers_;
+  rpc::ClientPool<rpc::CoreWorkerClient> workers_;
+  MemoryStore memory_store_;
+  ReferenceCounter refs_;
+  std::unique_ptr<ObjectIo> io_;
+  std::unique_ptr<TaskManager> tasks_;
+  std::unique_ptr<TaskSubmitter> submitter_;
+  std::unique_ptr<TaskExecutor> executor_;
+  std::set<std::string> driver_only_;
+
+  mutable std::mutex task_mu_;
+  TaskId current_task_;
+  std::atomic<uint64_t> submit_counter_{0};
+  std::atomic<uint64_t> put_counter_{0};
+
+  std::mutex free_mu_;
+  std::map<std::string, std::vector<ObjectId>> pending_frees_;  // by node manager
+  bool free_flush_posted_ = false;
+
+  bool started_ = false;
+  std::atomic<bool> stopped_{false};
+};
+
+// Makes `runtime` the one the API templates use in this process (workers;
+// drivers get theirs from Init()).
+void SetProcessRuntime(internal::Runtime* runtime);
+
+}  // namespace lumen::worker

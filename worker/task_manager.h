@@ -1,0 +1,53 @@
+// TaskManager: the tasks this process submitted and has not seen finish.
+// It turns replies into values in the memory store, retries tasks whose
+// worker died while retries last, and releases the references a task held
+// on its arguments once it is done. Runs on the core worker loop.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lumen/id.h"
+#include "proto/worker.pb.h"
+#include "worker/memory_store.h"
+#include "worker/reference_counter.h"
+
+namespace lumen::worker {
+
+struct PendingTask {
+  proto::TaskSpec spec;
+  std::vector<ObjectId> returns;
+  std::vector<ObjectId> ref_args;  // references held until the task is done
+  int retries_left = 0;
+  int unresolved_args = 0;
+};
+
+class TaskManager {
+ public:
+  // Frees a copy in a node's store that no reference needs.
+  using FreeCopy = std::function<void(const ObjectId&, const ObjectLocation&)>;
+
+  TaskManager(MemoryStore* store, ReferenceCounter* refs, FreeCopy free_copy)
+      : store_(store), refs_(refs), free_copy_(std::move(free_copy)) {}
+
+  void Add(PendingTask task);
+  PendingTask* Find(const TaskId& id);
+  // Stores the returned values; `node_manager` is where stored copies live.
+  void Complete(const TaskId& id, const proto::PushTaskReply& reply,
+                const std::string& node_manager);
+  // True (and the task's attempt counted) when it may run again; otherwise
+  // it fails with `error`.
+  bool RetryOrFail(const TaskId& id, const absl::Status& error);
+  void Fail(const TaskId& id, const absl::Status& error);
+  size_t NumPending() const { return tasks_.size(); }
+
+ private:
+  MemoryStore* store_;
+  ReferenceCounter* refs_;
+  FreeCopy free_copy_;
+  std::map<TaskId, PendingTask> tasks_;
+};
+
+}  // namespace lumen::worker

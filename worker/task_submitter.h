@@ -1,0 +1,94 @@
+// TaskSubmitter: runs normal tasks. For each task it waits for the
+// arguments that are objects (small values are then carried inline), then
+// queues it by scheduling key (resources + strategy). For each key it asks
+// the local node manager for worker leases, follows spillbacks to other
+// nodes, pushes queued tasks straight to leased workers one at a time and
+// returns a lease once the key's queue is empty. A failed push means the
+// worker died: the task runs again while retries last.
+// Runs on the core worker loop.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <string>
+
+#include "common/event_loop.h"
+#include "proto/node.pb.h"
+#include "rpc/client_pool.h"
+#include "rpc/core_worker_service.h"
+#include "rpc/node_manager_service.h"
+#include "worker/memory_store.h"
+#include "worker/task_manager.h"
+
+namespace lumen::worker {
+
+struct SubmitterOptions {
+  int max_pending_leases_per_key = 10;
+  int64_t node_manager_retry_for_ms = 30'000;
+};
+
+class TaskSubmitter {
+ public:
+  TaskSubmitter(EventLoop* loop, std::string local_node_manager, proto::Address self,
+                MemoryStore* store, TaskManager* tasks,
+                rpc::ClientPool<rpc::NodeManagerClient>* node_managers,
+                rpc::ClientPool<rpc::CoreWorkerClient>* workers, SubmitterOptions options = {})
+      : loop_(loop),
+        local_node_manager_(std::move(local_node_manager)),
+        self_(std::move(self)),
+        store_(store),
+        tasks_(tasks),
+        node_managers_(node_managers),
+        workers_(workers),
+        options_(options) {}
+
+  // Takes a task already added to the TaskManager.
+  void Submit(const TaskId& id);
+  // Returns every lease (the process is stopping).
+  void Shutdown();
+
+ private:
+  struct LeasedWorker {
+    LeaseId lease;
+    proto::Address address;
+    std::string node_manager;
+    bool busy = false;
+    int64_t tasks_done = 0;
+  };
+  struct KeyState {
+    proto::LeaseSpec lease_spec;
+    std::deque<TaskId> queue;
+    int pending_leases = 0;
+    std::map<LeaseId, LeasedWorker> workers;
+  };
+
+  void OnArgReady(const TaskId& id, int index, const StoredObject& object);
+  void Enqueue(const TaskId& id);
+  void Pump(const std::string& key);
+  void RequestLease(const std::string& key, const std::string& node_manager, bool grant_or_reject,
+                    int attempt);
+  void OnLeaseReply(const std::string& key, const std::string& node_manager, bool spilled,
+                    int attempt, const absl::Status& status,
+                    const proto::RequestWorkerLeaseReply& reply);
+  void Push(const std::string& key, const LeaseId& lease, const TaskId& task);
+  void OnPushReply(const std::string& key, const LeaseId& lease, const TaskId& task,
+                   const absl::Status& status, const proto::PushTaskReply& reply);
+  void ReturnLease(KeyState& k, const LeaseId& lease, bool worker_failed);
+  void FailQueued(KeyState& k, const absl::Status& status);
+
+  EventLoop* loop_;
+  std::string local_node_manager_;
+  proto::Address self_;
+  MemoryStore* store_;
+  TaskManager* tasks_;
+  rpc::ClientPool<rpc::NodeManagerClient>* node_managers_;
+  rpc::ClientPool<rpc::CoreWorkerClient>* workers_;
+  SubmitterOptions options_;
+  std::map<std::string, KeyState> keys_;
+  bool shutting_down_ = false;
+};
+
+// Tasks with the same key can share a leased worker.
+std::string SchedulingKey(const proto::TaskSpec& spec);
+
+}  // namespace lumen::worker

@@ -1,0 +1,53 @@
+// lumen_worker: the process a node manager starts to run one job's tasks.
+// Loads the job's code package, registers with its node manager and runs
+// pushed tasks on its main thread until the node manager stops it (or dies:
+// the lifeline then ends the process).
+#include <unistd.h>
+
+#include "CLI/CLI.hpp"
+#include "common/logging.h"
+#include "common/process.h"
+#include "worker/code_package.h"
+#include "worker/core_worker.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lumen worker: started by a node manager, not by hand"};
+  lumen::worker::CoreWorkerOptions options;
+  std::string node_id, worker_id, job_id;
+  std::vector<std::string> code;
+  options.is_driver = false;
+  app.add_option("--node-manager", options.node_manager_address, "node manager host:port")
+      ->required();
+  app.add_option("--gcs", options.gcs_address, "GCS host:port")->required();
+  app.add_option("--node-id", node_id)->required();
+  app.add_option("--worker-id", worker_id)->required();
+  app.add_option("--job-id", job_id)->required();
+  app.add_option("--host", options.host, "address to listen on");
+  app.add_option("--store-prefix", options.store_prefix)->required();
+  app.add_option("--code", code, "shared libraries of the job's code package, in load order");
+  CLI11_PARSE(app, argc, argv);
+
+  lumen::logging::Init("worker", "", lumen::logging::Level::kInfo);
+  lumen::WatchLifeline([] {
+    lumen::logging::Flush();
+    ::_exit(0);
+  });
+  if (const char* token = std::getenv("LUMEN_TOKEN")) options.token = token;
+  ::unsetenv("LUMEN_TOKEN");  // not for the user's child processes
+  options.node_id = lumen::NodeId::FromHex(node_id);
+  options.worker_id = lumen::WorkerId::FromHex(worker_id);
+  options.job_id = lumen::JobId::FromHex(job_id);
+
+  absl::Status loaded = lumen::worker::LoadCodePackage(code);
+  auto core = std::make_unique<lumen::worker::CoreWorker>(options);
+  absl::Status started = core->StartWorker(loaded.ok() ? "" : std::string(loaded.message()));
+  if (!started.ok() || !loaded.ok()) {
+    LUMEN_LOG_ERROR("worker cannot start: {}", (loaded.ok() ? started : loaded).ToString());
+    lumen::logging::Flush();
+    ::_exit(1);
+  }
+  lumen::worker::SetProcessRuntime(core.get());
+  core->RunTaskLoop();
+  lumen::logging::Flush();
+  ::_exit(0);
+}
