@@ -139,10 +139,13 @@ absl::Status NodeManager::Register() {
                        {.timeout_ms = 5'000, .retry_for_ms = config_.gcs_connect_timeout_ms});
   });
   if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
-                        "cannot join the cluster at " + config_.gcs_address + ": " +
-                            std::string(reply.status().message()) +
-                            ". Is the head running (lumen start --head) and is the token right?");
+    std::string hint =
+        absl::IsUnavailable(reply.status()) || absl::IsDeadlineExceeded(reply.status())
+            ? ". Is the head running there (lumen start --head)?"
+            : "";
+    return absl::Status(reply.status().code(), "cannot join the cluster at " + config_.gcs_address +
+                                                   ": " + std::string(reply.status().message()) +
+                                                   hint);
   }
   heartbeat_period_ms_ = std::max<int64_t>(10, reply->heartbeat_period_ms());
   session_dir_ = config_.session_dir.empty() ? reply->session_dir() : config_.session_dir;

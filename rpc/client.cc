@@ -1,9 +1,30 @@
 // Channels; see client.h.
 #include "rpc/client.h"
 
+#include "proto/gcs.grpc.pb.h"
+
 namespace lumen::rpc {
 
+void KeepGrpcInitialized() {
+  static const bool pinned = [] {
+    grpc_init();  // never paired with grpc_shutdown()
+    // One callback call on a channel that is never destroyed holds a
+    // reference to the callback completion queue for good.
+    auto* channel = new std::shared_ptr<grpc::Channel>(
+        grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()));
+    auto* stub = proto::GcsKvService::NewStub(*channel).release();
+    auto* context = new grpc::ClientContext();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1));
+    auto* request = new proto::KvGetRequest();
+    auto* reply = new proto::KvGetReply();
+    stub->async()->KvGet(context, request, reply, [](grpc::Status) {});
+    return true;
+  }();
+  (void)pinned;
+}
+
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  KeepGrpcInitialized();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);

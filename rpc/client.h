@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/event_loop.h"
 #include "rpc/dispatch.h"
@@ -79,13 +80,14 @@ class GrpcClient {
     std::mutex mu;
     std::condition_variable cv;
     bool closed = false;
-    std::unordered_map<grpc::ClientContext*, bool> in_flight;
+    std::unordered_set<grpc::ClientContext*> in_flight;  // calls gRPC still owns
+    int completing = 0;                                  // Done() calls still running
 
     void Close() {
       std::unique_lock<std::mutex> lock(mu);
       closed = true;
-      for (auto& [ctx, unused] : in_flight) ctx->TryCancel();
-      cv.wait(lock, [this] { return in_flight.empty(); });
+      for (grpc::ClientContext* ctx : in_flight) ctx->TryCancel();
+      cv.wait(lock, [this] { return in_flight.empty() && completing == 0; });
     }
   };
 
@@ -114,7 +116,7 @@ class GrpcClient {
         Deliver(core, a, absl::CancelledError("client closed"));
         return;
       }
-      core->in_flight[a->context.get()] = true;
+      core->in_flight.insert(a->context.get());
     }
     (core->stub->async()->*(a->method))(a->context.get(), &a->request, &a->reply,
                                         [core, a](grpc::Status status) { Done(core, a, status); });
@@ -123,8 +125,16 @@ class GrpcClient {
   template <typename Req, typename Rep>
   static void Done(std::shared_ptr<Core> core, std::shared_ptr<Attempt<Req, Rep>> a,
                    const grpc::Status& status) {
+    bool closed;
+    {
+      // gRPC is done with this context: a retry may replace it from now on.
+      std::lock_guard<std::mutex> lock(core->mu);
+      core->in_flight.erase(a->context.get());
+      core->completing++;
+      closed = core->closed;
+    }
     bool retry =
-        status.error_code() == grpc::StatusCode::UNAVAILABLE && core->loop &&
+        status.error_code() == grpc::StatusCode::UNAVAILABLE && core->loop && !closed &&
         std::chrono::steady_clock::now() + std::chrono::milliseconds(a->backoff_ms) < a->give_up_at;
     if (retry) {
       int64_t delay = a->backoff_ms;
@@ -137,7 +147,7 @@ class GrpcClient {
     {
       // Until here the owner's Close() waits, so its loop is still alive.
       std::lock_guard<std::mutex> lock(core->mu);
-      core->in_flight.erase(a->context.get());
+      core->completing--;
       core->cv.notify_all();
     }
     // Inline delivery last: the callback may destroy the client.

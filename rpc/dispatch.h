@@ -13,6 +13,14 @@
 
 namespace lumen::rpc {
 
+// Initializes gRPC once for the life of the process, and keeps the callback
+// API's completion queue alive with it. gRPC 1.51 builds that queue (and its
+// "nexting" threads) on first use and tears it down when its last user goes;
+// when the last user is a channel released from one of those very threads,
+// the teardown races with itself and aborts (grpc/grpc#32584). Pinning the
+// queue, and never shutting gRPC down, removes both races.
+void KeepGrpcInitialized();
+
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
 

@@ -100,6 +100,7 @@ struct GrpcServer::Impl {
 };
 
 GrpcServer::GrpcServer(std::string name, ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  KeepGrpcInitialized();
   impl_->name = std::move(name);
   impl_->options = std::move(options);
 }

@@ -3,10 +3,13 @@
 #include <ifaddrs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -74,10 +77,20 @@ std::set<std::string> LocalHosts() {
 absl::StatusOr<proto::NodeInfo> FindLocalNode(const std::string& gcs_address,
                                               const std::string& token, int64_t timeout_ms) {
   rpc::GcsClient gcs(gcs_address, token, nullptr);
-  auto nodes = rpc::CallSync<proto::GetAllNodesReply>([&](auto cb) {
-    gcs.GetAllNodes(proto::GetAllNodesRequest(), cb,
-                    {.timeout_ms = std::min<int64_t>(timeout_ms, 5'000), .retry_for_ms = 0});
-  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  absl::StatusOr<proto::GetAllNodesReply> nodes;
+  for (int64_t backoff_ms = 20;; backoff_ms = std::min<int64_t>(backoff_ms * 2, 500)) {
+    nodes = rpc::CallSync<proto::GetAllNodesReply>([&](auto cb) {
+      gcs.GetAllNodes(proto::GetAllNodesRequest(), cb,
+                      {.timeout_ms = std::clamp<int64_t>(timeout_ms, 100, 5'000)});
+    });
+    // Only a GCS that is not up yet is worth waiting for.
+    if (nodes.ok() || !absl::IsUnavailable(nodes.status()) ||
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms) > deadline) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+  }
   if (!nodes.ok()) {
     return absl::Status(nodes.status().code(),
                         "cannot reach the lumen cluster at " + gcs_address + ": " +

@@ -1,0 +1,36 @@
+// Helpers for tests: waiting on conditions with a deadline (never a bare
+// sleep), temporary directories and process trees.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+#include <string>
+
+namespace lumen::testing {
+
+// Polls `condition` until it holds or `timeout_ms` passes; returns whether
+// it held.
+bool WaitUntil(const std::function<bool()>& condition, int64_t timeout_ms = 20'000);
+
+// A fresh directory, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Every live process below `pid` in the process tree.
+std::set<pid_t> Descendants(pid_t pid);
+pid_t ParentOf(pid_t pid);
+
+// Runs a shell command; returns its exit code and puts stdout+stderr in `output`.
+int RunCommand(const std::string& command, std::string* output);
+
+}  // namespace lumen::testing
