@@ -96,7 +96,11 @@ absl::StatusOr<std::string> Process::WaitReady(int64_t timeout_ms) {
     ssize_t n = ::read(ready_fd_, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      TryReap();
+      // The child closed its end, almost always by exiting: say how.
+      auto reap_by = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (!TryReap() && std::chrono::steady_clock::now() < reap_by) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
       return absl::UnavailableError("process " + std::to_string(pid_) +
                                     " exited before it was ready (" + DescribeExit() + ")");
     }

@@ -16,15 +16,22 @@
 
 namespace lumen::node {
 
-class CodeCache {
+// Where the lease manager gets a job's code files; faked in tests.
+class CodeResolver {
  public:
   using Done = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+  virtual ~CodeResolver() = default;
+  // Local paths of the job's code files, in load order.
+  virtual void Resolve(const JobId& job, Done done) = 0;
+  virtual void Forget(const JobId& job) = 0;
+};
 
+class CodeCache : public CodeResolver {
+ public:
   CodeCache(rpc::GcsClient* gcs, std::string dir) : gcs_(gcs), dir_(std::move(dir)) {}
 
-  // Local paths of the job's code files, in load order.
-  void Resolve(const JobId& job, Done done);
-  void Forget(const JobId& job) { jobs_.erase(job); }
+  void Resolve(const JobId& job, Done done) override;
+  void Forget(const JobId& job) override { jobs_.erase(job); }
 
  private:
   struct JobEntry {

@@ -30,7 +30,7 @@ absl::StatusOr<PlacementRequest> ToPlacement(const proto::LeaseSpec& spec) {
 }
 
 LeaseManager::LeaseManager(NodeId self, ResourceSet total, ClusterView* view, WorkerPool* pool,
-                           CodeCache* code, std::string host,
+                           CodeResolver* code, std::string host,
                            std::function<void()> on_resources_changed)
     : self_(self),
       total_(std::move(total)),

@@ -30,8 +30,8 @@ struct LeaseStats {
 
 class LeaseManager {
  public:
-  LeaseManager(NodeId self, ResourceSet total, ClusterView* view, WorkerPool* pool, CodeCache* code,
-               std::string host, std::function<void()> on_resources_changed);
+  LeaseManager(NodeId self, ResourceSet total, ClusterView* view, WorkerPool* pool,
+               CodeResolver* code, std::string host, std::function<void()> on_resources_changed);
 
   void HandleRequestWorkerLease(const proto::RequestWorkerLeaseRequest& request,
                                 proto::RequestWorkerLeaseReply* reply, rpc::SendReply send);
@@ -86,7 +86,7 @@ class LeaseManager {
   ResourceSet allocated_;
   ClusterView* view_;
   WorkerPool* pool_;
-  CodeCache* code_;
+  CodeResolver* code_;
   std::string host_;
   std::function<void()> on_resources_changed_;
   Scheduler scheduler_;

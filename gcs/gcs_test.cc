@@ -1,0 +1,277 @@
+// Unit tests of the GCS tables with an in-memory store and a fake clock.
+#include <optional>
+
+#include "gcs/job_table.h"
+#include "gcs/node_table.h"
+#include "gcs/pubsub.h"
+#include "gtest/gtest.h"
+#include "lumen/id.h"
+
+namespace lumen::gcs {
+namespace {
+
+// Captures the answer of a handler.
+struct Answer {
+  std::optional<absl::Status> status;
+  rpc::SendReply send() {
+    return [this](absl::Status s) { status = s; };
+  }
+  bool ok() const { return status && status->ok(); }
+};
+
+class PubSubTest : public ::testing::Test {
+ protected:
+  void Subscribe(const std::string& id, std::vector<proto::Channel> channels) {
+    proto::SubscribeRequest req;
+    req.set_subscriber_id(id);
+    for (auto c : channels) req.add_channels(c);
+    proto::SubscribeReply reply;
+    Answer a;
+    publisher_.HandleSubscribe(req, &reply, a.send());
+    ASSERT_TRUE(a.ok());
+  }
+  void Publish(proto::Channel channel, const std::string& key, int64_t marker) {
+    proto::PubMessage m;
+    m.set_channel(channel);
+    m.set_key(key);
+    m.mutable_node()->set_start_time_ms(marker);
+    publisher_.Publish(m);
+  }
+  FakeClock clock_;
+  Publisher publisher_{&clock_,
+                       Publisher::Options{.max_poll_hold_ms = 1000, .subscriber_timeout_ms = 5000}};
+};
+
+TEST_F(PubSubTest, PollWaitsForMessagesAndDeliversInOrder) {
+  Subscribe("s", {proto::NODE_CHANGES});
+  proto::PollRequest poll;
+  poll.set_subscriber_id("s");
+  proto::PollReply reply;
+  Answer a;
+  publisher_.HandlePoll(poll, &reply, a.send());
+  EXPECT_FALSE(a.status) << "an empty mailbox holds the poll";
+  Publish(proto::NODE_CHANGES, "n1", 1);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(reply.messages_size(), 1);
+  EXPECT_EQ(reply.messages(0).seq(), 1);
+
+  Publish(proto::NODE_CHANGES, "n2", 2);
+  Publish(proto::JOB_CHANGES, "j", 3);  // not subscribed
+  Publish(proto::NODE_CHANGES, "n3", 4);
+  poll.set_ack_seq(1);
+  proto::PollReply second;
+  Answer b;
+  publisher_.HandlePoll(poll, &second, b.send());
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(second.messages_size(), 2);
+  EXPECT_EQ(second.messages(0).node().start_time_ms(), 2);
+  EXPECT_EQ(second.messages(1).node().start_time_ms(), 4);
+}
+
+TEST_F(PubSubTest, UnacknowledgedMessagesAreSentAgain) {
+  Subscribe("s", {proto::NODE_CHANGES});
+  Publish(proto::NODE_CHANGES, "n1", 1);
+  proto::PollRequest poll;
+  poll.set_subscriber_id("s");
+  for (int i = 0; i < 2; ++i) {  // the first reply was "lost": same ack again
+    proto::PollReply reply;
+    Answer a;
+    publisher_.HandlePoll(poll, &reply, a.send());
+    ASSERT_TRUE(a.ok());
+    ASSERT_EQ(reply.messages_size(), 1);
+    EXPECT_EQ(reply.messages(0).seq(), 1);
+  }
+}
+
+TEST_F(PubSubTest, ResourceUpdatesNotYetSentAreCoalesced) {
+  Subscribe("s", {proto::RESOURCE_VIEW});
+  for (int i = 1; i <= 5; ++i) Publish(proto::RESOURCE_VIEW, "n1", i);
+  Publish(proto::RESOURCE_VIEW, "n2", 9);
+  proto::PollRequest poll;
+  poll.set_subscriber_id("s");
+  proto::PollReply reply;
+  Answer a;
+  publisher_.HandlePoll(poll, &reply, a.send());
+  ASSERT_EQ(reply.messages_size(), 2);
+  EXPECT_EQ(reply.messages(0).key(), "n1");
+  EXPECT_EQ(reply.messages(0).node().start_time_ms(), 5);
+}
+
+TEST_F(PubSubTest, HeldPollsEndAndSilentSubscribersAreForgotten) {
+  Subscribe("s", {proto::NODE_CHANGES});
+  proto::PollRequest poll;
+  poll.set_subscriber_id("s");
+  proto::PollReply reply;
+  Answer a;
+  publisher_.HandlePoll(poll, &reply, a.send());
+  clock_.AdvanceMs(1001);
+  publisher_.Tick();
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(reply.messages_size(), 0);
+  clock_.AdvanceMs(6000);
+  publisher_.Tick();
+  EXPECT_EQ(publisher_.NumSubscribers(), 0u);
+  Answer gone;
+  publisher_.HandlePoll(poll, &reply, gone.send());
+  EXPECT_EQ(gone.status->code(), absl::StatusCode::kNotFound);
+}
+
+class NodeTableTest : public ::testing::Test {
+ protected:
+  NodeId Register() {
+    NodeId id = NodeId::FromRandom();
+    proto::RegisterNodeRequest req;
+    req.mutable_node()->set_node_id(id.Binary());
+    (*req.mutable_node()->mutable_resources_total())["CPU"] = 4;
+    proto::RegisterNodeReply reply;
+    Answer a;
+    table_.HandleRegisterNode(req, &reply, a.send());
+    EXPECT_TRUE(a.ok());
+    EXPECT_EQ(reply.node_timeout_ms(), 4000);
+    return id;
+  }
+  bool Report(const NodeId& id) {
+    proto::ReportNodeRequest req;
+    req.set_node_id(id.Binary());
+    proto::ReportNodeReply reply;
+    Answer a;
+    table_.HandleReportNode(req, &reply, a.send());
+    EXPECT_TRUE(a.ok());
+    return reply.node_is_dead();
+  }
+  FakeClock clock_;
+  InMemoryStoreClient store_;
+  Publisher publisher_{&clock_, {}};
+  GcsNodeTable table_{&store_, &publisher_, &clock_, NodeTableOptions{}};
+};
+
+TEST_F(NodeTableTest, SilentNodesAreDeclaredDeadAndToldSo) {
+  NodeId a = Register();
+  NodeId b = Register();
+  EXPECT_EQ(table_.NumAlive(), 2u);
+  for (int i = 0; i < 10; ++i) {
+    clock_.AdvanceMs(500);
+    EXPECT_FALSE(Report(a));
+    table_.CheckHealth();
+  }
+  EXPECT_EQ(table_.NumAlive(), 1u);  // b never reported
+  EXPECT_TRUE(Report(b));
+  proto::GetAllNodesReply all;
+  Answer x;
+  table_.HandleGetAllNodes({}, &all, x.send());
+  ASSERT_EQ(all.nodes_size(), 2);
+  for (const auto& n : all.nodes()) {
+    if (NodeId::FromBinary(n.node_id()) == b) {
+      EXPECT_EQ(n.state(), proto::NodeInfo::DEAD);
+      EXPECT_NE(n.death_reason().find("no heartbeat"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(NodeTableTest, BadAndDuplicateRegistrationsAreRefused) {
+  proto::RegisterNodeRequest bad;
+  bad.mutable_node()->set_node_id("short");
+  proto::RegisterNodeReply reply;
+  Answer a;
+  table_.HandleRegisterNode(bad, &reply, a.send());
+  EXPECT_EQ(a.status->code(), absl::StatusCode::kInvalidArgument);
+  NodeId id = Register();
+  proto::RegisterNodeRequest again;
+  again.mutable_node()->set_node_id(id.Binary());
+  Answer b;
+  table_.HandleRegisterNode(again, &reply, b.send());
+  EXPECT_EQ(b.status->code(), absl::StatusCode::kAlreadyExists);
+  proto::ReportNodeRequest unknown;
+  unknown.set_node_id(NodeId::FromRandom().Binary());
+  proto::ReportNodeReply r;
+  Answer c;
+  table_.HandleReportNode(unknown, &r, c.send());
+  EXPECT_EQ(c.status->code(), absl::StatusCode::kNotFound);
+}
+
+TEST(JobTableTest, JobsGetIncreasingIdsAndFinish) {
+  FakeClock clock;
+  InMemoryStoreClient store;
+  Publisher publisher(&clock, {});
+  GcsJobTable jobs(&store, &publisher, &clock);
+  std::vector<JobId> ids;
+  for (int i = 0; i < 3; ++i) {
+    proto::AddJobRequest req;
+    req.mutable_job()->set_driver_pid(100 + i);
+    proto::AddJobReply reply;
+    Answer a;
+    jobs.HandleAddJob(req, &reply, a.send());
+    ASSERT_TRUE(a.ok());
+    ids.push_back(JobId::FromBinary(reply.job_id()));
+  }
+  EXPECT_EQ(ids[0].ToInt(), 1u);
+  EXPECT_EQ(ids[2].ToInt(), 3u);
+  proto::MarkJobFinishedRequest fin;
+  fin.set_job_id(ids[1].Binary());
+  Answer f;
+  proto::MarkJobFinishedReply fin_reply;
+  jobs.HandleMarkJobFinished(fin, &fin_reply, f.send());
+  ASSERT_TRUE(f.ok());
+  proto::GetJobRequest get;
+  get.set_job_id(ids[1].Binary());
+  proto::GetJobReply job;
+  Answer g;
+  jobs.HandleGetJob(get, &job, g.send());
+  EXPECT_TRUE(job.job().finished());
+  EXPECT_EQ(job.job().driver_pid(), 101);
+  get.set_job_id(JobId::FromInt(99).Binary());
+  Answer missing;
+  jobs.HandleGetJob(get, &job, missing.send());
+  EXPECT_EQ(missing.status->code(), absl::StatusCode::kNotFound);
+}
+
+TEST(KvTest, PutGetKeysDelete) {
+  InMemoryStoreClient store;
+  GcsKv kv(&store);
+  auto put = [&](const std::string& key, const std::string& value, bool overwrite) {
+    proto::KvPutRequest req;
+    req.set_ns("n");
+    req.set_key(key);
+    req.set_value(value);
+    req.set_overwrite(overwrite);
+    proto::KvPutReply reply;
+    Answer a;
+    kv.HandleKvPut(req, &reply, a.send());
+    return reply.added();
+  };
+  EXPECT_TRUE(put("code/a", "1", false));
+  EXPECT_FALSE(put("code/a", "2", false));  // kept
+  EXPECT_TRUE(put("code/b", "3", false));
+  EXPECT_TRUE(put("other", "4", false));
+  proto::KvGetRequest get;
+  get.set_ns("n");
+  get.set_key("code/a");
+  proto::KvGetReply got;
+  Answer g;
+  kv.HandleKvGet(get, &got, g.send());
+  EXPECT_EQ(got.value(), "1");
+  proto::KvKeysRequest keys;
+  keys.set_ns("n");
+  keys.set_prefix("code/");
+  proto::KvKeysReply listed;
+  Answer k;
+  kv.HandleKvKeys(keys, &listed, k.send());
+  EXPECT_EQ(listed.keys_size(), 2);
+  proto::KvDelRequest del;
+  del.set_ns("n");
+  del.set_key("code/a");
+  proto::KvDelReply deleted;
+  Answer d;
+  kv.HandleKvDel(del, &deleted, d.send());
+  EXPECT_TRUE(deleted.deleted());
+  proto::KvExistsRequest exists;
+  exists.set_ns("n");
+  exists.set_key("code/a");
+  proto::KvExistsReply there;
+  Answer e;
+  kv.HandleKvExists(exists, &there, e.send());
+  EXPECT_FALSE(there.exists());
+}
+
+}  // namespace
+}  // namespace lumen::gcs

@@ -1,0 +1,245 @@
+// Unit tests of the node manager's parts: the shared-memory store and the
+// lease manager (with a worker pool of real, idle processes).
+#include <signal.h>
+
+#include <optional>
+
+#include "gtest/gtest.h"
+#include "node/lease_manager.h"
+#include "node/object_store.h"
+#include "node/shm.h"
+
+namespace lumen::node {
+namespace {
+
+std::string TestPrefix() { return StorePrefix(::getpid(), NodeId::FromRandom()); }
+
+TEST(ShmTest, CreateMapReadAndUnlink) {
+  std::string name = ShmName(TestPrefix(), ObjectId::FromRandom());
+  {
+    auto w = CreateShmObject(name, 10);
+    ASSERT_TRUE(w.ok()) << w.status();
+    std::memcpy((*w)->mutable_data(), "0123456789", 10);
+  }
+  EXPECT_EQ(CreateShmObject(name, 10).status().code(), absl::StatusCode::kAlreadyExists);
+  auto r = OpenShmObject(name);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(std::string((*r)->data(), 10), "0123456789");
+  EXPECT_EQ(*ReadShmRange(name, 3, 4), "3456");
+  UnlinkShmObject(name);
+  // A mapping made before the unlink stays readable.
+  EXPECT_EQ(std::string((*r)->data(), 3), "012");
+  EXPECT_EQ(OpenShmObject(name).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ObjectStoreTest, SealChecksSizeAndCapacityAndFreeReturnsSpace) {
+  LocalObjectStore store(TestPrefix(), 100);
+  ObjectId a = ObjectId::FromRandom(), b = ObjectId::FromRandom(), c = ObjectId::FromRandom();
+  ASSERT_TRUE(CreateShmObject(store.NameOf(a), 60).ok());
+  EXPECT_EQ(store.Seal(a, 61, {}).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(CreateShmObject(store.NameOf(a), 60).ok());
+  ASSERT_TRUE(store.Seal(a, 60, {}).ok());
+  EXPECT_TRUE(store.Contains(a));
+  EXPECT_EQ(store.used(), 60);
+  ASSERT_TRUE(CreateShmObject(store.NameOf(b), 50).ok());
+  absl::Status full = store.Seal(b, 50, {});
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("--object-store-memory"), std::string::npos);
+  EXPECT_FALSE(OpenShmObject(store.NameOf(b)).ok()) << "a refused object's file is removed";
+  EXPECT_EQ(store.ReadChunk(c, 0, 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.ReadChunk(a, 0, 1000)->size(), 60u);
+  store.Free({a, c});
+  EXPECT_EQ(store.used(), 0);
+  EXPECT_EQ(store.num_objects(), 0);
+  EXPECT_FALSE(OpenShmObject(store.NameOf(a)).ok());
+}
+
+TEST(ObjectStoreTest, PullsReserveRoomAndAbortCleanly) {
+  LocalObjectStore store(TestPrefix(), 100);
+  ObjectId a = ObjectId::FromRandom();
+  auto mapping = store.CreateForPull(a, 80);
+  ASSERT_TRUE(mapping.ok());
+  EXPECT_FALSE(store.Contains(a)) << "not readable until committed";
+  EXPECT_EQ(store.CreateForPull(ObjectId::FromRandom(), 30).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  store.AbortPull(a);
+  EXPECT_EQ(store.used(), 0);
+  ASSERT_TRUE(store.CreateForPull(a, 80).ok());
+  store.CommitPull(a, {});
+  EXPECT_TRUE(store.Contains(a));
+  store.Clear();
+}
+
+// Starts a real process that sleeps, and remembers the worker ids asked for.
+class IdleProcessLauncher : public ProcessLauncher {
+ public:
+  absl::StatusOr<std::unique_ptr<Process>> Launch(const ProcessSpec& spec) override {
+    for (const auto& a : spec.argv) {
+      if (a.rfind("--worker-id=", 0) == 0) started.push_back(WorkerId::FromHex(a.substr(12)));
+    }
+    ProcessSpec idle;
+    idle.argv = {"/bin/sleep", "300"};
+    return real_.Launch(idle);
+  }
+  std::vector<WorkerId> started;
+
+ private:
+  PosixProcessLauncher real_;
+};
+
+class FakeCode : public CodeResolver {
+ public:
+  void Resolve(const JobId&, Done done) override { done(std::vector<std::string>{}); }
+  void Forget(const JobId&) override {}
+};
+
+struct Answer {
+  std::optional<absl::Status> status;
+  proto::RequestWorkerLeaseReply reply;
+  rpc::SendReply send() {
+    return [this](absl::Status s) { status = s; };
+  }
+};
+
+class LeaseManagerTest : public ::testing::Test {
+ protected:
+  LeaseManagerTest()
+      : pool_(WorkerPoolConfig{.worker_path = "/bin/false", .host = "127.0.0.1"}, &launcher_,
+              &clock_),
+        leases_(self_, Total(), &view_, &pool_, &code_, "127.0.0.1", [this] { changes_++; }) {
+    view_.Upsert(NodeView{self_, {Total(), Total()}, "127.0.0.1:1", true});
+    ResourceSet remote = *ResourceSet::FromMap({{"CPU", 4}});
+    view_.Upsert(NodeView{remote_, {remote, remote}, "127.0.0.1:2", true});
+  }
+  ~LeaseManagerTest() override { pool_.Shutdown(); }
+  static ResourceSet Total() { return *ResourceSet::FromMap({{"CPU", 2}}); }
+
+  std::unique_ptr<Answer> Request(double cpus, bool grant_or_reject = false) {
+    auto a = std::make_unique<Answer>();
+    proto::RequestWorkerLeaseRequest req;
+    req.mutable_spec()->set_job_id(JobId::FromInt(1).Binary());
+    (*req.mutable_spec()->mutable_resources())["CPU"] = cpus;
+    req.set_grant_or_reject(grant_or_reject);
+    leases_.HandleRequestWorkerLease(req, &a->reply, a->send());
+    return a;
+  }
+  void RegisterLastWorker(int port) {
+    proto::RegisterWorkerRequest req;
+    req.set_worker_id(launcher_.started.back().Binary());
+    req.set_port(port);
+    proto::RegisterWorkerReply reply;
+    pool_.HandleRegisterWorker(req, &reply, [](absl::Status s) { EXPECT_TRUE(s.ok()); });
+  }
+  void Return(const Answer& a, bool failed = false) {
+    proto::ReturnWorkerRequest req;
+    req.set_lease_id(a.reply.lease_id());
+    req.set_tasks_executed(5);
+    req.set_worker_failed(failed);
+    proto::ReturnWorkerReply reply;
+    leases_.HandleReturnWorker(req, &reply, [](absl::Status) {});
+  }
+
+  FakeClock clock_;
+  IdleProcessLauncher launcher_;
+  FakeCode code_;
+  NodeId self_ = NodeId::FromRandom();
+  NodeId remote_ = NodeId::FromRandom();
+  ClusterView view_;
+  WorkerPool pool_;
+  LeaseManager leases_;
+  int changes_ = 0;
+};
+
+TEST_F(LeaseManagerTest, GrantsLocallyThenSpillsThenQueuesThenReuses) {
+  auto a = Request(1);
+  EXPECT_FALSE(a->status) << "answered only once a worker registered";
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(a->status && a->status->ok());
+  EXPECT_EQ(a->reply.worker().port(), 1001);
+
+  auto b = Request(1);
+  RegisterLastWorker(1002);
+  ASSERT_TRUE(b->status);
+  EXPECT_EQ(leases_.Available().Get("CPU"), 0);
+  EXPECT_GT(changes_, 0);
+
+  auto c = Request(1);  // local full, remote has room
+  ASSERT_TRUE(c->status);
+  EXPECT_TRUE(c->reply.has_spillback());
+  EXPECT_EQ(c->reply.spillback().port(), 2);
+
+  auto d = Request(1, /*grant_or_reject=*/true);  // spilled here, no room: rejected
+  ASSERT_TRUE(d->status);
+  EXPECT_TRUE(d->reply.rejected());
+
+  view_.SetAvailable(remote_, ResourceSet());  // the remote is full too
+  auto e = Request(1);
+  EXPECT_FALSE(e->status) << "queued until resources free up";
+  EXPECT_EQ(leases_.NumQueued(), 1u);
+
+  Return(*a);  // a's worker goes back to the pool and straight to e
+  ASSERT_TRUE(e->status);
+  EXPECT_EQ(e->reply.worker().port(), 1001);
+  EXPECT_EQ(launcher_.started.size(), 2u) << "the worker was reused";
+  EXPECT_EQ(leases_.stats().tasks_executed, 5);
+}
+
+TEST_F(LeaseManagerTest, InfeasibleAndInvalidRequestsFailAtOnce) {
+  auto big = Request(64);
+  ASSERT_TRUE(big->status);
+  EXPECT_EQ(big->reply.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_NE(big->reply.error().message().find("CPU: 64"), std::string::npos);
+  auto negative = Request(-1);
+  ASSERT_TRUE(negative->status);
+  EXPECT_EQ(negative->reply.error().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_TRUE(launcher_.started.empty());
+}
+
+TEST_F(LeaseManagerTest, ABlockedWorkerLendsItsCpuAndAFailedOneIsNotReused) {
+  view_.SetAvailable(remote_, ResourceSet());
+  auto a = Request(2);
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(a->status);
+  auto b = Request(2);
+  EXPECT_FALSE(b->status);
+  proto::WorkerBlockedRequest blocked;
+  blocked.set_worker_id(a->reply.worker().worker_id());
+  blocked.set_blocked(true);
+  proto::WorkerBlockedReply r;
+  leases_.HandleWorkerBlocked(blocked, &r, [](absl::Status) {});
+  RegisterLastWorker(1002);  // b got the lent CPUs and a new worker
+  ASSERT_TRUE(b->status);
+  EXPECT_EQ(b->reply.worker().port(), 1002);
+
+  Return(*b, /*failed=*/true);
+  blocked.set_blocked(false);
+  leases_.HandleWorkerBlocked(blocked, &r, [](absl::Status) {});
+  Return(*a);
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2);
+  EXPECT_EQ(pool_.NumWorkers(), 1u) << "the failed worker was stopped";
+}
+
+TEST_F(LeaseManagerTest, ADeadWorkersLeaseEndsAndAJobsLeasesEndWithIt) {
+  auto a = Request(1);
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(a->status);
+  Worker* w = pool_.Find(WorkerId::FromBinary(a->reply.worker().worker_id()));
+  ASSERT_NE(w, nullptr);
+  leases_.OnWorkerExit(w, "killed by signal 9");
+  EXPECT_EQ(leases_.NumLeases(), 0u);
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2);
+
+  view_.SetAvailable(remote_, ResourceSet());
+  auto b = Request(2);
+  RegisterLastWorker(1002);
+  auto queued = Request(1);
+  EXPECT_FALSE(queued->status);
+  leases_.OnJobFinished(JobId::FromInt(1));
+  ASSERT_TRUE(queued->status);
+  EXPECT_EQ(queued->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_EQ(leases_.NumLeases(), 0u);
+}
+
+}  // namespace
+}  // namespace lumen::node
