@@ -12,7 +12,7 @@ endfunction()
 
 function(lumen_common_options target)
   target_compile_options(${target} PRIVATE ${LUMEN_WARNINGS})
-  target_compile_definitions(${target} PRIVATE MSGPACK_NO_BOOST)
+  target_compile_definitions(${target} PRIVATE MSGPACK_NO_BOOST SPDLOG_ACTIVE_LEVEL=SPDLOG_LEVEL_DEBUG)
   lumen_apply_sanitizers(${target})
 endfunction()
 

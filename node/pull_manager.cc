@@ -43,6 +43,7 @@ void PullManager::Pull(const proto::ObjectRefInfo& ref, Done done) {
   a.source_address = address;
   a.mapping = std::move(*mapping);
   a.waiters.push_back(std::move(done));
+  a.started = std::chrono::steady_clock::now();
   if (ref.size() == 0) {
     Complete(id);
     return;
@@ -105,6 +106,12 @@ void PullManager::Complete(const ObjectId& id) {
   a.mapping.reset();
   store_->CommitPull(id, a.ref.owner());
   objects_pulled_++;
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a.started)
+          .count();
+  LUMEN_LOG_DEBUG("pulled object={} bytes={} from node={} in {:.1f} ms ({:.0f} MB/s)", id.Short(),
+                  a.ref.size(), a.source.Short(), ms,
+                  a.ref.size() / 1048.576 / std::max(ms, 0.001));
   if (!a.ref.owner().host().empty()) {
     proto::AddObjectLocationRequest req;
     req.set_object_id(a.ref.object_id());

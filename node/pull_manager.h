@@ -4,6 +4,7 @@
 // can free the copy later). Runs on the node manager loop.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -60,6 +61,7 @@ class PullManager {
     int64_t received = 0;
     int in_flight = 0;
     std::vector<Done> waiters;
+    std::chrono::steady_clock::time_point started;
   };
 
   void IssueChunks(const ObjectId& id);

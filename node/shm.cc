@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<MappedObject>> CreateShmObject(const std::string&
   }
   char* data = nullptr;
   if (size > 0) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (p == MAP_FAILED) {
       absl::Status s = ErrnoStatus("cannot map", name);
       ::close(fd);

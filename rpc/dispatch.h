@@ -21,6 +21,10 @@ namespace lumen::rpc {
 // queue, and never shutting gRPC down, removes both races.
 void KeepGrpcInitialized();
 
+// HTTP/2 frame and per-stream window sizes for every lumen connection.
+inline constexpr int kMaxFrameBytes = 1 << 20;
+inline constexpr int kStreamWindowBytes = 8 << 20;
+
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
 

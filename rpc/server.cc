@@ -126,6 +126,8 @@ absl::Status GrpcServer::Start() {
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // Two servers must never share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kMaxFrameBytes);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   for (auto& s : impl_->services) builder.RegisterService(s->grpc_service());
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {

@@ -133,6 +133,43 @@ TEST_F(ClusterTest, LargeObjectsMoveBetweenNodesIntact) {
   EXPECT_GE(NodesById()[cluster_->node_id(0)].bytes_pulled - pulled_before, int64_t{n} * 4);
 }
 
+// The mapping in /proc/self/maps that contains `p`, or "".
+std::string MappingOf(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  for (std::string line; std::getline(maps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2 && addr >= lo && addr < hi) return line;
+  }
+  return "";
+}
+
+TEST_F(ClusterTest, LargeArraysAreReadInPlaceFromSharedMemory) {
+  std::vector<uint32_t> data = test_tasks::MakeData(4 << 20, 11);
+  auto local = GetArray(Put(data), 30'000);
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_TRUE(local->in_shared_memory());
+  EXPECT_NE(MappingOf(local->data()).find("/dev/shm/lumen."), std::string::npos)
+      << MappingOf(local->data());
+  ASSERT_EQ(local->size(), data.size());
+  EXPECT_TRUE(std::equal(local->begin(), local->end(), data.begin()));
+
+  // Made on another node: pulled here once, then read in place.
+  auto remote =
+      GetArray(Task(test_tasks::MakeData)
+                   .SetSchedulingStrategy(SchedulingStrategy::NodeAffinity(cluster_->node_id(2)))
+                   .Remote(4 << 20, 11),
+               60'000);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  EXPECT_TRUE(remote->in_shared_memory());
+  EXPECT_TRUE(std::equal(remote->begin(), remote->end(), data.begin()));
+
+  auto small = GetArray(Put(std::vector<uint32_t>{1, 2, 3}), 30'000);
+  ASSERT_TRUE(small.ok());
+  EXPECT_FALSE(small->in_shared_memory());
+  EXPECT_EQ(std::vector<uint32_t>(small->begin(), small->end()), (std::vector<uint32_t>{1, 2, 3}));
+}
+
 TEST_F(ClusterTest, ObjectsAreFreedWhenTheLastRefGoes) {
   auto used = [] {
     int64_t total = 0;

@@ -30,6 +30,7 @@ class MappedBuffer : public internal::Buffer {
   explicit MappedBuffer(std::unique_ptr<MappedObject> mapping) : mapping_(std::move(mapping)) {}
   const char* data() const override { return mapping_->data(); }
   size_t size() const override { return mapping_->size(); }
+  bool in_shared_memory() const override { return true; }
 
  private:
   std::unique_ptr<MappedObject> mapping_;
@@ -186,17 +187,19 @@ ObjectId CoreWorker::FailedObject(const ObjectId& id, const absl::Status& error)
   return id;
 }
 
-ObjectId CoreWorker::Put(std::string data) {
+ObjectId CoreWorker::Put(size_t size, const std::function<void(char*)>& write) {
   ObjectId id = PutObjectId(CurrentTask(), static_cast<uint32_t>(++put_counter_));
   refs_.AddOwned(id);
-  if (data.size() <= kMaxInlineBytes) {
+  if (size <= kMaxInlineBytes) {
+    std::string data(size, '\0');
+    write(data.data());
     memory_store_.Put(id, StoredObject::Value(std::move(data)));
     return id;
   }
-  absl::Status stored = io_->PutInStore(id, data, self_);
+  absl::Status stored = io_->PutInStore(id, size, write, self_);
   if (!stored.ok()) return FailedObject(id, Annotate(stored, "Put failed"));
   refs_.AddLocation(id, ObjectLocation{options_.node_id, options_.node_manager_address});
-  memory_store_.Put(id, StoredObject::InStore(options_.node_id, static_cast<int64_t>(data.size())));
+  memory_store_.Put(id, StoredObject::InStore(options_.node_id, static_cast<int64_t>(size)));
   return id;
 }
 

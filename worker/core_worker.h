@@ -62,7 +62,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
 
   ObjectId Submit(const internal::TaskOptions& options,
                   std::vector<internal::TaskArg> args) override;
-  ObjectId Put(std::string data) override;
+  ObjectId Put(size_t size, const std::function<void(char*)>& write) override;
   absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> Get(
       const std::vector<ObjectId>& ids, int64_t timeout_ms) override;
   absl::StatusOr<std::vector<bool>> Wait(const std::vector<ObjectId>& ids, int num_ready,

@@ -14,19 +14,30 @@ int64_t RpcTimeout(int64_t timeout_ms) { return timeout_ms < 0 ? 3'600'000 : tim
 
 absl::Status ObjectIo::PutInStore(const ObjectId& id, std::string_view data,
                                   const proto::Address& owner) {
+  return PutInStore(
+      id, data.size(),
+      [&data](char* dst) {
+        if (!data.empty()) std::memcpy(dst, data.data(), data.size());
+      },
+      owner);
+}
+
+absl::Status ObjectIo::PutInStore(const ObjectId& id, size_t size,
+                                  const std::function<void(char*)>& write,
+                                  const proto::Address& owner) {
   const std::string name = ShmName(store_prefix_, id);
-  auto mapping = CreateShmObject(name, data.size());
+  auto mapping = CreateShmObject(name, size);
   if (absl::IsAlreadyExists(mapping.status())) {
     // Left by an attempt of the same task that died before sealing it.
     UnlinkShmObject(name);
-    mapping = CreateShmObject(name, data.size());
+    mapping = CreateShmObject(name, size);
   }
   if (!mapping.ok()) return mapping.status();
-  if (!data.empty()) std::memcpy((*mapping)->mutable_data(), data.data(), data.size());
+  write((*mapping)->mutable_data());
   mapping->reset();
   proto::SealObjectRequest req;
   req.set_object_id(id.Binary());
-  req.set_size(static_cast<int64_t>(data.size()));
+  req.set_size(static_cast<int64_t>(size));
   *req.mutable_owner() = owner;
   auto sealed = rpc::CallSync<proto::SealObjectReply>(
       [&](auto cb) { node_manager_->SealObject(req, cb, {.timeout_ms = 30'000}); });

@@ -5,6 +5,7 @@
 // never call it from the core worker's loop.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ class ObjectIo {
 
   // Creates `id` in the local store holding `data`, owned by `owner`.
   absl::Status PutInStore(const ObjectId& id, std::string_view data, const proto::Address& owner);
+  // The same, with the `size` bytes written in place by `write`.
+  absl::Status PutInStore(const ObjectId& id, size_t size, const std::function<void(char*)>& write,
+                          const proto::Address& owner);
   // Maps a local copy of `ref` (pulled here first when needed). timeout_ms
   // < 0: no limit.
   absl::StatusOr<std::unique_ptr<MappedObject>> Fetch(const proto::ObjectRefInfo& ref,

@@ -126,7 +126,9 @@ template <typename T>
 ObjectRef<std::decay_t<T>> Put(T&& value) {
   internal::Runtime* rt = internal::CurrentRuntime();
   if (rt == nullptr) return ObjectRef<std::decay_t<T>>();
-  return ObjectRef<std::decay_t<T>>::AdoptId(rt->Put(internal::Serialize(value)));
+  size_t size = internal::SerializedSize(value);
+  return ObjectRef<std::decay_t<T>>::AdoptId(
+      rt->Put(size, [&value](char* dst) { internal::SerializeTo(value, dst); }));
 }
 
 namespace internal {
@@ -161,6 +163,64 @@ absl::StatusOr<T> Get(const ObjectRef<T>& ref, int64_t timeout_ms = -1) {
   auto values = Get(std::vector<ObjectRef<T>>{ref}, timeout_ms);
   if (!values.ok()) return values.status();
   return std::move((*values)[0]);
+}
+
+// A read-only view of an array of numbers held by an object. A large array
+// is read in place from the node's shared memory, without a copy; the view
+// keeps that memory mapped while it lives. Thread-safe to read.
+template <typename T>
+class ArrayView {
+ public:
+  const T* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+  // True when the values are read in place from shared memory.
+  bool in_shared_memory() const { return owned_.empty() && buffer_ && buffer_->in_shared_memory(); }
+
+ private:
+  template <typename U>
+  friend absl::StatusOr<ArrayView<U>> GetArray(const ObjectRef<std::vector<U>>&, int64_t);
+  std::shared_ptr<internal::Buffer> buffer_;
+  std::vector<T> owned_;  // when the bytes could not be used in place
+  const T* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// The values of an array object without copying them when they are in this
+// node's shared memory (see ArrayView). T: int16/32/64, uint16/32/64, float,
+// double.
+template <typename T>
+absl::StatusOr<ArrayView<T>> GetArray(const ObjectRef<std::vector<T>>& ref,
+                                      int64_t timeout_ms = -1) {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (ref.IsNil()) return internal::NilRefError();
+  auto buffers = rt->Get({ref.ID()}, timeout_ms);
+  if (!buffers.ok()) return buffers.status();
+  ArrayView<T> view;
+  view.buffer_ = std::move((*buffers)[0]);
+  const char* bytes = view.buffer_->data();
+  const size_t size = view.buffer_->size();
+  const char* payload = nullptr;
+  size_t payload_bytes = 0;
+  bool packed = size >= internal::kPackedHeaderBytes &&
+                static_cast<unsigned char>(bytes[0]) == 0xc9 &&
+                internal::PackedPayload(static_cast<int8_t>(bytes[5]), bytes + 6, size - 6,
+                                        internal::PackedVectorCode<T>::kCode, sizeof(T), &payload,
+                                        &payload_bytes);
+  if (packed && reinterpret_cast<uintptr_t>(payload) % alignof(T) == 0) {
+    view.data_ = reinterpret_cast<const T*>(payload);
+    view.size_ = payload_bytes / sizeof(T);
+    return view;
+  }
+  absl::Status s = internal::DeserializeInto(bytes, size, &view.owned_, "object " + ref.ID().Hex());
+  if (!s.ok()) return s;
+  view.data_ = view.owned_.data();
+  view.size_ = view.owned_.size();
+  return view;
 }
 
 struct WaitResult {

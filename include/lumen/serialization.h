@@ -38,6 +38,36 @@ LUMEN_PACKED_VECTOR_CODE(float, 9)
 LUMEN_PACKED_VECTOR_CODE(double, 10)
 #undef LUMEN_PACKED_VECTOR_CODE
 
+// A packed numeric vector is a msgpack ext32 (always the 6-byte header, so a
+// top-level value's payload starts at a known offset) whose body is one
+// count byte, that many pad bytes, then the raw little-endian values. The
+// pad puts a top-level payload at offset 8, so readers can use it in place.
+inline constexpr size_t kPackedHeaderBytes = 8;  // ext32 header + count + pad
+
+inline void WritePackedHeader(char* out, size_t payload_bytes, int8_t code) {
+  const uint32_t body = static_cast<uint32_t>(payload_bytes + 2);
+  out[0] = static_cast<char>(0xc9);
+  out[1] = static_cast<char>(body >> 24);
+  out[2] = static_cast<char>(body >> 16);
+  out[3] = static_cast<char>(body >> 8);
+  out[4] = static_cast<char>(body);
+  out[5] = static_cast<char>(code);
+  out[6] = 1;  // one pad byte follows
+  out[7] = 0;
+}
+
+// The values inside a packed-vector ext body; false if it is not one of
+// `code` with `element_size`-sized elements.
+inline bool PackedPayload(int8_t type, const char* body, size_t body_size, int8_t code,
+                          size_t element_size, const char** data, size_t* bytes) {
+  if (type != code || body_size < 1) return false;
+  size_t pad = static_cast<unsigned char>(body[0]);
+  if (1 + pad > body_size || (body_size - 1 - pad) % element_size != 0) return false;
+  *data = body + 1 + pad;
+  *bytes = body_size - 1 - pad;
+  return true;
+}
+
 // Demangled name of a type, for error messages.
 std::string Demangle(const char* mangled);
 template <typename T>
@@ -51,34 +81,39 @@ namespace msgpack {
 MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
   namespace adaptor {
 
-#define LUMEN_MSGPACK_PACKED_VECTOR(T)                                                     \
-  template <>                                                                              \
-  struct pack<std::vector<T>> {                                                            \
-    template <typename Stream>                                                             \
-    packer<Stream>& operator()(packer<Stream>& o, const std::vector<T>& v) const {         \
-      const uint32_t bytes = static_cast<uint32_t>(v.size() * sizeof(T));                  \
-      o.pack_ext(bytes, ::lumen::internal::PackedVectorCode<T>::kCode);                    \
-      o.pack_ext_body(reinterpret_cast<const char*>(v.data()), bytes);                     \
-      return o;                                                                            \
-    }                                                                                      \
-  };                                                                                       \
-  template <>                                                                              \
-  struct convert<std::vector<T>> {                                                         \
-    const msgpack::object& operator()(const msgpack::object& o, std::vector<T>& v) const { \
-      if (o.type == msgpack::type::ARRAY) { /* written by plain msgpack */                 \
-        v.resize(o.via.array.size);                                                        \
-        for (uint32_t i = 0; i < o.via.array.size; ++i) o.via.array.ptr[i].convert(v[i]);  \
-        return o;                                                                          \
-      }                                                                                    \
-      if (o.type != msgpack::type::EXT ||                                                  \
-          o.via.ext.type() != ::lumen::internal::PackedVectorCode<T>::kCode ||             \
-          o.via.ext.size % sizeof(T) != 0) {                                               \
-        throw msgpack::type_error();                                                       \
-      }                                                                                    \
-      v.resize(o.via.ext.size / sizeof(T));                                                \
-      if (!v.empty()) std::memcpy(v.data(), o.via.ext.data(), o.via.ext.size);             \
-      return o;                                                                            \
-    }                                                                                      \
+#define LUMEN_MSGPACK_PACKED_VECTOR(T)                                                          \
+  template <>                                                                                   \
+  struct pack<std::vector<T>> {                                                                 \
+    template <typename Stream>                                                                  \
+    packer<Stream>& operator()(packer<Stream>& o, const std::vector<T>& v) const {              \
+      char header[::lumen::internal::kPackedHeaderBytes];                                       \
+      ::lumen::internal::WritePackedHeader(header, v.size() * sizeof(T),                        \
+                                           ::lumen::internal::PackedVectorCode<T>::kCode);      \
+      o.pack_ext_body(header, sizeof(header));                                                  \
+      o.pack_ext_body(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));           \
+      return o;                                                                                 \
+    }                                                                                           \
+  };                                                                                            \
+  template <>                                                                                   \
+  struct convert<std::vector<T>> {                                                              \
+    const msgpack::object& operator()(const msgpack::object& o, std::vector<T>& v) const {      \
+      if (o.type == msgpack::type::ARRAY) { /* written by plain msgpack */                      \
+        v.resize(o.via.array.size);                                                             \
+        for (uint32_t i = 0; i < o.via.array.size; ++i) o.via.array.ptr[i].convert(v[i]);       \
+        return o;                                                                               \
+      }                                                                                         \
+      const char* data = nullptr;                                                               \
+      size_t bytes = 0;                                                                         \
+      if (o.type != msgpack::type::EXT ||                                                       \
+          !::lumen::internal::PackedPayload(o.via.ext.type(), o.via.ext.data(), o.via.ext.size, \
+                                            ::lumen::internal::PackedVectorCode<T>::kCode,      \
+                                            sizeof(T), &data, &bytes)) {                        \
+        throw msgpack::type_error();                                                            \
+      }                                                                                         \
+      v.resize(bytes / sizeof(T));                                                              \
+      if (bytes > 0) std::memcpy(v.data(), data, bytes);                                        \
+      return o;                                                                                 \
+    }                                                                                           \
   };
   LUMEN_MSGPACK_PACKED_VECTOR(int16_t)
   LUMEN_MSGPACK_PACKED_VECTOR(uint16_t)
@@ -96,18 +131,47 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
 
 namespace lumen::internal {
 
+// msgpack output streams: appending to a string, counting bytes, or writing
+// into memory already sized for the value.
+struct StringWriter {
+  std::string* out;
+  void write(const char* data, size_t n) { out->append(data, n); }
+};
+struct SizeCounter {
+  size_t size = 0;
+  void write(const char*, size_t n) { size += n; }
+};
+struct SpanWriter {
+  char* next;
+  void write(const char* data, size_t n) {
+    std::memcpy(next, data, n);
+    next += n;
+  }
+};
+
 template <typename T>
 std::string Serialize(const T& value) {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, value);
-  return std::string(buffer.data(), buffer.size());
+  std::string out;
+  StringWriter writer{&out};
+  msgpack::pack(writer, value);
+  return out;
 }
 
-inline std::string SerializeNil() {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, msgpack::type::nil_t());
-  return std::string(buffer.data(), buffer.size());
+template <typename T>
+size_t SerializedSize(const T& value) {
+  SizeCounter counter;
+  msgpack::pack(counter, value);
+  return counter.size;
 }
+
+// Writes exactly SerializedSize(value) bytes at `dst`.
+template <typename T>
+void SerializeTo(const T& value, char* dst) {
+  SpanWriter writer{dst};
+  msgpack::pack(writer, value);
+}
+
+inline std::string SerializeNil() { return Serialize(msgpack::type::nil_t()); }
 
 // Unpacks into `out`; the bytes are referenced, not copied, while unpacking.
 // InvalidArgument (naming `what` and the expected type) on a mismatch.

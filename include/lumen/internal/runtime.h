@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,6 +55,8 @@ class Buffer {
   virtual ~Buffer() = default;
   virtual const char* data() const = 0;
   virtual size_t size() const = 0;
+  // True when the bytes are a mapping of the node's shared-memory store.
+  virtual bool in_shared_memory() const { return false; }
 };
 
 class Runtime {
@@ -62,7 +65,9 @@ class Runtime {
   // Each returns an id that already holds one local reference. Failures
   // are stored in the object and surface at Get.
   virtual ObjectId Submit(const TaskOptions& options, std::vector<TaskArg> args) = 0;
-  virtual ObjectId Put(std::string data) = 0;
+  // Stores an object of `size` bytes that `write` fills in place (in the
+  // node's shared memory when large, so the value is copied once).
+  virtual ObjectId Put(size_t size, const std::function<void(char*)>& write) = 0;
   // timeout_ms < 0: wait forever.
   virtual absl::StatusOr<std::vector<std::shared_ptr<Buffer>>> Get(const std::vector<ObjectId>& ids,
                                                                    int64_t timeout_ms) = 0;

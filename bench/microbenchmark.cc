@@ -1,0 +1,131 @@
+// lumen's microbenchmark: task and object throughput on a local cluster of
+// two node processes (names follow `ray microbenchmark` where they match).
+//
+//   build/release/bin/microbenchmark [--benchmark_filter=...]
+//
+// Runs against $LUMEN_ADDRESS instead when it is set. Results and the
+// machine they came from are in docs/benchmarks.md.
+#include <vector>
+
+#include "bench_tasks.h"
+#include "benchmark/benchmark.h"
+#include "lumen/api.h"
+
+namespace {
+
+constexpr int kLarge = 16 << 20;  // floats: 64 MiB
+
+void single_client_tasks_sync(benchmark::State& state) {
+  for (auto _ : state) {
+    auto v = lumen::Get(lumen::Task(bench::Noop).Remote(1));
+    if (!v.ok()) state.SkipWithError(std::string(v.status().message()).c_str());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void single_client_tasks_async(benchmark::State& state) {
+  const int batch = 1000;
+  for (auto _ : state) {
+    std::vector<lumen::ObjectRef<int>> refs;
+    refs.reserve(batch);
+    for (int i = 0; i < batch; ++i) refs.push_back(lumen::Task(bench::Noop).Remote(i));
+    auto v = lumen::Get(refs);
+    if (!v.ok()) state.SkipWithError(std::string(v.status().message()).c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void single_client_put_calls(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(lumen::Put(42));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void single_client_get_calls(benchmark::State& state) {
+  auto ref = lumen::Put(42);
+  for (auto _ : state) benchmark::DoNotOptimize(lumen::Get(ref));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void single_client_wait_1k_refs(benchmark::State& state) {
+  std::vector<lumen::ObjectRefBase> refs;
+  for (int i = 0; i < 1000; ++i) refs.push_back(lumen::Put(i));
+  for (auto _ : state) benchmark::DoNotOptimize(lumen::Wait(refs, 1000));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void single_client_put_gigabytes(benchmark::State& state) {
+  std::vector<float> data(kLarge, 0.5f);
+  for (auto _ : state) benchmark::DoNotOptimize(lumen::Put(data));
+  state.SetBytesProcessed(state.iterations() * int64_t{kLarge} * 4);
+}
+
+void single_client_get_gigabytes(benchmark::State& state) {
+  auto ref = lumen::Put(std::vector<float>(kLarge, 0.5f));
+  for (auto _ : state) {
+    auto v = lumen::Get(ref);
+    if (!v.ok()) state.SkipWithError(std::string(v.status().message()).c_str());
+  }
+  state.SetBytesProcessed(state.iterations() * int64_t{kLarge} * 4);
+}
+
+// The same object read in place (lumen::GetArray): no copy at all.
+void single_client_get_array_gigabytes(benchmark::State& state) {
+  auto ref = lumen::Put(std::vector<float>(kLarge, 0.5f));
+  for (auto _ : state) {
+    auto v = lumen::GetArray(ref);
+    if (!v.ok()) state.SkipWithError(std::string(v.status().message()).c_str());
+    benchmark::DoNotOptimize(v->data());
+  }
+  state.SetBytesProcessed(state.iterations() * int64_t{kLarge} * 4);
+}
+
+// A task on the second node makes 64 MiB; the driver pulls it over.
+void cross_node_transfer_gigabytes(benchmark::State& state) {
+  auto nodes = lumen::Nodes();
+  lumen::NodeId other;
+  for (const auto& n : *nodes) {
+    if (!n.is_head) other = n.id;
+  }
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto ref = lumen::Task(bench::MakeFloats)
+                   .SetSchedulingStrategy(lumen::SchedulingStrategy::NodeAffinity(other))
+                   .Remote(kLarge);
+    (void)lumen::Wait({ref}, 1);
+    state.ResumeTiming();
+    auto v = lumen::Get(ref);
+    if (!v.ok()) state.SkipWithError(std::string(v.status().message()).c_str());
+  }
+  state.SetBytesProcessed(state.iterations() * int64_t{kLarge} * 4);
+}
+
+BENCHMARK(single_client_tasks_sync)->UseRealTime()->MinTime(2);
+BENCHMARK(single_client_tasks_async)->UseRealTime()->MinTime(3);
+BENCHMARK(single_client_put_calls)->UseRealTime()->MinTime(1);
+BENCHMARK(single_client_get_calls)->UseRealTime()->MinTime(1);
+BENCHMARK(single_client_wait_1k_refs)->UseRealTime()->MinTime(1);
+BENCHMARK(single_client_put_gigabytes)->UseRealTime()->MinTime(2);
+BENCHMARK(single_client_get_gigabytes)->UseRealTime()->MinTime(2);
+BENCHMARK(single_client_get_array_gigabytes)->UseRealTime()->MinTime(2);
+BENCHMARK(cross_node_transfer_gigabytes)->UseRealTime()->MinTime(2);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  lumen::Config config;
+  config.local_nodes = 2;
+  config.local_object_store_memory = int64_t{1} << 30;
+  if (absl::Status s = lumen::Init(config); !s.ok()) {
+    std::fprintf(stderr, "lumen::Init: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  // Warm up: start the workers before measuring.
+  std::vector<lumen::ObjectRef<int>> warm;
+  for (int i = 0; i < 100; ++i) warm.push_back(lumen::Task(bench::Noop).Remote(i));
+  (void)lumen::Get(warm);
+  benchmark::RunSpecifiedBenchmarks();
+  lumen::Shutdown();
+  benchmark::Shutdown();
+  return 0;
+}
