@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -53,6 +54,21 @@ std::string ResolveToken(const std::string& flag) {
   if (const char* env = std::getenv("LUMEN_TOKEN"); env && *env) return env;
   auto file = ReadFile(Home() + "/" + kTokenFile);
   return file.ok() ? Trim(*file) : "";
+}
+
+// A GCS that `lumen start --head` started here and that still runs.
+std::optional<pid_t> RunningHead() {
+  auto content = ReadFile(Home() + "/" + kProcessesFile);
+  if (!content.ok()) return std::nullopt;
+  std::istringstream in(*content);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    pid_t pid = 0;
+    std::string kind;
+    fields >> pid >> kind;
+    if (kind == "gcs" && ProcessAlive(pid)) return pid;
+  }
+  return std::nullopt;
 }
 
 void Record(pid_t pid, const std::string& kind, const std::string& where) {
@@ -124,10 +140,13 @@ int Start(const StartFlags& f) {
   std::string gcs = f.address;
   std::string session;
   if (f.head) {
-    if (token.empty() || f.token.empty()) token = f.token.empty() ? RandomHex(32) : f.token;
-    if (absl::Status s = WriteFileAtomic(Home() + "/" + kTokenFile, token + "\n", 0600); !s.ok()) {
-      return Fail(std::string(s.message()));
+    if (auto pid = RunningHead()) {
+      auto address = ReadFile(Home() + "/" + kAddressFile);
+      return Fail("a head started here is already running (GCS pid " + std::to_string(*pid) +
+                  (address.ok() ? ", at " + Trim(*address) : std::string()) +
+                  "): use it, or `lumen stop` first");
     }
+    token = f.token.empty() ? RandomHex(32) : f.token;
     auto dir = worker::NewSessionDir();
     if (!dir.ok()) return Fail(std::string(dir.status().message()));
     session = *dir;
@@ -139,7 +158,12 @@ int Start(const StartFlags& f) {
         token, session + "/logs");
     if (!ready.ok()) return Fail(std::string(ready.status().message()));
     gcs = rpc::JoinHostPort(f.host, std::stoi((*ready)["port"]));
-    (void)WriteFileAtomic(Home() + "/" + kAddressFile, gcs + "\n", 0600);
+    // Written once the GCS runs, so a failed start leaves the old ones.
+    for (const auto& [file, text] : {std::pair{kTokenFile, token}, std::pair{kAddressFile, gcs}}) {
+      if (absl::Status s = WriteFileAtomic(Home() + "/" + file, text + "\n", 0600); !s.ok()) {
+        return Fail(std::string(s.message()));
+      }
+    }
   } else {
     std::string host;
     int port = 0;

@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/file_util.h"
 #include "common/process.h"
 #include "gtest/gtest.h"
 #include "lumen/api.h"
@@ -54,6 +55,10 @@ TEST_F(CliTest, StartJoinStatusRunAndStop) {
   EXPECT_NE(out.find("2 nodes alive"), std::string::npos) << out;
   EXPECT_NE(out.find("1/1"), std::string::npos) << out;  // CPU available/total
   EXPECT_NE(out.find("2/2"), std::string::npos) << out;
+  std::string token_before = *ReadFile(home_.path() + "/token");
+  EXPECT_EQ(RunCommand(Lumen("start --head --port 0"), &out), 1);
+  EXPECT_NE(out.find("already running"), std::string::npos) << out;
+  EXPECT_EQ(*ReadFile(home_.path() + "/token"), token_before) << "the running head's token stays";
   std::vector<pid_t> pids = RecordedPids();
   ASSERT_EQ(pids.size(), 3u);  // GCS and two node managers
 
