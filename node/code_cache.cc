@@ -33,6 +33,14 @@ void CodeCache::Resolve(const JobId& job, Done done) {
                {.timeout_ms = 10'000, .retry_for_ms = 10'000});
 }
 
+void CodeCache::Forget(const JobId& job) {
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return;
+  std::vector<Done> waiters = std::move(it->second.waiters);
+  jobs_.erase(it);
+  for (auto& w : waiters) w(absl::CancelledError("job " + job.Hex() + " finished"));
+}
+
 void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files, size_t next) {
   if (next == files.size()) {
     Finish(job, absl::OkStatus());
@@ -46,6 +54,7 @@ void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files,
   }
   std::string path = dir_ + "/" + f.digest() + "/" + name;
   if (FileExists(path)) {
+    if (!jobs_.count(job)) return;
     jobs_[job].paths.push_back(path);
     FetchFiles(job, std::move(files), next + 1);
     return;
@@ -57,6 +66,7 @@ void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files,
       req,
       [this, job, files = std::move(files), next, path](absl::Status s,
                                                         proto::KvGetReply reply) mutable {
+        if (!jobs_.count(job)) return;  // forgotten meanwhile
         const proto::CodeFile& f = files[next];
         if (!s.ok() || !reply.found()) {
           Finish(job, absl::NotFoundError("code file " + f.name() + " of job " + job.Hex() +
@@ -81,7 +91,9 @@ void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files,
 }
 
 void CodeCache::Finish(const JobId& job, absl::Status status) {
-  JobEntry& e = jobs_[job];
+  auto found = jobs_.find(job);
+  if (found == jobs_.end()) return;  // forgotten meanwhile
+  JobEntry& e = found->second;
   e.done = true;
   e.error = status;
   if (!status.ok()) {

@@ -31,7 +31,8 @@ class CodeCache : public CodeResolver {
   CodeCache(rpc::GcsClient* gcs, std::string dir) : gcs_(gcs), dir_(std::move(dir)) {}
 
   void Resolve(const JobId& job, Done done) override;
-  void Forget(const JobId& job) override { jobs_.erase(job); }
+  // Drops the job's entry; callers still waiting get CANCELLED.
+  void Forget(const JobId& job) override;
 
  private:
   struct JobEntry {

@@ -88,7 +88,32 @@ void LeaseManager::HandleRequestWorkerLease(const proto::RequestWorkerLeaseReque
   }
   p->placement = *placement;
   p->demand = placement->demand;
+  if (std::string why = WhyGone(request.spec()); !why.empty()) {
+    Fail(p.get(), absl::StatusCode::kCancelled, why);
+    return;
+  }
   if (!Decide(p, /*queued=*/false)) queue_.push_back(std::move(p));
+}
+
+std::string LeaseManager::WhyGone(const proto::LeaseSpec& spec) const {
+  JobId job = JobId::FromBinary(spec.job_id());
+  if (finished_jobs_.count(job)) return "job " + job.Hex() + " finished";
+  if (dead_callers_.count(spec.caller().worker_id())) return "the worker that asked died";
+  if (dead_nodes_.count(spec.caller().node_id())) return "the node that asked died";
+  return "";
+}
+
+void LeaseManager::DropQueued(const std::function<bool(const Pending&)>& doomed,
+                              const std::string& why) {
+  std::deque<std::unique_ptr<Pending>> keep;
+  for (auto& p : queue_) {
+    if (doomed(*p)) {
+      Fail(p.get(), absl::StatusCode::kCancelled, why);
+    } else {
+      keep.push_back(std::move(p));
+    }
+  }
+  queue_.swap(keep);
 }
 
 bool LeaseManager::Decide(std::unique_ptr<Pending>& p, bool queued) {
@@ -137,18 +162,29 @@ void LeaseManager::Grant(std::unique_ptr<Pending> p) {
   Take(p->demand);
   JobId job = JobId::FromBinary(p->request.spec().job_id());
   std::shared_ptr<Pending> shared(std::move(p));
-  code_->Resolve(job, [this, shared, job](absl::StatusOr<std::vector<std::string>> paths) {
-    if (!paths.ok()) {
-      Release(shared->demand);
-      Fail(shared.get(), paths.status().code(), std::string(paths.status().message()));
-      DispatchQueue();
+  // The job or the caller may go while the code is fetched or a worker starts.
+  auto abandon = [this, shared](absl::Status why) {
+    Release(shared->demand);
+    Fail(shared.get(), why.code(), std::string(why.message()));
+    DispatchQueue();
+  };
+  code_->Resolve(job, [this, shared, job, abandon](absl::StatusOr<std::vector<std::string>> paths) {
+    if (std::string why = WhyGone(shared->request.spec()); !why.empty()) {
+      abandon(absl::CancelledError(why));
       return;
     }
-    pool_->PopWorker(job, *paths, [this, shared, job](absl::StatusOr<Worker*> worker) {
+    if (!paths.ok()) {
+      abandon(paths.status());
+      return;
+    }
+    pool_->PopWorker(job, *paths, [this, shared, job, abandon](absl::StatusOr<Worker*> worker) {
       if (!worker.ok()) {
-        Release(shared->demand);
-        Fail(shared.get(), worker.status().code(), std::string(worker.status().message()));
-        DispatchQueue();
+        abandon(worker.status());
+        return;
+      }
+      if (std::string why = WhyGone(shared->request.spec()); !why.empty()) {
+        pool_->KillWorker(*worker, why);
+        abandon(absl::CancelledError(why));
         return;
       }
       Lease lease;
@@ -157,6 +193,7 @@ void LeaseManager::Grant(std::unique_ptr<Pending> p) {
       lease.job = job;
       lease.held = shared->demand;
       lease.caller_worker_id = shared->request.spec().caller().worker_id();
+      lease.caller_node_id = shared->request.spec().caller().node_id();
       proto::Address* addr = shared->reply->mutable_worker();
       addr->set_host(host_);
       addr->set_port((*worker)->port);
@@ -210,10 +247,12 @@ void LeaseManager::HandleWorkerBlocked(const proto::WorkerBlockedRequest& reques
   WorkerId worker = WorkerId::FromBinary(request.worker_id());
   for (auto& [id, lease] : leases_) {
     if (lease.worker == nullptr || lease.worker->id != worker) continue;
-    if (request.blocked() && lease.lent.Empty()) {
+    // CPUs are lent while any thread of the worker waits, taken back
+    // when the last one resumes.
+    if (request.blocked() && lease.blocked++ == 0) {
       lease.lent.Set("CPU", lease.held.Get("CPU"));
       Release(lease.lent);
-    } else if (!request.blocked() && !lease.lent.Empty()) {
+    } else if (!request.blocked() && lease.blocked > 0 && --lease.blocked == 0) {
       Take(lease.lent);
       lease.lent = ResourceSet();
     }
@@ -224,6 +263,10 @@ void LeaseManager::HandleWorkerBlocked(const proto::WorkerBlockedRequest& reques
 }
 
 void LeaseManager::OnWorkerExit(const Worker* worker, const std::string& how) {
+  std::string id = worker->id.Binary();
+  dead_callers_.insert(id);
+  DropQueued([&](const Pending& p) { return p.request.spec().caller().worker_id() == id; },
+             "the worker that asked died");
   std::vector<LeaseId> ended, held_by_it;
   for (auto& [id, lease] : leases_) {
     if (lease.worker == worker) ended.push_back(id);
@@ -241,7 +284,23 @@ void LeaseManager::OnWorkerExit(const Worker* worker, const std::string& how) {
   DispatchQueue();
 }
 
+void LeaseManager::OnNodeDead(const NodeId& node) {
+  std::string id = node.Binary();
+  dead_nodes_.insert(id);
+  DropQueued([&](const Pending& p) { return p.request.spec().caller().node_id() == id; },
+             "the node that asked died");
+  std::vector<LeaseId> held_from_there;
+  for (auto& [lease_id, lease] : leases_) {
+    if (lease.caller_node_id == id) held_from_there.push_back(lease_id);
+  }
+  for (const auto& lease_id : held_from_there) {
+    EndLease(leases_.find(lease_id), true, "the node that leased it died");
+  }
+  DispatchQueue();
+}
+
 void LeaseManager::OnJobFinished(const JobId& job) {
+  if (!finished_jobs_.insert(job).second) return;
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.job == job) {
       auto next = std::next(it);
@@ -252,15 +311,8 @@ void LeaseManager::OnJobFinished(const JobId& job) {
       ++it;
     }
   }
-  std::deque<std::unique_ptr<Pending>> keep;
-  for (auto& p : queue_) {
-    if (JobId::FromBinary(p->request.spec().job_id()) == job) {
-      Fail(p.get(), absl::StatusCode::kCancelled, "job " + job.Hex() + " finished");
-    } else {
-      keep.push_back(std::move(p));
-    }
-  }
-  queue_.swap(keep);
+  DropQueued([&](const Pending& p) { return JobId::FromBinary(p.request.spec().job_id()) == job; },
+             "job " + job.Hex() + " finished");
   DispatchQueue();
 }
 

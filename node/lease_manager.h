@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "node/code_cache.h"
@@ -40,9 +41,14 @@ class LeaseManager {
   void HandleWorkerBlocked(const proto::WorkerBlockedRequest& request,
                            proto::WorkerBlockedReply* reply, rpc::SendReply send);
 
-  // The worker process exited: its lease ends, and so do leases it held.
+  // The worker process exited: its lease ends, and so do the leases and
+  // requests it made.
   void OnWorkerExit(const Worker* worker, const std::string& how);
+  // A node died: leases and requests made from it end.
+  void OnNodeDead(const NodeId& node);
+  // The job's leases and requests end, and later requests for it fail.
   void OnJobFinished(const JobId& job);
+  bool IsFinished(const JobId& job) const { return finished_jobs_.count(job) > 0; }
   // Other nodes' resources changed: queued requests may go there now.
   void OnClusterChanged() { DispatchQueue(); }
   void Shutdown();
@@ -67,7 +73,9 @@ class LeaseManager {
     JobId job;
     ResourceSet held;
     ResourceSet lent;  // CPUs lent back while the worker is blocked
+    int blocked = 0;   // threads of the worker blocked in Get/Wait
     std::string caller_worker_id;
+    std::string caller_node_id;
   };
 
   // Places the request and answers it, grants it or queues it. Returns true
@@ -80,6 +88,9 @@ class LeaseManager {
   void Release(const ResourceSet& r);
   void EndLease(std::map<LeaseId, Lease>::iterator it, bool kill_worker, const std::string& why);
   void Fail(Pending* p, absl::StatusCode code, const std::string& message);
+  // Why a request may no longer be granted ("" when it may).
+  std::string WhyGone(const proto::LeaseSpec& spec) const;
+  void DropQueued(const std::function<bool(const Pending&)>& doomed, const std::string& why);
 
   NodeId self_;
   ResourceSet total_;
@@ -92,6 +103,9 @@ class LeaseManager {
   Scheduler scheduler_;
   std::deque<std::unique_ptr<Pending>> queue_;
   std::map<LeaseId, Lease> leases_;
+  std::set<JobId> finished_jobs_;
+  std::set<std::string> dead_callers_;  // worker ids
+  std::set<std::string> dead_nodes_;    // node ids
   LeaseStats stats_;
   bool shutting_down_ = false;
 };

@@ -229,11 +229,19 @@ void NodeManager::OnPubMessage(const proto::PubMessage& m) {
 }
 
 void NodeManager::Resync() {
+  // Whatever was published while this node was not subscribed.
   gcs_->GetAllNodes(proto::GetAllNodesRequest(),
                     [this](absl::Status s, proto::GetAllNodesReply reply) {
                       if (!s.ok()) return;
                       for (const auto& n : reply.nodes()) ApplyNode(n);
                     });
+  gcs_->GetAllJobs(proto::GetAllJobsRequest(),
+                   [this](absl::Status s, proto::GetAllJobsReply reply) {
+                     if (!s.ok()) return;
+                     for (const auto& job : reply.jobs()) {
+                       if (job.finished()) OnJobFinished(JobId::FromBinary(job.job_id()));
+                     }
+                   });
 }
 
 void NodeManager::ApplyNode(const proto::NodeInfo& info) {
@@ -251,6 +259,7 @@ void NodeManager::ApplyNode(const proto::NodeInfo& info) {
     if (known && known->alive) {
       view_.MarkDead(id);
       pulls_->OnNodeDead(id);
+      leases_->OnNodeDead(id);
       node_clients_.Remove(address);
     }
     return;
@@ -268,6 +277,7 @@ void NodeManager::ApplyNode(const proto::NodeInfo& info) {
 }
 
 void NodeManager::OnJobFinished(const JobId& job) {
+  if (leases_->IsFinished(job)) return;
   leases_->OnJobFinished(job);
   pool_->KillJobWorkers(job);
   code_->Forget(job);
@@ -276,6 +286,9 @@ void NodeManager::OnJobFinished(const JobId& job) {
     if (JobIdOfTask(TaskIdOfObject(id)) == job) doomed.push_back(id);
   }
   store_->Free(doomed);
+  pulls_->OnJobFinished(job);
+  // Files no one sealed: a worker of the job killed while writing one.
+  RemoveShmObjectsOfJob(store_prefix_, job);
   std::erase_if(drivers_, [&](const auto& e) { return e.second == job; });
 }
 
@@ -336,6 +349,7 @@ void NodeManager::Stop() {
     if (pool_) pool_->Shutdown();
     if (pulls_) pulls_->Shutdown();
     if (store_) store_->Clear();
+    RemoveShmObjectsWithPrefix(store_prefix_);  // also what was never sealed
     done.set_value();
   });
   done.get_future().wait();
@@ -400,7 +414,8 @@ void NodeManager::HandleWorkerBlocked(const proto::WorkerBlockedRequest& request
 void NodeManager::HandleSealObject(const proto::SealObjectRequest& request,
                                    proto::SealObjectReply* reply, rpc::SendReply send) {
   LUMEN_REQUIRE_READY();
-  send(store_->Seal(ObjectId::FromBinary(request.object_id()), request.size(), request.owner()));
+  send(store_->Seal(ObjectId::FromBinary(request.object_id()), request.size(), request.owner(),
+                    request.temp_name()));
 }
 
 void NodeManager::HandlePullObject(const proto::PullObjectRequest& request,

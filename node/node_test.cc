@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "common/ids.h"
 #include "gtest/gtest.h"
 #include "node/lease_manager.h"
 #include "node/object_store.h"
@@ -35,23 +36,49 @@ TEST(ShmTest, CreateMapReadAndUnlink) {
 TEST(ObjectStoreTest, SealChecksSizeAndCapacityAndFreeReturnsSpace) {
   LocalObjectStore store(TestPrefix(), 100);
   ObjectId a = ObjectId::FromRandom(), b = ObjectId::FromRandom(), c = ObjectId::FromRandom();
-  ASSERT_TRUE(CreateShmObject(store.NameOf(a), 60).ok());
-  EXPECT_EQ(store.Seal(a, 61, {}).code(), absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(CreateShmObject(store.NameOf(a), 60).ok());
-  ASSERT_TRUE(store.Seal(a, 60, {}).ok());
+  auto write = [&](const ObjectId& id, size_t size) {
+    std::string temp = ShmTempName(store.prefix(), id);
+    EXPECT_TRUE(CreateShmObject(temp, size).ok());
+    return temp;
+  };
+  EXPECT_EQ(store.Seal(a, 61, {}, write(a, 60)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Seal(a, 60, {}, "elsewhere").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(OpenShmObject(store.NameOf(a)).ok()) << "not readable before it is sealed";
+  std::string temp = write(a, 60);
+  ASSERT_TRUE(store.Seal(a, 60, {}, temp).ok());
   EXPECT_TRUE(store.Contains(a));
+  EXPECT_TRUE(OpenShmObject(store.NameOf(a)).ok());
+  EXPECT_FALSE(OpenShmObject(temp).ok()) << "renamed into place";
   EXPECT_EQ(store.used(), 60);
-  ASSERT_TRUE(CreateShmObject(store.NameOf(b), 50).ok());
-  absl::Status full = store.Seal(b, 50, {});
+  std::string again = write(a, 60);  // a retry made it again: the first copy stays
+  ASSERT_TRUE(store.Seal(a, 60, {}, again).ok());
+  EXPECT_FALSE(OpenShmObject(again).ok());
+  EXPECT_EQ(store.used(), 60);
+  std::string big = write(b, 50);
+  absl::Status full = store.Seal(b, 50, {}, big);
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(full.message().find("--object-store-memory"), std::string::npos);
-  EXPECT_FALSE(OpenShmObject(store.NameOf(b)).ok()) << "a refused object's file is removed";
+  EXPECT_FALSE(OpenShmObject(big).ok()) << "a refused object's file is removed";
   EXPECT_EQ(store.ReadChunk(c, 0, 1).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store.ReadChunk(a, 0, 1000)->size(), 60u);
   store.Free({a, c});
   EXPECT_EQ(store.used(), 0);
   EXPECT_EQ(store.num_objects(), 0);
   EXPECT_FALSE(OpenShmObject(store.NameOf(a)).ok());
+}
+
+TEST(ShmTest, FilesOfAJobAreFoundByName) {
+  std::string prefix = TestPrefix();
+  TaskId t1 = TaskId::FromRandom(), t2 = TaskId::FromRandom();
+  std::memcpy(t1.mutable_data() + 20, JobId::FromInt(1).data(), 4);
+  std::memcpy(t2.mutable_data() + 20, JobId::FromInt(2).data(), 4);
+  ObjectId mine = PutObjectId(t1, 1), other = PutObjectId(t2, 1);
+  ASSERT_TRUE(CreateShmObject(ShmName(prefix, mine), 8).ok());
+  ASSERT_TRUE(CreateShmObject(ShmTempName(prefix, mine), 8).ok());
+  ASSERT_TRUE(CreateShmObject(ShmName(prefix, other), 8).ok());
+  EXPECT_EQ(RemoveShmObjectsOfJob(prefix, JobId::FromInt(1)), 2);
+  EXPECT_TRUE(OpenShmObject(ShmName(prefix, other)).ok());
+  EXPECT_EQ(RemoveShmObjectsWithPrefix(prefix), 1);
 }
 
 TEST(ObjectStoreTest, PullsReserveRoomAndAbortCleanly) {
@@ -114,10 +141,12 @@ class LeaseManagerTest : public ::testing::Test {
   ~LeaseManagerTest() override { pool_.Shutdown(); }
   static ResourceSet Total() { return *ResourceSet::FromMap({{"CPU", 2}}); }
 
-  std::unique_ptr<Answer> Request(double cpus, bool grant_or_reject = false) {
+  std::unique_ptr<Answer> Request(double cpus, bool grant_or_reject = false, uint32_t job = 1,
+                                  const std::string& caller_node = "") {
     auto a = std::make_unique<Answer>();
     proto::RequestWorkerLeaseRequest req;
-    req.mutable_spec()->set_job_id(JobId::FromInt(1).Binary());
+    req.mutable_spec()->set_job_id(JobId::FromInt(job).Binary());
+    req.mutable_spec()->mutable_caller()->set_node_id(caller_node);
     (*req.mutable_spec()->mutable_resources())["CPU"] = cpus;
     req.set_grant_or_reject(grant_or_reject);
     leases_.HandleRequestWorkerLease(req, &a->reply, a->send());
@@ -239,6 +268,79 @@ TEST_F(LeaseManagerTest, ADeadWorkersLeaseEndsAndAJobsLeasesEndWithIt) {
   ASSERT_TRUE(queued->status);
   EXPECT_EQ(queued->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
   EXPECT_EQ(leases_.NumLeases(), 0u);
+}
+
+TEST_F(LeaseManagerTest, AJobThatEndsWhileItsWorkerStartsGetsNothingAndKeepsNothing) {
+  auto a = Request(2);
+  EXPECT_FALSE(a->status);  // its worker is starting
+  EXPECT_EQ(leases_.Available().Get("CPU"), 0);
+  leases_.OnJobFinished(JobId::FromInt(1));
+  pool_.KillJobWorkers(JobId::FromInt(1));
+  ASSERT_TRUE(a->status);
+  EXPECT_EQ(a->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2) << "the resources came back";
+  auto late = Request(1);
+  ASSERT_TRUE(late->status);
+  EXPECT_EQ(late->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_NE(late->reply.error().message().find("finished"), std::string::npos);
+}
+
+TEST_F(LeaseManagerTest, LeasesOfACallerOnADeadNodeEnd) {
+  NodeId far = NodeId::FromRandom();
+  auto a = Request(1, false, 1, far.Binary());
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(a->status);
+  view_.SetAvailable(remote_, ResourceSet());
+  auto queued = Request(2, false, 1, far.Binary());
+  EXPECT_FALSE(queued->status);
+  leases_.OnNodeDead(far);
+  EXPECT_EQ(leases_.NumLeases(), 0u);
+  ASSERT_TRUE(queued->status);
+  EXPECT_EQ(queued->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2);
+}
+
+TEST_F(LeaseManagerTest, CpusComeBackOnlyWhenTheLastBlockedThreadResumes) {
+  view_.SetAvailable(remote_, ResourceSet());
+  auto a = Request(2);
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(a->status);
+  proto::WorkerBlockedRequest req;
+  req.set_worker_id(a->reply.worker().worker_id());
+  proto::WorkerBlockedReply r;
+  auto notify = [&](bool blocked) {
+    req.set_blocked(blocked);
+    leases_.HandleWorkerBlocked(req, &r, [](absl::Status) {});
+  };
+  notify(true);
+  notify(true);  // a second thread of the same task waits too
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2);
+  notify(false);
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2) << "one thread still waits";
+  notify(false);
+  EXPECT_EQ(leases_.Available().Get("CPU"), 0);
+}
+
+TEST(WorkerPoolTest, AJobIsNotStarvedOfStartsByAnother) {
+  FakeClock clock;
+  IdleProcessLauncher launcher;
+  WorkerPool pool(WorkerPoolConfig{.worker_path = "/bin/false", .max_starting = 1}, &launcher,
+                  &clock);
+  int served = 0;
+  auto count = [&](absl::StatusOr<Worker*> w) { served += w.ok(); };
+  pool.PopWorker(JobId::FromInt(1), {}, count);
+  pool.PopWorker(JobId::FromInt(2), {}, count);
+  ASSERT_EQ(launcher.started.size(), 1u) << "one start at a time";
+  proto::RegisterWorkerRequest req;
+  req.set_worker_id(launcher.started[0].Binary());
+  proto::RegisterWorkerReply reply;
+  pool.HandleRegisterWorker(req, &reply, [](absl::Status) {});
+  EXPECT_EQ(served, 1);
+  ASSERT_EQ(launcher.started.size(), 2u) << "the freed start slot went to job 2";
+  req.set_worker_id(launcher.started[1].Binary());
+  pool.HandleRegisterWorker(req, &reply, [](absl::Status) {});
+  EXPECT_EQ(served, 2);
+  pool.Shutdown();
 }
 
 }  // namespace

@@ -19,17 +19,32 @@ absl::Status LocalObjectStore::Reserve(const ObjectId& id, int64_t size) {
   return absl::OkStatus();
 }
 
-absl::Status LocalObjectStore::Seal(const ObjectId& id, int64_t size, const proto::Address& owner) {
-  if (Contains(id)) return absl::OkStatus();  // sealed twice: a retried task made it again
-  auto actual = ShmObjectSize(NameOf(id));
+absl::Status LocalObjectStore::Seal(const ObjectId& id, int64_t size, const proto::Address& owner,
+                                    const std::string& temp_name) {
+  const std::string final_name = NameOf(id);
+  if (temp_name.rfind(final_name + ".tmp.", 0) != 0 || temp_name.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError("bad temporary name '" + temp_name + "' for object " +
+                                      id.Hex());
+  }
+  if (Contains(id)) {  // a retried task made it again: keep the copy readers may use
+    UnlinkShmObject(temp_name);
+    return absl::OkStatus();
+  }
+  auto actual = ShmObjectSize(temp_name);
   if (!actual.ok()) return actual.status();
   if (static_cast<int64_t>(*actual) != size) {
-    UnlinkShmObject(NameOf(id));
+    UnlinkShmObject(temp_name);
     return absl::InvalidArgumentError("object " + id.Hex() + " has " + std::to_string(*actual) +
                                       " bytes, not the " + std::to_string(size) + " sealed");
   }
   if (absl::Status s = Reserve(id, size); !s.ok()) {
-    UnlinkShmObject(NameOf(id));
+    UnlinkShmObject(temp_name);
+    return s;
+  }
+  if (absl::Status s = RenameShmObject(temp_name, final_name); !s.ok()) {
+    UnlinkShmObject(temp_name);
+    used_ -= size;
+    objects_.erase(id);
     return s;
   }
   Entry& e = objects_[id];

@@ -24,10 +24,12 @@ class LocalObjectStore {
   const std::string& prefix() const { return prefix_; }
   std::string NameOf(const ObjectId& id) const { return ShmName(prefix_, id); }
 
-  // Records an object a local process created and filled. The file must
-  // exist with `size` bytes. ResourceExhausted (and the file is removed)
-  // when it does not fit in the remaining capacity.
-  absl::Status Seal(const ObjectId& id, int64_t size, const proto::Address& owner);
+  // Records an object a local process wrote under `temp_name` (see
+  // ShmTempName) with `size` bytes, and renames it into place. If the object
+  // is already here (a retried task made it again) the new copy is dropped.
+  // ResourceExhausted (and the file is removed) when it does not fit.
+  absl::Status Seal(const ObjectId& id, int64_t size, const proto::Address& owner,
+                    const std::string& temp_name);
   // Reserves room for an object being pulled and creates its file.
   absl::StatusOr<std::unique_ptr<MappedObject>> CreateForPull(const ObjectId& id, int64_t size);
   void CommitPull(const ObjectId& id, const proto::Address& owner);

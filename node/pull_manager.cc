@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "common/ids.h"
 #include "common/logging.h"
 #include "rpc/rpc.h"
 
@@ -44,6 +45,7 @@ void PullManager::Pull(const proto::ObjectRefInfo& ref, Done done) {
   a.mapping = std::move(*mapping);
   a.waiters.push_back(std::move(done));
   a.started = std::chrono::steady_clock::now();
+  a.generation = next_generation_++;
   if (ref.size() == 0) {
     Complete(id);
     return;
@@ -54,6 +56,7 @@ void PullManager::Pull(const proto::ObjectRefInfo& ref, Done done) {
 void PullManager::IssueChunks(const ObjectId& id) {
   Active& a = active_[id];
   rpc::NodeManagerClient* client = nodes_->Get(a.source_address);
+  uint64_t generation = a.generation;
   while (a.in_flight < options_.max_chunks_in_flight && a.next_offset < a.ref.size()) {
     int64_t offset = a.next_offset;
     int64_t length = std::min(options_.chunk_bytes, a.ref.size() - offset);
@@ -65,17 +68,18 @@ void PullManager::IssueChunks(const ObjectId& id) {
     req.set_length(length);
     client->ReadObjectChunk(
         req,
-        [this, id, offset, length](absl::Status s, proto::ReadObjectChunkReply reply) {
-          OnChunk(id, offset, length, s, reply.data());
+        [this, id, generation, offset, length](absl::Status s, proto::ReadObjectChunkReply reply) {
+          OnChunk(id, generation, offset, length, s, reply.data());
         },
         rpc::CallOptions{.timeout_ms = 60'000, .retry_for_ms = 2'000});
   }
 }
 
-void PullManager::OnChunk(const ObjectId& id, int64_t offset, int64_t length, absl::Status status,
-                          const std::string& data) {
+void PullManager::OnChunk(const ObjectId& id, uint64_t generation, int64_t offset, int64_t length,
+                          absl::Status status, const std::string& data) {
   auto it = active_.find(id);
-  if (it == active_.end()) return;  // failed already
+  // Failed already, or a reply to an earlier pull of the same object.
+  if (it == active_.end() || it->second.generation != generation) return;
   Active& a = it->second;
   a.in_flight--;
   if (!status.ok()) {
@@ -144,6 +148,14 @@ void PullManager::OnNodeDead(const NodeId& node) {
     if (a.source == node) doomed.push_back(id);
   }
   for (const auto& id : doomed) Fail(id, ObjectLostError(id, "node " + node.Short() + " died"));
+}
+
+void PullManager::OnJobFinished(const JobId& job) {
+  std::vector<ObjectId> doomed;
+  for (const auto& [id, a] : active_) {
+    if (JobIdOfTask(TaskIdOfObject(id)) == job) doomed.push_back(id);
+  }
+  for (const auto& id : doomed) Fail(id, absl::CancelledError("job " + job.Hex() + " finished"));
 }
 
 void PullManager::Shutdown() {

@@ -46,6 +46,8 @@ class PullManager {
   void Pull(const proto::ObjectRefInfo& ref, Done done);
   // Fails pulls from a node that died.
   void OnNodeDead(const NodeId& node);
+  // Abandons pulls of the job's objects.
+  void OnJobFinished(const JobId& job);
   void Shutdown();
 
   int64_t objects_pulled() const { return objects_pulled_; }
@@ -62,11 +64,12 @@ class PullManager {
     int in_flight = 0;
     std::vector<Done> waiters;
     std::chrono::steady_clock::time_point started;
+    uint64_t generation = 0;  // replies of an earlier pull of the same id are ignored
   };
 
   void IssueChunks(const ObjectId& id);
-  void OnChunk(const ObjectId& id, int64_t offset, int64_t length, absl::Status status,
-               const std::string& data);
+  void OnChunk(const ObjectId& id, uint64_t generation, int64_t offset, int64_t length,
+               absl::Status status, const std::string& data);
   void Complete(const ObjectId& id);
   void Fail(const ObjectId& id, const absl::Status& status);
 
@@ -78,6 +81,7 @@ class PullManager {
   rpc::ClientPool<rpc::CoreWorkerClient>* owners_;
   PullOptions options_;
   std::map<ObjectId, Active> active_;
+  uint64_t next_generation_ = 1;
   int64_t objects_pulled_ = 0;
   int64_t bytes_pulled_ = 0;
 };

@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "common/ids.h"
 #include "common/process.h"
 
 namespace lumen {
@@ -137,6 +139,28 @@ int SweepStaleShmObjects() {
     pid_t pid = static_cast<pid_t>(std::atoi(name.substr(6, dot - 6).c_str()));
     return pid > 0 && !ProcessAlive(pid);
   });
+}
+
+int RemoveShmObjectsOfJob(const std::string& prefix, const JobId& job) {
+  const std::string start = prefix + ".";
+  return RemoveMatching([&](const std::string& name) {
+    if (name.rfind(start, 0) != 0) return false;
+    ObjectId id = ObjectId::FromHex(name.substr(start.size(), 2 * ObjectId::kSize));
+    return !id.IsNil() && JobIdOfTask(TaskIdOfObject(id)) == job;
+  });
+}
+
+std::string ShmTempName(const std::string& prefix, const ObjectId& id) {
+  static std::atomic<uint64_t> counter{0};
+  return ShmName(prefix, id) + ".tmp." + std::to_string(::getpid()) + "." +
+         std::to_string(++counter);
+}
+
+absl::Status RenameShmObject(const std::string& from, const std::string& to) {
+  if (::rename((kShmDir + from).c_str(), (kShmDir + to).c_str()) != 0) {
+    return ErrnoStatus("cannot rename to " + to + ":", from);
+  }
+  return absl::OkStatus();
 }
 
 int RemoveShmObjectsWithPrefix(const std::string& prefix) {

@@ -52,5 +52,11 @@ void UnlinkShmObject(const std::string& name);
 int SweepStaleShmObjects();
 // Removes every object file of one store.
 int RemoveShmObjectsWithPrefix(const std::string& prefix);
+// Removes the files (sealed or not) of one store's objects made by `job`.
+int RemoveShmObjectsOfJob(const std::string& prefix, const JobId& job);
+// A name to write `id` under before it is sealed (unique to this process).
+std::string ShmTempName(const std::string& prefix, const ObjectId& id);
+// Renames an object file (within /dev/shm).
+absl::Status RenameShmObject(const std::string& from, const std::string& to);
 
 }  // namespace lumen

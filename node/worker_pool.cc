@@ -44,6 +44,15 @@ int WorkerPool::TotalStarting() const {
   return n;
 }
 
+void WorkerPool::StartWaitingJobs() {
+  // A start slot freed up: any job may use it, not only the one that freed it.
+  std::vector<JobId> waiting;
+  for (const auto& [job, state] : jobs_) {
+    if (static_cast<int>(state.waiting.size()) > state.starting) waiting.push_back(job);
+  }
+  for (const JobId& job : waiting) StartWorkers(job);
+}
+
 void WorkerPool::StartWorkers(const JobId& job) {
   JobState& state = jobs_[job];
   while (static_cast<int>(state.waiting.size()) > state.starting &&
@@ -104,7 +113,7 @@ void WorkerPool::HandleRegisterWorker(const proto::RegisterWorkerRequest& reques
   send(absl::OkStatus());
   LUMEN_LOG_DEBUG("worker registered worker={} pid={} port={}", w->id.Short(), w->pid(), w->port);
   PushWorker(w);
-  StartWorkers(w->job);
+  StartWaitingJobs();
 }
 
 void WorkerPool::OnStartFailed(Worker* w, const std::string& why) {
@@ -117,9 +126,8 @@ void WorkerPool::OnStartFailed(Worker* w, const std::string& why) {
   KillWorker(w, why);
   if (state.failures_in_a_row >= config_.max_start_failures) {
     FailWaiters(job, absl::FailedPreconditionError(state.last_failure));
-  } else {
-    StartWorkers(job);
   }
+  StartWaitingJobs();
 }
 
 void WorkerPool::ServeWaiters(const JobId& job) {
@@ -162,6 +170,7 @@ void WorkerPool::KillJobWorkers(const JobId& job) {
   FailWaiters(job, absl::CancelledError("job " + job.Hex() + " finished"));
   jobs_.erase(job);
   idle_.erase(job);
+  StartWaitingJobs();
 }
 
 void WorkerPool::Erase(Worker* w) {
@@ -178,15 +187,18 @@ Worker* WorkerPool::Find(const WorkerId& id) {
 void WorkerPool::Tick(const std::function<void(Worker*, const std::string&)>& on_exit) {
   int64_t now = clock_->NowMs();
   std::erase_if(dying_, [](const std::unique_ptr<Process>& p) { return p->TryReap(); });
-  std::vector<Worker*> exited, slow;
+  // Ids, not pointers: handling one exit may stop (and free) other workers.
+  std::vector<WorkerId> exited, slow;
   for (auto& [id, w] : workers_) {
     if (w->process && w->process->TryReap()) {
-      exited.push_back(w.get());
+      exited.push_back(id);
     } else if (!w->registered && now - w->started_ms > config_.register_timeout_ms) {
-      slow.push_back(w.get());
+      slow.push_back(id);
     }
   }
-  for (Worker* w : exited) {
+  for (const WorkerId& id : exited) {
+    Worker* w = Find(id);
+    if (w == nullptr) continue;
     std::string how = w->process->DescribeExit();
     if (!w->registered) {
       jobs_[w->job].starting--;
@@ -195,9 +207,11 @@ void WorkerPool::Tick(const std::function<void(Worker*, const std::string&)>& on
       continue;
     }
     on_exit(w, how);
-    Erase(w);
+    if (Find(id) != nullptr) Erase(w);
   }
-  for (Worker* w : slow) {
+  for (const WorkerId& id : slow) {
+    Worker* w = Find(id);
+    if (w == nullptr) continue;
     jobs_[w->job].starting--;
     OnStartFailed(w, "a worker for job " + w->job.Hex() + " did not register within " +
                          std::to_string(config_.register_timeout_ms) + " ms");

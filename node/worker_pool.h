@@ -89,6 +89,7 @@ class WorkerPool {
   };
 
   void StartWorkers(const JobId& job);
+  void StartWaitingJobs();
   absl::Status StartOne(const JobId& job, JobState* state);
   void ServeWaiters(const JobId& job);
   void FailWaiters(const JobId& job, const absl::Status& status);

@@ -56,6 +56,9 @@ class GrpcClient {
     core_->loop = loop;
   }
   ~GrpcClient() { core_->Close(); }
+  // Cancels the calls in flight and waits for their callbacks; later calls
+  // complete at once with CANCELLED.
+  void Close() { core_->Close(); }
   GrpcClient(const GrpcClient&) = delete;
   GrpcClient& operator=(const GrpcClient&) = delete;
 

@@ -34,6 +34,7 @@ NodeManagerClient::NodeManagerClient(const std::string& address, const std::stri
                                                                       loop)) {}
 
 NodeManagerClient::~NodeManagerClient() = default;
+void NodeManagerClient::Close() { client_->Close(); }
 
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, RegisterWorker)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, RegisterDriver)

@@ -50,6 +50,8 @@ class NodeManagerClient {
   LUMEN_CLIENT_DECL(ReadObjectChunk);
   LUMEN_CLIENT_DECL(FreeObjects);
   LUMEN_CLIENT_DECL(GetNodeStats);
+  // See GrpcClient::Close.
+  void Close();
 
  private:
   std::string address_;

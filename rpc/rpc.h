@@ -51,7 +51,11 @@ absl::StatusOr<Rep> CallSync(StartFn start) {
       done->set_value(std::move(s));
     }
   });
-  return future.get();
+  try {
+    return future.get();
+  } catch (const std::future_error&) {  // the callback was dropped unrun
+    return absl::CancelledError("the call was abandoned (shutting down)");
+  }
 }
 
 }  // namespace lumen::rpc

@@ -281,6 +281,14 @@ TEST_F(ClusterTest, NestedTasksDoNotDeadlockOnOneCpuNodes) {
   for (int s : *sums) EXPECT_EQ(s, 12);
 }
 
+TEST_F(ClusterTest, WaitingInsideATaskAlsoLendsItsCpu) {
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 3; ++i) refs.push_back(Task(test_tasks::NestedWaitSum).Remote(4));
+  auto sums = Get(refs, 60'000);
+  ASSERT_TRUE(sums.ok()) << sums.status();
+  for (int s : *sums) EXPECT_EQ(s, 12);
+}
+
 TEST_F(ClusterTest, WaitSplitsReadyFromUnready) {
   testing::TempDir dir;
   auto fast = Task(test_tasks::Add).Remote(1, 1);

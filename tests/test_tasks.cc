@@ -85,8 +85,27 @@ int NestedSum(int n) {
 
 std::string Echo(std::string s) { return s; }
 
+int NestedWaitSum(int n) {
+  std::vector<lumen::ObjectRefBase> all;
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < n; ++i) {
+    refs.push_back(lumen::Task(Add).Remote(i, i));
+    all.push_back(refs.back());
+  }
+  auto waited = lumen::Wait(all, n);
+  if (!waited.ok() || static_cast<int>(waited->ready.size()) != n) {
+    throw std::runtime_error("Wait did not see every subtask finish");
+  }
+  auto values = lumen::Get(refs, 0);  // all ready: no wait
+  if (!values.ok()) throw std::runtime_error(std::string(values.status().message()));
+  int sum = 0;
+  for (int v : *values) sum += v;
+  return sum;
+}
+
 }  // namespace test_tasks
 
 LUMEN_REMOTE(test_tasks::Pid, test_tasks::NodeOf, test_tasks::Add, test_tasks::Rendezvous,
              test_tasks::Checksum, test_tasks::MakeData, test_tasks::Throw,
-             test_tasks::WaitForRelease, test_tasks::NestedSum, test_tasks::Echo);
+             test_tasks::WaitForRelease, test_tasks::NestedSum, test_tasks::Echo,
+             test_tasks::NestedWaitSum);

@@ -21,5 +21,7 @@ int WaitForRelease(std::string dir);
 // Sums Add(i, i) for i < n through nested tasks.
 int NestedSum(int n);
 std::string Echo(std::string s);
+// Like NestedSum, but waits for the subtasks with Wait before Get.
+int NestedWaitSum(int n);
 
 }  // namespace test_tasks

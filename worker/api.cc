@@ -43,6 +43,7 @@ namespace {
 struct Session {
   std::unique_ptr<worker::LocalCluster> local_cluster;
   std::unique_ptr<worker::CoreWorker> core;
+  std::vector<std::unique_ptr<worker::CoreWorker>> retired;
 };
 
 std::mutex& SessionMutex() {
@@ -201,8 +202,12 @@ void Shutdown() {
   std::lock_guard<std::mutex> lock(SessionMutex());
   Session& session = TheSession();
   internal::g_runtime.store(nullptr, std::memory_order_release);
-  if (session.core) session.core->Shutdown();
-  session.core.reset();
+  if (session.core) {
+    session.core->Shutdown();
+    // Another thread may still be inside it (an ObjectRef it destroys as
+    // Shutdown runs): a stopped core stays allocated, inert, for good.
+    session.retired.push_back(std::move(session.core));
+  }
   session.local_cluster.reset();
 }
 

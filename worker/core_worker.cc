@@ -62,10 +62,18 @@ absl::Status CoreWorker::StartCommon() {
   return absl::OkStatus();
 }
 
+CoreWorker::ApiCall::~ApiCall() {
+  if (--w_->active_calls_ == 0) {
+    std::lock_guard<std::mutex> lock(w_->api_mu_);
+    w_->api_cv_.notify_all();
+  }
+}
+
 void CoreWorker::FinishSetup() {
   self_.set_node_id(options_.node_id.Binary());
-  io_ = std::make_unique<ObjectIo>(node_managers_.Get(options_.node_manager_address),
-                                   options_.node_id, options_.store_prefix);
+  local_sync_ = std::make_unique<rpc::NodeManagerClient>(options_.node_manager_address,
+                                                         options_.token, nullptr);
+  io_ = std::make_unique<ObjectIo>(local_sync_.get(), options_.node_id, options_.store_prefix);
   tasks_ = std::make_unique<TaskManager>(
       &memory_store_, &refs_,
       [this](const ObjectId& id, const ObjectLocation& where) { FreeCopy(id, where); });
@@ -131,8 +139,17 @@ void CoreWorker::RunTaskLoop() { executor_->Run(); }
 
 void CoreWorker::Shutdown() {
   if (stopped_.exchange(true) || !started_) return;
+  // Wake every API call in progress: waits in the memory store end, and so
+  // do synchronous calls to the node manager.
   memory_store_.Shutdown();
+  if (local_sync_) local_sync_->Close();
   if (executor_) executor_->Stop();
+  {
+    std::unique_lock<std::mutex> lock(api_mu_);
+    if (!api_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return active_calls_ == 0; })) {
+      LUMEN_LOG_WARN("shutting down with {} API calls still running", active_calls_.load());
+    }
+  }
   if (options_.is_driver && !options_.job_id.IsNil() && gcs_) {
     proto::MarkJobFinishedRequest req;
     req.set_job_id(options_.job_id.Binary());
@@ -188,6 +205,8 @@ ObjectId CoreWorker::FailedObject(const ObjectId& id, const absl::Status& error)
 }
 
 ObjectId CoreWorker::Put(size_t size, const std::function<void(char*)>& write) {
+  ApiCall call(this);
+  if (call.stopped()) return ObjectId();
   ObjectId id = PutObjectId(CurrentTask(), static_cast<uint32_t>(++put_counter_));
   refs_.AddOwned(id);
   if (size <= kMaxInlineBytes) {
@@ -205,6 +224,8 @@ ObjectId CoreWorker::Put(size_t size, const std::function<void(char*)>& write) {
 
 absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> CoreWorker::Get(
     const std::vector<ObjectId>& ids, int64_t timeout_ms) {
+  ApiCall call(this);
+  if (call.stopped()) return absl::CancelledError("lumen is shutting down");
   for (const ObjectId& id : ids) {
     if (!refs_.Has(id) && !memory_store_.Get(id)) {
       return absl::NotFoundError("object " + id.Hex() +
@@ -214,13 +235,7 @@ absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> CoreWorker::Get(
   }
   auto start = std::chrono::steady_clock::now();
   std::vector<bool> ready;
-  bool ok = memory_store_.Wait(ids, ids.size(), 0, &ready);
-  if (!ok) {
-    bool blocked = !options_.is_driver && !CurrentTask().IsNil();
-    if (blocked) NotifyBlocked(true);
-    ok = memory_store_.Wait(ids, ids.size(), timeout_ms, &ready);
-    if (blocked) NotifyBlocked(false);
-  }
+  bool ok = WaitInStore(ids, ids.size(), timeout_ms, &ready);
   if (!ok) {
     if (stopped_) return absl::CancelledError("lumen is shutting down");
     size_t missing = std::count(ready.begin(), ready.end(), false);
@@ -260,6 +275,8 @@ absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> CoreWorker::Get(
 
 absl::StatusOr<std::vector<bool>> CoreWorker::Wait(const std::vector<ObjectId>& ids, int num_ready,
                                                    int64_t timeout_ms) {
+  ApiCall call(this);
+  if (call.stopped()) return absl::CancelledError("lumen is shutting down");
   if (num_ready < 0 || num_ready > static_cast<int>(ids.size())) {
     return absl::InvalidArgumentError("Wait for " + std::to_string(num_ready) + " of " +
                                       std::to_string(ids.size()) +
@@ -271,18 +288,27 @@ absl::StatusOr<std::vector<bool>> CoreWorker::Wait(const std::vector<ObjectId>& 
     }
   }
   std::vector<bool> ready;
-  memory_store_.Wait(ids, static_cast<size_t>(num_ready), timeout_ms, &ready);
+  WaitInStore(ids, static_cast<size_t>(num_ready), timeout_ms, &ready);
   return ready;
+}
+
+bool CoreWorker::WaitInStore(const std::vector<ObjectId>& ids, size_t num_ready, int64_t timeout_ms,
+                             std::vector<bool>* ready) {
+  if (memory_store_.Wait(ids, num_ready, 0, ready)) return true;
+  if (timeout_ms == 0) return false;
+  bool lend = !options_.is_driver && !CurrentTask().IsNil();
+  if (lend) NotifyBlocked(true);
+  bool ok = memory_store_.Wait(ids, num_ready, timeout_ms, ready);
+  if (lend) NotifyBlocked(false);
+  return ok;
 }
 
 void CoreWorker::NotifyBlocked(bool blocked) {
   proto::WorkerBlockedRequest req;
   req.set_worker_id(options_.worker_id.Binary());
   req.set_blocked(blocked);
-  (void)rpc::CallSync<proto::WorkerBlockedReply>([&](auto cb) {
-    node_managers_.Get(options_.node_manager_address)
-        ->WorkerBlocked(req, cb, {.timeout_ms = 5'000});
-  });
+  (void)rpc::CallSync<proto::WorkerBlockedReply>(
+      [&](auto cb) { local_sync_->WorkerBlocked(req, cb, {.timeout_ms = 5'000}); });
 }
 
 void CoreWorker::OnFree(const ObjectId& id, const std::vector<ObjectLocation>& locations) {
@@ -366,6 +392,8 @@ absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(const TaskId& task,
 
 ObjectId CoreWorker::Submit(const internal::TaskOptions& options,
                             std::vector<internal::TaskArg> args) {
+  ApiCall call(this);
+  if (call.stopped()) return ObjectId();
   TaskId task = NormalTaskId(options_.job_id, CurrentTask(), ++submit_counter_);
   ObjectId result = ReturnObjectId(task, 1);
   refs_.AddOwned(result);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -91,6 +92,21 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   void SetCurrentTask(const TaskId& task);
   TaskId CurrentTask() const;
   void NotifyBlocked(bool blocked);
+  // Waits in the memory store; a worker running a task lends its CPUs to
+  // its node meanwhile (nested tasks cannot deadlock a full node).
+  bool WaitInStore(const std::vector<ObjectId>& ids, size_t num_ready, int64_t timeout_ms,
+                   std::vector<bool>* ready);
+
+  // Counts API calls in progress, so Shutdown() can let them finish.
+  class ApiCall {
+   public:
+    explicit ApiCall(CoreWorker* w) : w_(w) { w_->active_calls_++; }
+    ~ApiCall();
+    bool stopped() const { return w_->stopped_; }
+
+   private:
+    CoreWorker* w_;
+  };
 
   CoreWorkerOptions options_;
   proto::Address self_;
@@ -101,6 +117,9 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   rpc::ClientPool<rpc::CoreWorkerClient> workers_;
   MemoryStore memory_store_;
   ReferenceCounter refs_;
+  // Synchronous calls to the local node manager (callbacks inline, not on
+  // the loop): pulls, seals, blocked notices.
+  std::unique_ptr<rpc::NodeManagerClient> local_sync_;
   std::unique_ptr<ObjectIo> io_;
   std::unique_ptr<TaskManager> tasks_;
   std::unique_ptr<TaskSubmitter> submitter_;
@@ -118,6 +137,9 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
 
   bool started_ = false;
   std::atomic<bool> stopped_{false};
+  std::atomic<int> active_calls_{0};
+  std::mutex api_mu_;
+  std::condition_variable api_cv_;
 };
 
 // Makes `runtime` the one the API templates use in this process (workers;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -60,9 +61,35 @@ std::map<std::string, std::string> ParseReadyLine(const std::string& line) {
   return out;
 }
 
+void PruneSessionDirs(const std::string& home, size_t keep) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> sessions;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(home, ec)) {
+    if (e.is_directory() && e.path().filename().string().rfind("session-", 0) == 0) {
+      sessions.push_back(e.path());
+    }
+  }
+  if (sessions.size() <= keep) return;
+  std::sort(sessions.begin(), sessions.end());  // names start with the date: oldest first
+  std::string recorded = ReadFile(home + "/processes").value_or("");
+  for (size_t i = 0; i + keep < sessions.size(); ++i) {
+    // session-<date>-<time>-<pid>-<suffix>: keep it while its creator runs
+    // or `lumen start` still records processes that log there.
+    std::string name = sessions[i].filename().string();
+    std::vector<std::string> parts;
+    std::stringstream split(name);
+    for (std::string part; std::getline(split, part, '-');) parts.push_back(part);
+    pid_t creator = parts.size() >= 4 ? std::atoi(parts[3].c_str()) : 0;
+    if (ProcessAlive(creator) || recorded.find(sessions[i].string()) != std::string::npos) continue;
+    RemoveAll(sessions[i].string());
+  }
+}
+
 absl::StatusOr<std::string> NewSessionDir() {
   std::string home = LumenHome();
   LUMEN_RETURN_IF_ERROR(EnsurePrivateDir(home));
+  PruneSessionDirs(home, 10);
   std::time_t now = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));

@@ -77,7 +77,9 @@ class LocalCluster {
 absl::StatusOr<std::string> FindLumenBinary();
 // Parses "key=value key=value" (a ready line).
 std::map<std::string, std::string> ParseReadyLine(const std::string& line);
-// A new session directory in LUMEN_HOME.
+// A new session directory in LUMEN_HOME (older ones beyond the newest
+// `keep` are removed once nothing runs or logs there).
 absl::StatusOr<std::string> NewSessionDir();
+void PruneSessionDirs(const std::string& home, size_t keep);
 
 }  // namespace lumen::worker

@@ -25,24 +25,27 @@ absl::Status ObjectIo::PutInStore(const ObjectId& id, std::string_view data,
 absl::Status ObjectIo::PutInStore(const ObjectId& id, size_t size,
                                   const std::function<void(char*)>& write,
                                   const proto::Address& owner) {
-  const std::string name = ShmName(store_prefix_, id);
-  auto mapping = CreateShmObject(name, size);
-  if (absl::IsAlreadyExists(mapping.status())) {
-    // Left by an attempt of the same task that died before sealing it.
-    UnlinkShmObject(name);
-    mapping = CreateShmObject(name, size);
-  }
+  // Written under a name of its own and renamed into place when sealed, so
+  // no reader sees it half written.
+  const std::string temp = ShmTempName(store_prefix_, id);
+  auto mapping = CreateShmObject(temp, size);
   if (!mapping.ok()) return mapping.status();
-  write((*mapping)->mutable_data());
+  try {
+    write((*mapping)->mutable_data());
+  } catch (const std::exception& e) {
+    UnlinkShmObject(temp);
+    return absl::InvalidArgumentError(std::string("cannot serialize the value: ") + e.what());
+  }
   mapping->reset();
   proto::SealObjectRequest req;
   req.set_object_id(id.Binary());
   req.set_size(static_cast<int64_t>(size));
   *req.mutable_owner() = owner;
+  req.set_temp_name(temp);
   auto sealed = rpc::CallSync<proto::SealObjectReply>(
       [&](auto cb) { node_manager_->SealObject(req, cb, {.timeout_ms = 30'000}); });
   if (!sealed.ok()) {
-    UnlinkShmObject(name);
+    UnlinkShmObject(temp);
     return sealed.status();
   }
   return absl::OkStatus();

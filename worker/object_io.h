@@ -2,7 +2,9 @@
 // the object in the local node's store and seal it there; fetches map a
 // local copy, asking the local node manager to pull one first when the
 // object lives on another node. Thread-safe; blocks the calling thread, so
-// never call it from the core worker's loop.
+// never call it from the core worker's loop. `local_node_manager` must
+// deliver callbacks inline (no event loop), so calls finish even while the
+// core worker's loop stops.
 #pragma once
 
 #include <functional>
