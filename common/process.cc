@@ -97,10 +97,7 @@ absl::StatusOr<std::string> Process::WaitReady(int64_t timeout_ms) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       // The child closed its end, almost always by exiting: say how.
-      auto reap_by = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      while (!TryReap() && std::chrono::steady_clock::now() < reap_by) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
+      WaitForExit(1000);
       return absl::UnavailableError("process " + std::to_string(pid_) +
                                     " exited before it was ready (" + DescribeExit() + ")");
     }
@@ -136,16 +133,21 @@ bool Process::TryReap() {
   return false;
 }
 
+bool Process::WaitForExit(int64_t timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!TryReap()) {
+    if (timeout_ms >= 0 && std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 void Process::Terminate(int64_t grace_ms) {
   if (TryReap()) return;
   (void)Signal(SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (TryReap()) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  if (WaitForExit(grace_ms)) return;
   (void)Signal(SIGKILL);
-  while (!TryReap()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  WaitForExit(-1);  // SIGKILL cannot be refused
 }
 
 std::string Process::DescribeExit() const {

@@ -47,6 +47,9 @@ class Process {
   // Reaps without blocking: true once the child has exited (then
   // exit_status() is set). Only works for children of this process.
   bool TryReap();
+  // Waits up to `timeout_ms` (< 0: for as long as it takes) for the child
+  // to exit and reaps it; returns whether it did.
+  bool WaitForExit(int64_t timeout_ms);
   // Sends SIGTERM, waits up to `grace_ms`, then SIGKILL, and reaps.
   void Terminate(int64_t grace_ms);
   // waitpid() status, -1 while running.

@@ -23,10 +23,7 @@ TEST(ProcessTest, ReadyLineAndExitStatus) {
   auto line = (*p)->WaitReady(10'000);
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(*line, "port=1234 node_id=ab");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!(*p)->TryReap() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  EXPECT_TRUE((*p)->WaitForExit(10'000));
   EXPECT_EQ((*p)->DescribeExit(), "exit code 3");
 }
 
@@ -49,11 +46,9 @@ TEST(ProcessTest, ClosingTheLifelineReachesTheChild) {
   auto p = launcher.Launch(spec);
   ASSERT_TRUE(p.ok());
   EXPECT_FALSE((*p)->TryReap());
+  EXPECT_FALSE((*p)->WaitForExit(20)) << "it waits on its lifeline";
   (*p)->CloseLifeline();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!(*p)->TryReap() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE((*p)->WaitForExit(10'000));
   EXPECT_EQ((*p)->DescribeExit(), "exit code 5");
 }
 

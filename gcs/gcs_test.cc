@@ -30,6 +30,18 @@ class PubSubTest : public ::testing::Test {
     publisher_.HandleSubscribe(req, &reply, a.send());
     ASSERT_TRUE(a.ok());
   }
+  struct Polled {
+    proto::PollReply reply;
+    Answer answer;
+  };
+  std::unique_ptr<Polled> Poll(const std::string& id, int64_t ack) {
+    auto p = std::make_unique<Polled>();
+    proto::PollRequest req;
+    req.set_subscriber_id(id);
+    req.set_ack_seq(ack);
+    publisher_.HandlePoll(req, &p->reply, p->answer.send());
+    return p;
+  }
   void Publish(proto::Channel channel, const std::string& key, int64_t marker) {
     proto::PubMessage m;
     m.set_channel(channel);
@@ -44,42 +56,31 @@ class PubSubTest : public ::testing::Test {
 
 TEST_F(PubSubTest, PollWaitsForMessagesAndDeliversInOrder) {
   Subscribe("s", {proto::NODE_CHANGES});
-  proto::PollRequest poll;
-  poll.set_subscriber_id("s");
-  proto::PollReply reply;
-  Answer a;
-  publisher_.HandlePoll(poll, &reply, a.send());
-  EXPECT_FALSE(a.status) << "an empty mailbox holds the poll";
+  auto first = Poll("s", 0);
+  EXPECT_FALSE(first->answer.status) << "an empty mailbox holds the poll";
   Publish(proto::NODE_CHANGES, "n1", 1);
-  ASSERT_TRUE(a.ok());
-  ASSERT_EQ(reply.messages_size(), 1);
-  EXPECT_EQ(reply.messages(0).seq(), 1);
+  ASSERT_TRUE(first->answer.ok());
+  ASSERT_EQ(first->reply.messages_size(), 1);
+  EXPECT_EQ(first->reply.messages(0).seq(), 1);
 
   Publish(proto::NODE_CHANGES, "n2", 2);
   Publish(proto::JOB_CHANGES, "j", 3);  // not subscribed
   Publish(proto::NODE_CHANGES, "n3", 4);
-  poll.set_ack_seq(1);
-  proto::PollReply second;
-  Answer b;
-  publisher_.HandlePoll(poll, &second, b.send());
-  ASSERT_TRUE(b.ok());
-  ASSERT_EQ(second.messages_size(), 2);
-  EXPECT_EQ(second.messages(0).node().start_time_ms(), 2);
-  EXPECT_EQ(second.messages(1).node().start_time_ms(), 4);
+  auto second = Poll("s", 1);
+  ASSERT_TRUE(second->answer.ok());
+  ASSERT_EQ(second->reply.messages_size(), 2);
+  EXPECT_EQ(second->reply.messages(0).node().start_time_ms(), 2);
+  EXPECT_EQ(second->reply.messages(1).node().start_time_ms(), 4);
 }
 
 TEST_F(PubSubTest, UnacknowledgedMessagesAreSentAgain) {
   Subscribe("s", {proto::NODE_CHANGES});
   Publish(proto::NODE_CHANGES, "n1", 1);
-  proto::PollRequest poll;
-  poll.set_subscriber_id("s");
   for (int i = 0; i < 2; ++i) {  // the first reply was "lost": same ack again
-    proto::PollReply reply;
-    Answer a;
-    publisher_.HandlePoll(poll, &reply, a.send());
-    ASSERT_TRUE(a.ok());
-    ASSERT_EQ(reply.messages_size(), 1);
-    EXPECT_EQ(reply.messages(0).seq(), 1);
+    auto polled = Poll("s", 0);
+    ASSERT_TRUE(polled->answer.ok());
+    ASSERT_EQ(polled->reply.messages_size(), 1);
+    EXPECT_EQ(polled->reply.messages(0).seq(), 1);
   }
 }
 
@@ -87,33 +88,23 @@ TEST_F(PubSubTest, ResourceUpdatesNotYetSentAreCoalesced) {
   Subscribe("s", {proto::RESOURCE_VIEW});
   for (int i = 1; i <= 5; ++i) Publish(proto::RESOURCE_VIEW, "n1", i);
   Publish(proto::RESOURCE_VIEW, "n2", 9);
-  proto::PollRequest poll;
-  poll.set_subscriber_id("s");
-  proto::PollReply reply;
-  Answer a;
-  publisher_.HandlePoll(poll, &reply, a.send());
-  ASSERT_EQ(reply.messages_size(), 2);
-  EXPECT_EQ(reply.messages(0).key(), "n1");
-  EXPECT_EQ(reply.messages(0).node().start_time_ms(), 5);
+  auto polled = Poll("s", 0);
+  ASSERT_EQ(polled->reply.messages_size(), 2);
+  EXPECT_EQ(polled->reply.messages(0).key(), "n1");
+  EXPECT_EQ(polled->reply.messages(0).node().start_time_ms(), 5);
 }
 
 TEST_F(PubSubTest, HeldPollsEndAndSilentSubscribersAreForgotten) {
   Subscribe("s", {proto::NODE_CHANGES});
-  proto::PollRequest poll;
-  poll.set_subscriber_id("s");
-  proto::PollReply reply;
-  Answer a;
-  publisher_.HandlePoll(poll, &reply, a.send());
+  auto held = Poll("s", 0);
   clock_.AdvanceMs(1001);
   publisher_.Tick();
-  ASSERT_TRUE(a.ok());
-  EXPECT_EQ(reply.messages_size(), 0);
+  ASSERT_TRUE(held->answer.ok());
+  EXPECT_EQ(held->reply.messages_size(), 0);
   clock_.AdvanceMs(6000);
   publisher_.Tick();
   EXPECT_EQ(publisher_.NumSubscribers(), 0u);
-  Answer gone;
-  publisher_.HandlePoll(poll, &reply, gone.send());
-  EXPECT_EQ(gone.status->code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Poll("s", 0)->answer.status->code(), absl::StatusCode::kNotFound);
 }
 
 class NodeTableTest : public ::testing::Test {

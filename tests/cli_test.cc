@@ -29,6 +29,18 @@ class CliTest : public ::testing::Test {
   std::string Lumen(const std::string& args) const {
     return std::string(LUMEN_CLI_PATH) + " " + args;
   }
+  // Starts a one-CPU head on a free port; returns its GCS address.
+  std::string StartHead() {
+    std::string out;
+    EXPECT_EQ(RunCommand(Lumen("start --head --port 0 --resources '{\"CPU\": 1}' "
+                               "--object-store-memory 67108864"),
+                         &out),
+              0)
+        << out;
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(out, m, std::regex("GCS: +(127\\.0\\.0\\.1:[0-9]+)"))) << out;
+    return m.empty() ? "" : std::string(m[1]);
+  }
   std::vector<pid_t> RecordedPids() const {
     std::vector<pid_t> pids;
     std::ifstream in(home_.path() + "/processes");
@@ -40,14 +52,8 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, StartJoinStatusRunAndStop) {
   std::string out;
-  ASSERT_EQ(RunCommand(Lumen("start --head --port 0 --resources '{\"CPU\": 1}' "
-                             "--object-store-memory 67108864"),
-                       &out),
-            0)
-      << out;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("GCS: +(127\\.0\\.0\\.1:[0-9]+)"))) << out;
-  std::string address = m[1];
+  std::string address = StartHead();
+  ASSERT_FALSE(address.empty());
   ASSERT_EQ(RunCommand(Lumen("start --address " + address + " --resources '{\"CPU\": 2}'"), &out),
             0)
       << out;
@@ -99,14 +105,8 @@ TEST_F(CliTest, BadInputGetsAClearErrorAndANonZeroExit) {
 
 TEST_F(CliTest, AJoiningNodeWithTheWrongTokenIsRefused) {
   std::string out;
-  ASSERT_EQ(RunCommand(Lumen("start --head --port 0 --resources '{\"CPU\": 1}' "
-                             "--object-store-memory 67108864"),
-                       &out),
-            0)
-      << out;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("GCS: +(127\\.0\\.0\\.1:[0-9]+)")));
-  std::string address = m[1];
+  std::string address = StartHead();
+  ASSERT_FALSE(address.empty());
   EXPECT_EQ(RunCommand(Lumen("start --address " + address + " --token not-the-token"), &out), 1);
   EXPECT_NE(out.find("token"), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Lumen("status --token not-the-token"), &out), 1);

@@ -215,14 +215,9 @@ bool IsInitialized() { return internal::CurrentRuntime() != nullptr; }
 
 absl::StatusOr<WaitResult> Wait(const std::vector<ObjectRefBase>& refs, int num_ready,
                                 int64_t timeout_ms) {
-  internal::Runtime* rt = internal::CurrentRuntime();
-  if (rt == nullptr) return internal::NotInitializedError();
-  std::vector<ObjectId> ids;
-  for (const auto& r : refs) {
-    if (r.IsNil()) return internal::NilRefError();
-    ids.push_back(r.ID());
-  }
-  auto ready = rt->Wait(ids, num_ready, timeout_ms);
+  auto ids = internal::IdsOf(refs);
+  if (!ids.ok()) return ids.status();
+  auto ready = internal::CurrentRuntime()->Wait(*ids, num_ready, timeout_ms);
   if (!ready.ok()) return ready.status();
   WaitResult result;
   for (size_t i = 0; i < refs.size(); ++i) {

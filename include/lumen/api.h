@@ -134,25 +134,33 @@ ObjectRef<std::decay_t<T>> Put(T&& value) {
 namespace internal {
 absl::Status NotInitializedError();
 absl::Status NilRefError();
+
+// The ids of `refs`; an error if lumen is not running or a ref is nil.
+template <typename Ref>
+absl::StatusOr<std::vector<ObjectId>> IdsOf(const std::vector<Ref>& refs) {
+  if (CurrentRuntime() == nullptr) return NotInitializedError();
+  std::vector<ObjectId> ids;
+  ids.reserve(refs.size());
+  for (const auto& r : refs) {
+    if (r.IsNil()) return NilRefError();
+    ids.push_back(r.ID());
+  }
+  return ids;
+}
 }  // namespace internal
 
 // The values of `refs`, waiting for them up to `timeout_ms` (< 0: forever).
 template <typename T>
 absl::StatusOr<std::vector<T>> Get(const std::vector<ObjectRef<T>>& refs, int64_t timeout_ms = -1) {
   static_assert(!std::is_void_v<T>, "use Wait() for ObjectRef<void>");
-  internal::Runtime* rt = internal::CurrentRuntime();
-  if (rt == nullptr) return internal::NotInitializedError();
-  std::vector<ObjectId> ids;
-  for (const auto& r : refs) {
-    if (r.IsNil()) return internal::NilRefError();
-    ids.push_back(r.ID());
-  }
-  auto buffers = rt->Get(ids, timeout_ms);
+  auto ids = internal::IdsOf(refs);
+  if (!ids.ok()) return ids.status();
+  auto buffers = internal::CurrentRuntime()->Get(*ids, timeout_ms);
   if (!buffers.ok()) return buffers.status();
   std::vector<T> values(refs.size());
   for (size_t i = 0; i < refs.size(); ++i) {
     absl::Status s = internal::DeserializeInto((*buffers)[i]->data(), (*buffers)[i]->size(),
-                                               &values[i], "object " + ids[i].Hex());
+                                               &values[i], "object " + (*ids)[i].Hex());
     if (!s.ok()) return s;
   }
   return values;
