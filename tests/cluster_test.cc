@@ -133,6 +133,19 @@ TEST_F(ClusterTest, LargeObjectsMoveBetweenNodesIntact) {
   EXPECT_GE(NodesById()[cluster_->node_id(0)].bytes_pulled - pulled_before, int64_t{n} * 4);
 }
 
+TEST_F(ClusterTest, TasksGoWhereTheirDataIs) {
+  for (size_t node : {1, 2}) {
+    auto data =
+        Task(test_tasks::MakeData)
+            .SetSchedulingStrategy(SchedulingStrategy::NodeAffinity(cluster_->node_id(node)))
+            .Remote(1 << 20, 5);  // 4 MiB: in node's store
+    ASSERT_TRUE(Wait({data}, 1, 30'000).ok());
+    auto where = Get(Task(test_tasks::NodeOfData).Remote(data), 30'000);  // default strategy
+    ASSERT_TRUE(where.ok()) << where.status();
+    EXPECT_EQ(*where, cluster_->node_id(node).Hex()) << "the task should run by its data";
+  }
+}
+
 // The mapping in /proc/self/maps that contains `p`, or "".
 std::string MappingOf(const void* p) {
   std::ifstream maps("/proc/self/maps");

@@ -49,6 +49,8 @@ uint64_t Checksum(const std::vector<uint32_t>& data) {
   return h ^ data.size();
 }
 
+std::string NodeOfData(const std::vector<uint32_t>& data) { return NodeOf(); }
+
 std::vector<uint32_t> MakeData(int n, int seed) {
   std::vector<uint32_t> out(static_cast<size_t>(n));
   uint32_t x = static_cast<uint32_t>(seed) * 2654435761u + 1;
@@ -108,4 +110,4 @@ int NestedWaitSum(int n) {
 LUMEN_REMOTE(test_tasks::Pid, test_tasks::NodeOf, test_tasks::Add, test_tasks::Rendezvous,
              test_tasks::Checksum, test_tasks::MakeData, test_tasks::Throw,
              test_tasks::WaitForRelease, test_tasks::NestedSum, test_tasks::Echo,
-             test_tasks::NestedWaitSum);
+             test_tasks::NestedWaitSum, test_tasks::NodeOfData);

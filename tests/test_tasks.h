@@ -14,6 +14,8 @@ int Add(int a, int b);
 // processes did; returns this task's node id. Fails on timeout.
 std::string Rendezvous(std::string dir, int n, int timeout_ms);
 uint64_t Checksum(const std::vector<uint32_t>& data);
+// The node this ran on (the data is only there to be moved, or not).
+std::string NodeOfData(const std::vector<uint32_t>& data);
 std::vector<uint32_t> MakeData(int n, int seed);
 int Throw(std::string message);
 // Writes its pid to dir/pid.<pid>, then waits for dir/release; returns its pid.

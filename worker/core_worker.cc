@@ -218,7 +218,8 @@ ObjectId CoreWorker::Put(size_t size, const std::function<void(char*)>& write) {
   absl::Status stored = io_->PutInStore(id, size, write, self_);
   if (!stored.ok()) return FailedObject(id, Annotate(stored, "Put failed"));
   refs_.AddLocation(id, ObjectLocation{options_.node_id, options_.node_manager_address});
-  memory_store_.Put(id, StoredObject::InStore(options_.node_id, static_cast<int64_t>(size)));
+  memory_store_.Put(id, StoredObject::InStore(options_.node_id, options_.node_manager_address,
+                                              static_cast<int64_t>(size)));
   return id;
 }
 

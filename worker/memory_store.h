@@ -23,6 +23,7 @@ struct StoredObject {
   Kind kind = Kind::kValue;
   std::shared_ptr<const std::string> value;  // kValue
   NodeId node;                               // kInStore: node of the primary copy
+  std::string node_manager;                  // kInStore: that node's manager, host:port
   int64_t size = 0;                          // kInStore
   absl::Status error;                        // kError
 
@@ -31,10 +32,11 @@ struct StoredObject {
     o.value = std::make_shared<const std::string>(std::move(bytes));
     return o;
   }
-  static StoredObject InStore(const NodeId& node, int64_t size) {
+  static StoredObject InStore(const NodeId& node, std::string node_manager, int64_t size) {
     StoredObject o;
     o.kind = Kind::kInStore;
     o.node = node;
+    o.node_manager = std::move(node_manager);
     o.size = size;
     return o;
   }

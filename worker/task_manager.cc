@@ -32,7 +32,7 @@ void TaskManager::Complete(const TaskId& id, const proto::PushTaskReply& reply,
           free_copy_(oid, where);  // nobody holds a reference any more
           continue;
         }
-        store_->Put(oid, StoredObject::InStore(node, r.stored_size()));
+        store_->Put(oid, StoredObject::InStore(node, node_manager, r.stored_size()));
         break;
       }
       case proto::ReturnObject::kError:

@@ -22,6 +22,9 @@ struct PendingTask {
   std::vector<ObjectId> ref_args;  // references held until the task is done
   int retries_left = 0;
   int unresolved_args = 0;
+  // Bytes of stored arguments by the node manager whose node holds them:
+  // the lease is asked for where most of them are.
+  std::map<std::string, int64_t> arg_bytes;
 };
 
 class TaskManager {

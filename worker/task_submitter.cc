@@ -56,6 +56,7 @@ void TaskSubmitter::OnArgReady(const TaskId& id, int index, const StoredObject& 
     case StoredObject::Kind::kInStore:
       arg->mutable_ref()->set_node_id(object.node.Binary());
       arg->mutable_ref()->set_size(object.size);
+      if (!object.node_manager.empty()) t->arg_bytes[object.node_manager] += object.size;
       break;
     case StoredObject::Kind::kError:
       tasks_->Fail(id, absl::Status(object.error.code(),
@@ -92,9 +93,7 @@ void TaskSubmitter::Pump(const std::string& key) {
     if (w.busy) continue;
     while (!k.queue.empty() && tasks_->Find(k.queue.front()) == nullptr) k.queue.pop_front();
     if (k.queue.empty()) break;
-    TaskId task = k.queue.front();
-    k.queue.pop_front();
-    Push(key, lease, task);
+    Push(key, lease, TakeTaskFor(k, w.node_manager));
   }
   if (k.queue.empty()) {
     std::vector<LeaseId> idle;
@@ -105,10 +104,44 @@ void TaskSubmitter::Pump(const std::string& key) {
   }
   while (!shutting_down_ && k.pending_leases < options_.max_pending_leases_per_key &&
          k.pending_leases < static_cast<int>(k.queue.size())) {
+    // Ask where the next task without a lease request has most of its data.
+    const TaskId& next = k.queue[k.pending_leases];
     k.pending_leases++;
-    RequestLease(key, local_node_manager_, false, 0);
+    RequestLease(key, PreferredNodeManager(next, k.lease_spec), false, 0);
   }
   if (k.queue.empty() && k.workers.empty() && k.pending_leases == 0) keys_.erase(it);
+}
+
+TaskId TaskSubmitter::TakeTaskFor(KeyState& k, const std::string& node_manager) {
+  // Prefer a task whose data is on the worker's node, among the next few.
+  constexpr size_t kWindow = 64;
+  size_t pick = 0;
+  for (size_t i = 0; i < std::min(kWindow, k.queue.size()); ++i) {
+    if (PreferredNodeManager(k.queue[i], k.lease_spec) == node_manager) {
+      pick = i;
+      break;
+    }
+  }
+  TaskId task = k.queue[pick];
+  k.queue.erase(k.queue.begin() + static_cast<std::ptrdiff_t>(pick));
+  return task;
+}
+
+std::string TaskSubmitter::PreferredNodeManager(const TaskId& id,
+                                                const proto::LeaseSpec& spec) const {
+  const PendingTask* t = tasks_->Find(id);
+  if (t == nullptr || spec.strategy().kind() != proto::SchedulingStrategy::DEFAULT) {
+    return local_node_manager_;
+  }
+  std::string best = local_node_manager_;
+  int64_t most = 0;
+  for (const auto& [node_manager, bytes] : t->arg_bytes) {
+    if (bytes > most) {
+      best = node_manager;
+      most = bytes;
+    }
+  }
+  return best;
 }
 
 void TaskSubmitter::RequestLease(const std::string& key, const std::string& node_manager,
@@ -133,7 +166,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
   auto it = keys_.find(key);
   if (it == keys_.end()) return;
   KeyState& k = it->second;
-  if (!status.ok() && !spilled) {
+  if (!status.ok() && !spilled && node_manager == local_node_manager_) {
     k.pending_leases--;
     FailQueued(k, absl::UnavailableError("cannot reach this node's node manager at " +
                                          node_manager + ": " + status.ToString()));
@@ -141,8 +174,8 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     return;
   }
   if (!status.ok() || reply.rejected()) {
-    // The spillback target had no room after all (or is gone): ask the
-    // local node again, a little later each time.
+    // The spillback target (or the node holding the data) had no room after
+    // all, or is gone: ask the local node again, a little later each time.
     int64_t delay = std::min(100, 5 * (attempt + 1));
     loop_->PostAfter("submitter.lease_retry", std::chrono::milliseconds(delay),
                      [this, key, attempt] {

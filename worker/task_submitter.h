@@ -3,7 +3,10 @@
 // queues it by scheduling key (resources + strategy). For each key it asks
 // the local node manager for worker leases, follows spillbacks to other
 // nodes, pushes queued tasks straight to leased workers one at a time and
-// returns a lease once the key's queue is empty. A failed push means the
+// returns a lease once the key's queue is empty. Data decides where work
+// goes when it can: a lease is asked for at the node that holds most of the
+// next task's stored arguments, and an idle leased worker takes a queued task
+// whose data is on its node first. A failed push means the
 // worker died: the task runs again while retries last.
 // Runs on the core worker loop.
 #pragma once
@@ -65,6 +68,12 @@ class TaskSubmitter {
   void OnArgReady(const TaskId& id, int index, const StoredObject& object);
   void Enqueue(const TaskId& id);
   void Pump(const std::string& key);
+  // Takes from the queue the task to push to an idle worker of
+  // `node_manager`'s node: one whose data is there, else the oldest.
+  TaskId TakeTaskFor(KeyState& k, const std::string& node_manager);
+  // The node manager to ask first: where most of the task's stored arguments
+  // are (default strategy only), else the local one.
+  std::string PreferredNodeManager(const TaskId& id, const proto::LeaseSpec& spec) const;
   void RequestLease(const std::string& key, const std::string& node_manager, bool grant_or_reject,
                     int attempt);
   void OnLeaseReply(const std::string& key, const std::string& node_manager, bool spilled,
