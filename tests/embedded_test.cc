@@ -2,6 +2,8 @@
 // private local cluster) and of how the API treats misuse.
 #include <unistd.h>
 
+#include <iostream>
+
 #include "gtest/gtest.h"
 #include "lumen/api.h"
 #include "test_tasks.h"
@@ -83,6 +85,49 @@ TEST(EmbeddedTest, ACallWithoutTheClusterTokenIsRefused) {
   config.token = (*cluster)->token();
   ASSERT_TRUE(Init(config).ok());
   EXPECT_EQ(*Get(Task(test_tasks::Add).Remote(2, 3), 30'000), 5);
+  Shutdown();
+}
+
+TEST(NodeLossTest, AKilledNodeIsDeclaredDeadWithinTheTimeoutAndGetsNoMoreWork) {
+  worker::LocalClusterOptions options;  // default node timeout: 4 s
+  options.nodes.assign(2, worker::LocalNodeOptions{{{"CPU", 1}}, 64 << 20});
+  auto cluster = worker::LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  Config config;
+  config.address = (*cluster)->gcs_address();
+  config.token = (*cluster)->token();
+  ASSERT_TRUE(Init(config).ok());
+  NodeId victim = (*cluster)->node_id(1);
+  auto alive = [&](const NodeId& id) {
+    auto nodes = Nodes();
+    if (!nodes.ok()) return true;
+    for (const auto& n : *nodes) {
+      if (n.id == id) return n.alive;
+    }
+    return true;
+  };
+  ASSERT_TRUE(alive(victim));
+  auto killed_at = std::chrono::steady_clock::now();
+  (*cluster)->KillNode(1);
+  EXPECT_TRUE(testing::WaitUntil([&] { return !alive(victim); }, 5'500))
+      << "the dead node was not declared dead within 5.5 s";
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - killed_at)
+                  .count();
+  std::cout << "node declared dead " << took << " ms after SIGKILL\n";
+  for (int i = 0; i < 4; ++i) {
+    auto where =
+        Get(Task(test_tasks::NodeOf).SetSchedulingStrategy(SchedulingStrategy::Spread()).Remote(),
+            30'000);
+    ASSERT_TRUE(where.ok()) << where.status();
+    EXPECT_NE(*where, victim.Hex());
+  }
+  auto pinned = Get(Task(test_tasks::NodeOf)
+                        .SetSchedulingStrategy(SchedulingStrategy::NodeAffinity(victim))
+                        .Remote(),
+                    30'000);
+  EXPECT_EQ(pinned.status().code(), absl::StatusCode::kFailedPrecondition) << pinned.status();
+  EXPECT_NE(pinned.status().message().find("dead"), std::string::npos) << pinned.status();
   Shutdown();
 }
 
