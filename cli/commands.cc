@@ -1,6 +1,8 @@
 // `lumen start`, `lumen stop`, `lumen status`.
 #include "cli/commands.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -119,6 +121,23 @@ std::vector<std::string> NodeArgs(const StartFlags& f, const std::string& gcs,
   return args;
 }
 
+// This machine's IPv4 addresses, for messages.
+std::string LocalAddresses() {
+  std::string out;
+  ifaddrs* addrs = nullptr;
+  if (::getifaddrs(&addrs) != 0) return "127.0.0.1";
+  for (ifaddrs* a = addrs; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN];
+    auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf))) {
+      out += (out.empty() ? "" : ", ") + std::string(buf);
+    }
+  }
+  ::freeifaddrs(addrs);
+  return out;
+}
+
 int Fail(const std::string& what) {
   std::cerr << "lumen: " << what << "\n";
   return 1;
@@ -129,6 +148,12 @@ int Fail(const std::string& what) {
 int Start(const StartFlags& f) {
   if (f.head == !f.address.empty()) {
     return Fail("say either --head (start a cluster) or --address HOST:PORT (join one)");
+  }
+  if (f.host == "0.0.0.0" || f.host == "::" || f.host.empty()) {
+    return Fail(
+        "--host must be an address other nodes can reach this machine at (it is also "
+        "what this node advertises), not '" +
+        f.host + "'; for example one of: " + LocalAddresses());
   }
   if (!f.resources.empty()) {
     if (auto r = ResourceSet::FromJson(f.resources); !r.ok()) {

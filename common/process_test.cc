@@ -54,7 +54,9 @@ TEST(ProcessTest, ClosingTheLifelineReachesTheChild) {
 
 TEST(ProcessTest, TerminateKillsAndReaps) {
   PosixProcessLauncher launcher;
-  auto p = launcher.Launch(Shell("trap '' TERM; sleep 60"));
+  // exec: the process that ignores SIGTERM is the one that sleeps (an
+  // ignored signal stays ignored across exec), so nothing outlives the kill.
+  auto p = launcher.Launch(Shell("trap '' TERM; exec sleep 60"));
   ASSERT_TRUE(p.ok());
   pid_t pid = (*p)->pid();
   EXPECT_TRUE(ProcessAlive(pid));

@@ -99,6 +99,9 @@ TEST_F(CliTest, BadInputGetsAClearErrorAndANonZeroExit) {
   EXPECT_EQ(RunCommand(Lumen("start --address nowhere"), &out), 1);
   EXPECT_NE(out.find("HOST:PORT"), std::string::npos) << out;
 
+  EXPECT_EQ(RunCommand(Lumen("start --head --host 0.0.0.0"), &out), 1);
+  EXPECT_NE(out.find("127.0.0.1"), std::string::npos) << out;
+
   EXPECT_NE(RunCommand(Lumen("frobnicate"), &out), 0);
   EXPECT_NE(RunCommand(Lumen("start --head --port 99999"), &out), 0);
 }
