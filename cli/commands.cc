@@ -316,8 +316,8 @@ int Status(const StatusFlags& f) {
               << (up ? "ALIVE" : "DEAD") << std::setw(6) << (n.is_head() ? "yes" : "")
               << std::setw(11) << Amount(n, "CPU", false) << std::setw(7) << Amount(n, "GPU", false)
               << std::setw(17) << Amount(n, "memory", true) << std::setw(17)
-              << (Bytes(n.stats().object_store_used()) + "/" +
-                  Bytes(n.stats().object_store_capacity()))
+              << (Bytes(static_cast<double>(n.stats().object_store_used())) + "/" +
+                  Bytes(static_cast<double>(n.stats().object_store_capacity())))
               << std::setw(9) << n.stats().num_workers() << n.stats().tasks_executed() << "\n";
     if (!up && !n.death_reason().empty()) std::cout << "    died: " << n.death_reason() << "\n";
   }

@@ -1,8 +1,12 @@
 // `lumen`: start, join, inspect and stop clusters.
+#include <iostream>
+
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"lumen: distributed tasks, objects and serving for C++"};
   app.require_subcommand(1);
 
@@ -60,4 +64,15 @@ int main(int argc, char** argv) {
   if (*g) return lumen::cli::RunGcsServer(gcs);
   if (*n) return lumen::cli::RunNodeManager(nm);
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "lumen: internal error: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -19,3 +19,15 @@ if(CLANG_FORMAT)
   add_custom_target(check-format COMMAND ${CLANG_FORMAT} --dry-run -Werror ${LUMEN_FORMAT_FILES}
     COMMENT "clang-format --dry-run -Werror" VERBATIM)
 endif()
+
+# `ninja tidy` runs clang-tidy (.clang-tidy) over lumen's sources.
+find_program(CLANG_TIDY clang-tidy)
+if(CLANG_TIDY)
+  file(GLOB_RECURSE LUMEN_TIDY_FILES CONFIGURE_DEPENDS
+    ${PROJECT_SOURCE_DIR}/common/*.cc ${PROJECT_SOURCE_DIR}/rpc/*.cc
+    ${PROJECT_SOURCE_DIR}/scheduling/*.cc ${PROJECT_SOURCE_DIR}/gcs/*.cc
+    ${PROJECT_SOURCE_DIR}/node/*.cc ${PROJECT_SOURCE_DIR}/worker/*.cc
+    ${PROJECT_SOURCE_DIR}/cli/*.cc)
+  add_custom_target(tidy COMMAND ${CLANG_TIDY} -p ${PROJECT_BINARY_DIR} --quiet ${LUMEN_TIDY_FILES}
+    COMMENT "clang-tidy" VERBATIM)
+endif()

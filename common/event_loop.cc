@@ -55,7 +55,8 @@ class AsioPeriodicTimer : public PeriodicTimer {
   }
   ~AsioPeriodicTimer() override {
     *alive_ = false;
-    timer_.cancel();
+    boost::system::error_code ignored;
+    timer_.cancel(ignored);
   }
 
  private:

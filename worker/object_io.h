@@ -20,7 +20,7 @@
 namespace lumen::worker {
 
 // Values up to this size travel inline; larger ones go to a node's store.
-inline constexpr size_t kMaxInlineBytes = 100 * 1024;
+inline constexpr size_t kMaxInlineBytes = size_t{100} * 1024;
 
 class ObjectIo {
  public:

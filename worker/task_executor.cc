@@ -67,9 +67,8 @@ void TaskExecutor::Execute(const proto::TaskSpec& spec, proto::PushTaskReply* re
   reply->set_node_id(io_->local_node().Binary());
   reply->set_pid(::getpid());
   int returns = std::max(1, spec.num_returns());
-  for (int i = 1; i <= returns; ++i) {
-    AddReturn(spec, ReturnObjectId(task, i), i == returns ? std::move(result) : result, reply);
-  }
+  for (int i = 1; i < returns; ++i) AddReturn(spec, ReturnObjectId(task, i), result, reply);
+  AddReturn(spec, ReturnObjectId(task, returns), std::move(result), reply);
   set_current_task_(TaskId::Nil());
 }
 

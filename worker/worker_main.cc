@@ -10,7 +10,9 @@
 #include "worker/code_package.h"
 #include "worker/core_worker.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"lumen worker: started by a node manager, not by hand"};
   lumen::worker::CoreWorkerOptions options;
   std::string node_id, worker_id, job_id;
@@ -50,4 +52,16 @@ int main(int argc, char** argv) {
   core->RunTaskLoop();
   lumen::logging::Flush();
   ::_exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    LUMEN_LOG_ERROR("worker failed: {}", e.what());
+    lumen::logging::Flush();
+    return 1;
+  }
 }
