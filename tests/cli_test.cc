@@ -1,5 +1,6 @@
 // Integration test of the `lumen` command: start a head and a second node as
 // daemons, inspect them, run a job on them, stop them; and bad input.
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -79,6 +80,36 @@ TEST_F(CliTest, StartJoinStatusRunAndStop) {
   EXPECT_NE(out.find("stopped 3 processes"), std::string::npos) << out;
   for (pid_t p : pids) EXPECT_FALSE(ProcessAlive(p)) << p;
   EXPECT_NE(RunCommand(Lumen("status"), &out), 0);
+}
+
+TEST_F(CliTest, ADriverThatDiesTakesItsWorkersWithIt) {
+  std::string address = StartHead();
+  ASSERT_FALSE(address.empty());
+  std::string out;
+  ASSERT_EQ(RunCommand(Lumen("start --address " + address + " --resources '{\"CPU\": 2}'"), &out),
+            0)
+      << out;
+  std::vector<pid_t> node_managers = RecordedPids();
+  node_managers.erase(node_managers.begin());  // the GCS
+  auto workers = [&] {
+    size_t n = 0;
+    for (pid_t nm : node_managers) n += testing::Descendants(nm).size();
+    return n;
+  };
+  testing::TempDir dir;
+  PosixProcessLauncher launcher;
+  ProcessSpec spec;
+  spec.argv = {TEST_DRIVER_PATH, dir.path(), "3"};
+  spec.env = {{"LUMEN_ADDRESS", address}};
+  spec.stdout_path = dir.path() + "/driver.out";
+  auto driver = launcher.Launch(spec);
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  ASSERT_TRUE(testing::WaitUntil([&] { return workers() == 3; }))
+      << "three workers should run the driver's tasks, saw " << workers();
+  ASSERT_EQ((*driver)->Signal(SIGKILL), absl::OkStatus());
+  (*driver)->WaitForExit(-1);
+  EXPECT_TRUE(testing::WaitUntil([&] { return workers() == 0; }))
+      << workers() << " workers left after their driver died";
 }
 
 TEST_F(CliTest, BadInputGetsAClearErrorAndANonZeroExit) {
