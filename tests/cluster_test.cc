@@ -104,7 +104,8 @@ TEST_F(ClusterTest, SpreadAndNodeAffinity) {
   }
   auto nodes = Get(spread, 60'000);
   ASSERT_TRUE(nodes.ok()) << nodes.status();
-  EXPECT_GE(std::set<std::string>(nodes->begin(), nodes->end()).size(), 2u);
+  EXPECT_EQ(std::set<std::string>(nodes->begin(), nodes->end()).size(), 3u)
+      << "spread should use every node";
 }
 
 TEST_F(ClusterTest, LargeObjectsMoveBetweenNodesIntact) {

@@ -235,6 +235,10 @@ void TaskSubmitter::OnPushReply(const std::string& key, const LeaseId& lease, co
     w.busy = false;
     w.tasks_done++;
     tasks_->Complete(task, reply, w.node_manager);
+    // Spread places each task: its lease is not reused for the next one.
+    if (k.lease_spec.strategy().kind() == proto::SchedulingStrategy::SPREAD) {
+      ReturnLease(k, lease, false);
+    }
     Pump(key);
     return;
   }
