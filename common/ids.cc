@@ -42,6 +42,39 @@ ActorId NilActorIdForJob(const JobId& job) {
 
 JobId JobIdOfActor(const ActorId& actor) { return Tail<JobId>(actor); }
 
+static uint64_t Derive(const TaskId& parent, uint64_t n, char kind) {
+  std::string seed = parent.Binary();
+  seed.append(reinterpret_cast<const char*>(&n), sizeof(n));
+  seed.push_back(kind);
+  return Hash64(seed);
+}
+
+ActorId ActorIdFor(const JobId& job, const TaskId& parent, uint64_t n) {
+  ActorId id;
+  uint64_t a = Derive(parent, n, 'a'), b = Derive(parent, n, 'b');
+  std::memcpy(id.mutable_data(), &a, 8);
+  std::memcpy(id.mutable_data() + 8, &b, 4);
+  CopyTail(job, &id);
+  return id;
+}
+
+TaskId ActorCreationTaskId(const ActorId& actor) {
+  TaskId id;
+  std::memset(id.mutable_data(), 0, 8);
+  CopyTail(actor, &id);
+  return id;
+}
+
+TaskId ActorTaskId(const ActorId& actor, const TaskId& parent, uint64_t n) {
+  TaskId id;
+  uint64_t unique = Derive(parent, n, 't');
+  std::memcpy(id.mutable_data(), &unique, 8);
+  CopyTail(actor, &id);
+  return id;
+}
+
+ActorId ActorIdOfTask(const TaskId& task) { return Tail<ActorId>(task); }
+
 TaskId DriverTaskId(const JobId& job) {
   TaskId id;
   std::memset(id.mutable_data(), 0, 8);

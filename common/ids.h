@@ -12,6 +12,15 @@ namespace lumen {
 ActorId NilActorIdForJob(const JobId& job);
 JobId JobIdOfActor(const ActorId& actor);
 
+// The n-th actor created while running `parent`: 12 bytes of hash(parent,
+// n) + the job.
+ActorId ActorIdFor(const JobId& job, const TaskId& parent, uint64_t n);
+// The task that creates `actor`: unique bytes zero + the actor.
+TaskId ActorCreationTaskId(const ActorId& actor);
+// The n-th call on `actor` made while running `parent`.
+TaskId ActorTaskId(const ActorId& actor, const TaskId& parent, uint64_t n);
+ActorId ActorIdOfTask(const TaskId& task);
+
 // The root task of a driver: unique bytes zero.
 TaskId DriverTaskId(const JobId& job);
 // The n-th task submitted by `parent`: unique bytes = hash(parent, n).

@@ -18,12 +18,16 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock)
                               .session_dir = config_.session_dir}),
       jobs_(store_.get(), &publisher_, clock),
       kv_(store_.get()),
+      actors_(store_.get(), &publisher_, &nodes_, clock, &loop_, config_.token, proto::Address()),
       server_("gcs", rpc::ServerOptions{config_.host, config_.port, config_.token}) {
   rpc::ServiceContext ctx = server_.MakeContext(&loop_);
   server_.AddService(rpc::MakeGcsNodeService(ctx, &nodes_));
   server_.AddService(rpc::MakeGcsJobService(ctx, &jobs_));
   server_.AddService(rpc::MakeGcsKvService(ctx, &kv_));
   server_.AddService(rpc::MakeGcsPubSubService(ctx, &publisher_));
+  server_.AddService(rpc::MakeGcsActorService(ctx, &actors_));
+  nodes_.AddDeathListener([this](const NodeId& node) { actors_.OnNodeDead(node); });
+  jobs_.AddFinishListener([this](const JobId& job) { actors_.OnJobFinished(job); });
 }
 
 GcsServer::~GcsServer() { Stop(); }
@@ -53,6 +57,7 @@ void GcsServer::Stop() {
     health_timer_.reset();
     pubsub_timer_.reset();
     publisher_.Close();
+    actors_.Shutdown();
     done.set_value();
   });
   done.get_future().wait_for(std::chrono::seconds(2));

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/event_loop.h"
+#include "gcs/actor_manager.h"
 #include "gcs/job_table.h"
 #include "gcs/node_table.h"
 #include "gcs/pubsub.h"
@@ -48,6 +49,7 @@ class GcsServer {
   GcsNodeTable nodes_;
   GcsJobTable jobs_;
   GcsKv kv_;
+  GcsActorManager actors_;
   rpc::GrpcServer server_;
   std::unique_ptr<PeriodicTimer> health_timer_;
   std::unique_ptr<PeriodicTimer> pubsub_timer_;

@@ -59,7 +59,9 @@ void GcsJobTable::HandleMarkJobFinished(const proto::MarkJobFinishedRequest& req
     job.set_end_time_ms(clock_->WallMs());
     (void)store_->Put(kJobsTable, job.job_id(), job.SerializeAsString());
     Publish(job);
-    LUMEN_LOG_INFO("job finished job={}", JobId::FromBinary(job.job_id()).Hex());
+    JobId id = JobId::FromBinary(job.job_id());
+    LUMEN_LOG_INFO("job finished job={}", id.Hex());
+    for (const auto& listener : finish_listeners_) listener(id);
   }
   send(absl::OkStatus());
 }

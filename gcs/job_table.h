@@ -2,9 +2,13 @@
 // the internal key-value store. Runs on the GCS loop.
 #pragma once
 
+#include <functional>
+#include <vector>
+
 #include "common/clock.h"
 #include "gcs/pubsub.h"
 #include "gcs/store.h"
+#include "lumen/id.h"
 #include "proto/gcs.pb.h"
 #include "rpc/gcs_service.h"
 
@@ -19,6 +23,10 @@ class GcsJobTable : public rpc::GcsJobHandler {
   LUMEN_HANDLER_IMPL(MarkJobFinished);
   LUMEN_HANDLER_IMPL(GetJob);
   LUMEN_HANDLER_IMPL(GetAllJobs);
+  // Called (on the GCS loop) when a job finishes.
+  void AddFinishListener(std::function<void(const JobId&)> listener) {
+    finish_listeners_.push_back(std::move(listener));
+  }
 
  private:
   absl::StatusOr<uint32_t> NextJobNumber();
@@ -27,6 +35,7 @@ class GcsJobTable : public rpc::GcsJobHandler {
   StoreClient* store_;
   Publisher* publisher_;
   Clock* clock_;
+  std::vector<std::function<void(const JobId&)>> finish_listeners_;
 };
 
 class GcsKv : public rpc::GcsKvHandler {

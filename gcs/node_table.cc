@@ -107,8 +107,33 @@ void GcsNodeTable::MarkDead(Entry* e, const std::string& reason) {
   e->info.mutable_resources_available()->clear();
   Persist(e->info);
   PublishNode(proto::NODE_CHANGES, e->info);
-  LUMEN_LOG_WARN("node dead node={} reason=\"{}\"", NodeId::FromBinary(e->info.node_id()).Short(),
-                 reason);
+  NodeId id = NodeId::FromBinary(e->info.node_id());
+  LUMEN_LOG_WARN("node dead node={} reason=\"{}\"", id.Short(), reason);
+  for (const auto& listener : death_listeners_) listener(id);
+}
+
+ClusterView GcsNodeTable::View() const {
+  ClusterView view;
+  for (const auto& [id, e] : nodes_) {
+    if (e.info.state() != proto::NodeInfo::ALIVE) continue;
+    std::map<std::string, double> total(e.info.resources_total().begin(),
+                                        e.info.resources_total().end());
+    std::map<std::string, double> available(e.info.resources_available().begin(),
+                                            e.info.resources_available().end());
+    NodeView v;
+    v.id = id;
+    v.address = NodeManagerAddress(id);
+    v.resources.total = ResourceSet::FromMap(total).value_or(ResourceSet());
+    v.resources.available = ResourceSet::FromMap(available).value_or(ResourceSet());
+    view.Upsert(std::move(v));
+  }
+  return view;
+}
+
+std::string GcsNodeTable::NodeManagerAddress(const NodeId& node) const {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end() || it->second.info.state() != proto::NodeInfo::ALIVE) return "";
+  return it->second.info.address().host() + ":" + std::to_string(it->second.info.address().port());
 }
 
 void GcsNodeTable::Persist(const proto::NodeInfo& info) {

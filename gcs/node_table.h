@@ -5,7 +5,9 @@
 // GCS loop.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <vector>
 
 #include "common/clock.h"
 #include "gcs/pubsub.h"
@@ -13,6 +15,7 @@
 #include "lumen/id.h"
 #include "proto/gcs.pb.h"
 #include "rpc/gcs_service.h"
+#include "scheduling/cluster_view.h"
 
 namespace lumen::gcs {
 
@@ -37,6 +40,16 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   void CheckHealth();
   size_t NumAlive() const;
 
+  // What the GCS knows of every live node's resources, for placing actors
+  // and placement groups.
+  ClusterView View() const;
+  // The node manager's host:port, or "" for a dead or unknown node.
+  std::string NodeManagerAddress(const NodeId& node) const;
+  // Called (on the GCS loop) for every node declared dead.
+  void AddDeathListener(std::function<void(const NodeId&)> listener) {
+    death_listeners_.push_back(std::move(listener));
+  }
+
  private:
   struct Entry {
     proto::NodeInfo info;
@@ -51,6 +64,7 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   Clock* clock_;
   NodeTableOptions options_;
   std::map<NodeId, Entry> nodes_;
+  std::vector<std::function<void(const NodeId&)>> death_listeners_;
 };
 
 }  // namespace lumen::gcs

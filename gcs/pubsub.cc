@@ -18,6 +18,7 @@ void Publisher::HandleSubscribe(const proto::SubscribeRequest& request,
   }
   sub = Subscriber();
   for (int c : request.channels()) sub.channels.insert(c);
+  for (int c : request.keyed()) sub.keyed.insert(c);
   sub.last_seen_ms = clock_->NowMs();
   send(absl::OkStatus());
 }
@@ -28,6 +29,22 @@ void Publisher::HandleUnsubscribe(const proto::UnsubscribeRequest& request,
   if (it != subscribers_.end()) {
     if (it->second.held) it->second.held->send(absl::OkStatus());
     subscribers_.erase(it);
+  }
+  send(absl::OkStatus());
+}
+
+void Publisher::HandleSubscribeKey(const proto::SubscribeKeyRequest& request,
+                                   proto::SubscribeKeyReply* reply, rpc::SendReply send) {
+  auto it = subscribers_.find(request.subscriber_id());
+  if (it == subscribers_.end()) {
+    send(absl::NotFoundError("unknown subscriber: subscribe again"));
+    return;
+  }
+  std::pair<int, std::string> key{request.channel(), request.key()};
+  if (request.remove()) {
+    it->second.keys.erase(key);
+  } else {
+    it->second.keys.insert(key);
   }
   send(absl::OkStatus());
 }
@@ -65,7 +82,7 @@ void Publisher::Flush(Subscriber* sub) {
 void Publisher::Publish(const proto::PubMessage& message) {
   for (auto it = subscribers_.begin(); it != subscribers_.end();) {
     Subscriber& sub = it->second;
-    if (!sub.channels.count(message.channel())) {
+    if (!sub.Wants(message)) {
       ++it;
       continue;
     }

@@ -4,7 +4,9 @@
 // Delivery is at least once and in order per subscriber. Resource-view
 // updates for the same node that have not been sent yet are coalesced.
 // A subscriber that stops polling is dropped; its next Poll gets NOT_FOUND
-// and it subscribes again and re-reads state. Runs on the GCS loop.
+// and it subscribes again and re-reads state. A channel can be subscribed
+// whole, or per key (an actor's changes go only to those watching it).
+// Runs on the GCS loop.
 #pragma once
 
 #include <deque>
@@ -32,6 +34,7 @@ class Publisher : public rpc::GcsPubSubHandler {
   LUMEN_HANDLER_IMPL(Subscribe);
   LUMEN_HANDLER_IMPL(Poll);
   LUMEN_HANDLER_IMPL(Unsubscribe);
+  LUMEN_HANDLER_IMPL(SubscribeKey);
 
   // `message` has channel, key and payload; seq is set per subscriber.
   void Publish(const proto::PubMessage& message);
@@ -49,7 +52,13 @@ class Publisher : public rpc::GcsPubSubHandler {
     int64_t since_ms;
   };
   struct Subscriber {
-    std::set<int> channels;
+    std::set<int> channels;  // every key
+    std::set<int> keyed;     // only the keys in `keys`
+    std::set<std::pair<int, std::string>> keys;
+    bool Wants(const proto::PubMessage& m) const {
+      return channels.count(m.channel()) ||
+             (keyed.count(m.channel()) && keys.count({m.channel(), m.key()}));
+    }
     std::deque<proto::PubMessage> pending;  // seq ascending
     int64_t next_seq = 1;
     int64_t sent_upto = 0;

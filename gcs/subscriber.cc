@@ -8,10 +8,11 @@ namespace lumen::gcs {
 
 GcsSubscriber::GcsSubscriber(GcsClient* gcs, EventLoop* loop, std::vector<proto::Channel> channels,
                              std::function<void(const proto::PubMessage&)> on_message,
-                             std::function<void()> on_resync)
+                             std::function<void()> on_resync, std::vector<proto::Channel> keyed)
     : gcs_(gcs),
       loop_(loop),
       channels_(std::move(channels)),
+      keyed_(std::move(keyed)),
       on_message_(std::move(on_message)),
       on_resync_(std::move(on_resync)),
       subscriber_id_(WorkerId::FromRandom().Binary()) {}
@@ -41,6 +42,7 @@ void GcsSubscriber::DoSubscribe() {
   proto::SubscribeRequest req;
   req.set_subscriber_id(subscriber_id_);
   for (auto c : channels_) req.add_channels(c);
+  for (auto c : keyed_) req.add_keyed(c);
   std::weak_ptr<bool> alive = alive_;
   gcs_->Subscribe(req, [this, alive](absl::Status s, proto::SubscribeReply) {
     if (auto a = alive.lock(); !a || !*a) return;
@@ -51,9 +53,31 @@ void GcsSubscriber::DoSubscribe() {
     }
     backoff_ms_ = 50;
     ack_seq_ = 0;
+    for (const auto& [channel, key] : keys_) {
+      SendKey(static_cast<proto::Channel>(channel), key, false);
+    }
     if (on_resync_) on_resync_();
     DoPoll();
   });
+}
+
+void GcsSubscriber::Watch(proto::Channel channel, const std::string& key) {
+  if (keys_.insert({channel, key}).second) SendKey(channel, key, false);
+}
+
+void GcsSubscriber::Unwatch(proto::Channel channel, const std::string& key) {
+  if (keys_.erase({channel, key})) SendKey(channel, key, true);
+}
+
+void GcsSubscriber::SendKey(proto::Channel channel, const std::string& key, bool remove) {
+  proto::SubscribeKeyRequest req;
+  req.set_subscriber_id(subscriber_id_);
+  req.set_channel(channel);
+  req.set_key(key);
+  req.set_remove(remove);
+  // A NOT_FOUND means a re-subscription is under way, which sends keys again.
+  gcs_->SubscribeKey(req, [](absl::Status, proto::SubscribeKeyReply) {},
+                     {.timeout_ms = 10'000, .retry_for_ms = 10'000});
 }
 
 void GcsSubscriber::DoPoll() {

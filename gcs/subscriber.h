@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,20 +21,28 @@ using rpc::GcsClient;
 // Start/Stop and the callbacks run on the loop's thread.
 class GcsSubscriber {
  public:
+  // `keyed` channels deliver only the keys passed to Watch().
   GcsSubscriber(GcsClient* gcs, EventLoop* loop, std::vector<proto::Channel> channels,
                 std::function<void(const proto::PubMessage&)> on_message,
-                std::function<void()> on_resync);
+                std::function<void()> on_resync, std::vector<proto::Channel> keyed = {});
   void Start();
   void Stop();
+  // Starts / stops delivering `key` of a keyed channel (kept across
+  // re-subscriptions).
+  void Watch(proto::Channel channel, const std::string& key);
+  void Unwatch(proto::Channel channel, const std::string& key);
 
  private:
   void DoSubscribe();
+  void SendKey(proto::Channel channel, const std::string& key, bool remove);
   void DoPoll();
   void RetryLater(void (GcsSubscriber::*step)());
 
   GcsClient* gcs_;
   EventLoop* loop_;
   std::vector<proto::Channel> channels_;
+  std::vector<proto::Channel> keyed_;
+  std::set<std::pair<int, std::string>> keys_;
   std::function<void(const proto::PubMessage&)> on_message_;
   std::function<void()> on_resync_;
   std::string subscriber_id_;

@@ -192,8 +192,14 @@ void LeaseManager::Grant(std::unique_ptr<Pending> p) {
       lease.worker = *worker;
       lease.job = job;
       lease.held = shared->demand;
-      lease.caller_worker_id = shared->request.spec().caller().worker_id();
-      lease.caller_node_id = shared->request.spec().caller().node_id();
+      const proto::LeaseSpec& spec = shared->request.spec();
+      lease.caller_worker_id = spec.caller().worker_id();
+      lease.caller_node_id = spec.caller().node_id();
+      if (!spec.actor_id().empty()) {
+        (*worker)->actor = ActorId::FromBinary(spec.actor_id());
+        (*worker)->detached = spec.detached();
+        lease.detached_actor = spec.detached();
+      }
       proto::Address* addr = shared->reply->mutable_worker();
       addr->set_host(host_);
       addr->set_port((*worker)->port);
@@ -299,10 +305,21 @@ void LeaseManager::OnNodeDead(const NodeId& node) {
   DispatchQueue();
 }
 
+void LeaseManager::KillWorker(const WorkerId& worker, const std::string& why) {
+  for (auto it = leases_.begin(); it != leases_.end(); ++it) {
+    if (it->second.worker != nullptr && it->second.worker->id == worker) {
+      EndLease(it, true, why);
+      DispatchQueue();
+      return;
+    }
+  }
+  if (Worker* w = pool_->Find(worker)) pool_->KillWorker(w, why);
+}
+
 void LeaseManager::OnJobFinished(const JobId& job) {
   if (!finished_jobs_.insert(job).second) return;
   for (auto it = leases_.begin(); it != leases_.end();) {
-    if (it->second.job == job) {
+    if (it->second.job == job && !it->second.detached_actor) {
       auto next = std::next(it);
       it->second.worker = nullptr;  // the pool kills the job's workers
       EndLease(it, false, "");

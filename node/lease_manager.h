@@ -46,6 +46,8 @@ class LeaseManager {
   void OnWorkerExit(const Worker* worker, const std::string& how);
   // A node died: leases and requests made from it end.
   void OnNodeDead(const NodeId& node);
+  // Ends the lease of `worker` (or just stops it when not leased).
+  void KillWorker(const WorkerId& worker, const std::string& why);
   // The job's leases and requests end, and later requests for it fail.
   void OnJobFinished(const JobId& job);
   bool IsFinished(const JobId& job) const { return finished_jobs_.count(job) > 0; }
@@ -76,6 +78,7 @@ class LeaseManager {
     int blocked = 0;   // threads of the worker blocked in Get/Wait
     std::string caller_worker_id;
     std::string caller_node_id;
+    bool detached_actor = false;  // outlives its job
   };
 
   // Places the request and answers it, grants it or queues it. Returns true

@@ -173,6 +173,15 @@ void NodeManager::StartOnLoop() {
       LUMEN_LOG_INFO("worker exited worker={} pid={} job={} ({})", w->id.Short(), w->pid(),
                      w->job.Hex(), how);
       leases_->OnWorkerExit(w, how);
+      if (!w->actor.IsNil()) {  // the GCS restarts it or declares it dead
+        proto::ReportActorWorkerExitRequest req;
+        req.set_actor_id(w->actor.Binary());
+        req.set_worker_id(w->id.Binary());
+        req.set_node_id(node_id_.Binary());
+        req.set_cause(how);
+        gcs_->ReportActorWorkerExit(req, [](absl::Status, proto::ReportActorWorkerExitReply) {},
+                                    {.timeout_ms = 10'000, .retry_for_ms = 30'000});
+      }
     });
   });
 }
@@ -445,6 +454,14 @@ void NodeManager::HandleFreeObjects(const proto::FreeObjectsRequest& request,
   for (const auto& id : request.object_ids()) ids.push_back(ObjectId::FromBinary(id));
   store_->Free(ids);
   ResourcesChanged();  // store usage is part of the report
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleKillWorker(const proto::KillWorkerRequest& request,
+                                   proto::KillWorkerReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  leases_->KillWorker(WorkerId::FromBinary(request.worker_id()),
+                      request.reason().empty() ? "asked to stop" : request.reason());
   send(absl::OkStatus());
 }
 

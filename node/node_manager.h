@@ -77,6 +77,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   LUMEN_HANDLER_IMPL(ReadObjectChunk);
   LUMEN_HANDLER_IMPL(FreeObjects);
   LUMEN_HANDLER_IMPL(GetNodeStats);
+  LUMEN_HANDLER_IMPL(KillWorker);
 
  private:
   absl::Status Register();

@@ -161,7 +161,7 @@ void WorkerPool::KillWorker(Worker* w, const std::string& why) {
 void WorkerPool::KillJobWorkers(const JobId& job) {
   std::vector<Worker*> victims;
   for (auto& [id, w] : workers_) {
-    if (w->job == job) victims.push_back(w.get());
+    if (w->job == job && !w->detached) victims.push_back(w.get());
   }
   for (Worker* w : victims) {
     if (!w->registered) jobs_[job].starting--;

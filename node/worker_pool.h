@@ -46,6 +46,8 @@ struct Worker {
   bool leased = false;
   int64_t started_ms = 0;
   int64_t idle_since_ms = 0;
+  ActorId actor;          // hosts this actor for life (never back in the pool)
+  bool detached = false;  // that actor outlives its job
   pid_t pid() const { return process ? process->pid() : -1; }
 };
 
@@ -65,6 +67,7 @@ class WorkerPool {
   void PushWorker(Worker* worker);
   // Stops a worker (it failed, or its lease holder died).
   void KillWorker(Worker* worker, const std::string& why);
+  // Stops the job's workers, except those hosting detached actors.
   void KillJobWorkers(const JobId& job);
 
   void HandleRegisterWorker(const proto::RegisterWorkerRequest& request,

@@ -11,6 +11,7 @@ namespace {
 LUMEN_SERVICE_BEGIN(CoreWorkerGlue, CoreWorkerService, CoreWorkerHandler)
 LUMEN_RPC_METHOD(PushTask)
 LUMEN_RPC_METHOD(AddObjectLocation)
+LUMEN_RPC_METHOD(PushActorTasks)
 LUMEN_SERVICE_END(CoreWorkerHandler)
 
 }  // namespace
@@ -29,5 +30,6 @@ CoreWorkerClient::~CoreWorkerClient() = default;
 
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushTask)
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, AddObjectLocation)
+LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushActorTasks)
 
 }  // namespace lumen::rpc

@@ -22,6 +22,7 @@ class CoreWorkerHandler {
   virtual ~CoreWorkerHandler() = default;
   LUMEN_HANDLER_DECL(PushTask);
   LUMEN_HANDLER_DECL(AddObjectLocation);
+  LUMEN_HANDLER_DECL(PushActorTasks);
 };
 
 std::unique_ptr<Service> MakeCoreWorkerService(ServiceContext ctx, CoreWorkerHandler* handler);
@@ -35,6 +36,7 @@ class CoreWorkerClient {
 
   LUMEN_CLIENT_DECL(PushTask);
   LUMEN_CLIENT_DECL(AddObjectLocation);
+  LUMEN_CLIENT_DECL(PushActorTasks);
 
  private:
   std::string address_;

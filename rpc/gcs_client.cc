@@ -13,6 +13,7 @@ GcsClient::GcsClient(const std::string& address, const std::string& token, Event
   job_ = std::make_unique<GrpcClient<proto::GcsJobService>>(channel, token, loop);
   kv_ = std::make_unique<GrpcClient<proto::GcsKvService>>(channel, token, loop);
   pubsub_ = std::make_unique<GrpcClient<proto::GcsPubSubService>>(channel, token, loop);
+  actor_ = std::make_unique<GrpcClient<proto::GcsActorService>>(channel, token, loop);
 }
 
 GcsClient::~GcsClient() = default;
@@ -33,5 +34,11 @@ LUMEN_CLIENT_DEF(GcsClient, GcsKvService, kv_, KvExists)
 LUMEN_CLIENT_DEF(GcsClient, GcsPubSubService, pubsub_, Subscribe)
 LUMEN_CLIENT_DEF(GcsClient, GcsPubSubService, pubsub_, Poll)
 LUMEN_CLIENT_DEF(GcsClient, GcsPubSubService, pubsub_, Unsubscribe)
+LUMEN_CLIENT_DEF(GcsClient, GcsPubSubService, pubsub_, SubscribeKey)
+LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, CreateActor)
+LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, GetActorInfo)
+LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, KillActor)
+LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, ListActors)
+LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, ReportActorWorkerExit)
 
 }  // namespace lumen::rpc

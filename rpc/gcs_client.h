@@ -15,6 +15,7 @@ class GcsNodeService;
 class GcsJobService;
 class GcsKvService;
 class GcsPubSubService;
+class GcsActorService;
 }  // namespace lumen::proto
 
 namespace lumen::rpc {
@@ -48,6 +49,12 @@ class GcsClient {
   LUMEN_CLIENT_DECL(Subscribe);
   LUMEN_CLIENT_DECL(Poll);
   LUMEN_CLIENT_DECL(Unsubscribe);
+  LUMEN_CLIENT_DECL(SubscribeKey);
+  LUMEN_CLIENT_DECL(CreateActor);
+  LUMEN_CLIENT_DECL(GetActorInfo);
+  LUMEN_CLIENT_DECL(KillActor);
+  LUMEN_CLIENT_DECL(ListActors);
+  LUMEN_CLIENT_DECL(ReportActorWorkerExit);
 
  private:
   std::string address_;
@@ -55,6 +62,7 @@ class GcsClient {
   std::unique_ptr<GrpcClient<proto::GcsJobService>> job_;
   std::unique_ptr<GrpcClient<proto::GcsKvService>> kv_;
   std::unique_ptr<GrpcClient<proto::GcsPubSubService>> pubsub_;
+  std::unique_ptr<GrpcClient<proto::GcsActorService>> actor_;
 };
 
 }  // namespace lumen::rpc

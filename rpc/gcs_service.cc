@@ -33,7 +33,16 @@ LUMEN_SERVICE_BEGIN(PubSubGlue, GcsPubSubService, GcsPubSubHandler)
 LUMEN_RPC_METHOD(Subscribe)
 LUMEN_RPC_METHOD(Poll)
 LUMEN_RPC_METHOD(Unsubscribe)
+LUMEN_RPC_METHOD(SubscribeKey)
 LUMEN_SERVICE_END(GcsPubSubHandler)
+
+LUMEN_SERVICE_BEGIN(ActorGlue, GcsActorService, GcsActorHandler)
+LUMEN_RPC_METHOD(CreateActor)
+LUMEN_RPC_METHOD(GetActorInfo)
+LUMEN_RPC_METHOD(KillActor)
+LUMEN_RPC_METHOD(ListActors)
+LUMEN_RPC_METHOD(ReportActorWorkerExit)
+LUMEN_SERVICE_END(GcsActorHandler)
 
 }  // namespace
 
@@ -48,6 +57,9 @@ std::unique_ptr<Service> MakeGcsKvService(ServiceContext ctx, GcsKvHandler* hand
 }
 std::unique_ptr<Service> MakeGcsPubSubService(ServiceContext ctx, GcsPubSubHandler* handler) {
   return std::make_unique<ServiceAdapter<PubSubGlue>>(std::move(ctx), handler);
+}
+std::unique_ptr<Service> MakeGcsActorService(ServiceContext ctx, GcsActorHandler* handler) {
+  return std::make_unique<ServiceAdapter<ActorGlue>>(std::move(ctx), handler);
 }
 
 }  // namespace lumen::rpc

@@ -43,11 +43,23 @@ class GcsPubSubHandler {
   LUMEN_HANDLER_DECL(Subscribe);
   LUMEN_HANDLER_DECL(Poll);
   LUMEN_HANDLER_DECL(Unsubscribe);
+  LUMEN_HANDLER_DECL(SubscribeKey);
+};
+
+class GcsActorHandler {
+ public:
+  virtual ~GcsActorHandler() = default;
+  LUMEN_HANDLER_DECL(CreateActor);
+  LUMEN_HANDLER_DECL(GetActorInfo);
+  LUMEN_HANDLER_DECL(KillActor);
+  LUMEN_HANDLER_DECL(ListActors);
+  LUMEN_HANDLER_DECL(ReportActorWorkerExit);
 };
 
 std::unique_ptr<Service> MakeGcsNodeService(ServiceContext ctx, GcsNodeHandler* handler);
 std::unique_ptr<Service> MakeGcsJobService(ServiceContext ctx, GcsJobHandler* handler);
 std::unique_ptr<Service> MakeGcsKvService(ServiceContext ctx, GcsKvHandler* handler);
 std::unique_ptr<Service> MakeGcsPubSubService(ServiceContext ctx, GcsPubSubHandler* handler);
+std::unique_ptr<Service> MakeGcsActorService(ServiceContext ctx, GcsActorHandler* handler);
 
 }  // namespace lumen::rpc

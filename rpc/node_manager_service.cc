@@ -19,6 +19,7 @@ LUMEN_RPC_METHOD(PullObject)
 LUMEN_RPC_METHOD(ReadObjectChunk)
 LUMEN_RPC_METHOD(FreeObjects)
 LUMEN_RPC_METHOD(GetNodeStats)
+LUMEN_RPC_METHOD(KillWorker)
 LUMEN_SERVICE_END(NodeManagerHandler)
 
 }  // namespace
@@ -46,5 +47,6 @@ LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, PullObject)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadObjectChunk)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, FreeObjects)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, GetNodeStats)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, KillWorker)
 
 }  // namespace lumen::rpc

@@ -29,6 +29,7 @@ class NodeManagerHandler {
   LUMEN_HANDLER_DECL(ReadObjectChunk);
   LUMEN_HANDLER_DECL(FreeObjects);
   LUMEN_HANDLER_DECL(GetNodeStats);
+  LUMEN_HANDLER_DECL(KillWorker);
 };
 
 std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler);
@@ -50,6 +51,7 @@ class NodeManagerClient {
   LUMEN_CLIENT_DECL(ReadObjectChunk);
   LUMEN_CLIENT_DECL(FreeObjects);
   LUMEN_CLIENT_DECL(GetNodeStats);
+  LUMEN_CLIENT_DECL(KillWorker);
   // See GrpcClient::Close.
   void Close();
 

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -105,7 +106,47 @@ int NestedWaitSum(int n) {
   return sum;
 }
 
+Counter* Counter::Create(int start) {
+  auto* c = new Counter();
+  c->value_ = start;
+  return c;
+}
+int Counter::Add(int x) { return value_ += x; }
+int Counter::Value() const { return value_; }
+int Counter::Pid() const { return static_cast<int>(::getpid()); }
+std::string Counter::Node() const { return NodeOf(); }
+bool Counter::Restarted() const { return lumen::GetRuntimeContext().WasRestarted(); }
+int Counter::Meet(std::string dir, int n) {
+  // Calls share this process: mark with a name of the call's own.
+  static std::atomic<int> calls{0};
+  std::ofstream(dir + "/here." + std::to_string(::getpid()) + "." + std::to_string(++calls)) << "x";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (CountEntries(dir, "here.") < n) {
+    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("calls did not meet");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return n;
+}
+int Counter::Hold(std::string dir) {
+  WaitForRelease(dir);
+  return value_;
+}
+
+Broken* Broken::Create(std::string why) { throw std::invalid_argument(why); }
+int Broken::Nothing() { return 0; }
+
+int AddThrough(lumen::ActorHandle<Counter> counter, int x) {
+  auto v = lumen::Get(counter.Task(&Counter::Add).Remote(x));
+  if (!v.ok()) throw std::runtime_error(std::string(v.status().message()));
+  return *v;
+}
+
 }  // namespace test_tasks
+
+LUMEN_REMOTE(test_tasks::Counter::Create, &test_tasks::Counter::Add, &test_tasks::Counter::Value,
+             &test_tasks::Counter::Pid, &test_tasks::Counter::Node, &test_tasks::Counter::Restarted,
+             &test_tasks::Counter::Meet, &test_tasks::Counter::Hold, test_tasks::Broken::Create,
+             &test_tasks::Broken::Nothing, test_tasks::AddThrough);
 
 LUMEN_REMOTE(test_tasks::Pid, test_tasks::NodeOf, test_tasks::Add, test_tasks::Rendezvous,
              test_tasks::Checksum, test_tasks::MakeData, test_tasks::Throw,

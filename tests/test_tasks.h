@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+
 #include <string>
 #include <vector>
+#include "lumen/api.h"
 
 namespace test_tasks {
 
@@ -25,5 +27,33 @@ int NestedSum(int n);
 std::string Echo(std::string s);
 // Like NestedSum, but waits for the subtasks with Wait before Get.
 int NestedWaitSum(int n);
+
+// An actor with state, and probes of where and how it runs.
+class Counter {
+ public:
+  static Counter* Create(int start);
+  int Add(int x);
+  int Value() const;
+  int Pid() const;
+  std::string Node() const;
+  bool Restarted() const;
+  // Marks `dir` and waits until `n` calls did (needs calls at once).
+  int Meet(std::string dir, int n);
+  // Waits for dir/release (like WaitForRelease); returns the value.
+  int Hold(std::string dir);
+
+ private:
+  int value_ = 0;
+};
+
+// A factory that throws.
+class Broken {
+ public:
+  static Broken* Create(std::string why);
+  int Nothing();
+};
+
+// Adds `x` through an actor handle passed as an argument.
+int AddThrough(lumen::ActorHandle<Counter> counter, int x);
 
 }  // namespace test_tasks

@@ -226,6 +226,20 @@ absl::StatusOr<WaitResult> Wait(const std::vector<ObjectRefBase>& refs, int num_
   return result;
 }
 
+absl::Status ActorHandleBase::Ready(int64_t timeout_ms) const {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (id_.IsNil()) return absl::InvalidArgumentError("a nil actor handle");
+  return rt->WaitActorReady(id_, timeout_ms);
+}
+
+absl::Status Kill(const ActorHandleBase& actor, bool no_restart) {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (actor.IsNil()) return absl::InvalidArgumentError("a nil actor handle");
+  return rt->KillActor(actor.ID(), no_restart);
+}
+
 RuntimeContext GetRuntimeContext() {
   std::lock_guard<std::mutex> lock(SessionMutex());
   Session& session = TheSession();

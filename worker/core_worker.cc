@@ -77,11 +77,15 @@ void CoreWorker::FinishSetup() {
   tasks_ = std::make_unique<TaskManager>(
       &memory_store_, &refs_,
       [this](const ObjectId& id, const ObjectLocation& where) { FreeCopy(id, where); });
+  resolver_ = std::make_unique<DependencyResolver>(&loop_, &memory_store_, tasks_.get());
   submitter_ =
-      std::make_unique<TaskSubmitter>(&loop_, options_.node_manager_address, self_, &memory_store_,
+      std::make_unique<TaskSubmitter>(&loop_, options_.node_manager_address, self_, resolver_.get(),
                                       tasks_.get(), &node_managers_, &workers_);
-  executor_ =
-      std::make_unique<TaskExecutor>(io_.get(), [this](const TaskId& t) { SetCurrentTask(t); });
+  actor_submitter_ = std::make_unique<ActorTaskSubmitter>(
+      &loop_, gcs_.get(), resolver_.get(), tasks_.get(), &workers_, options_.worker_id.Binary());
+  executor_ = std::make_unique<TaskExecutor>(
+      io_.get(), [this](const TaskId& t) { SetCurrentTask(t); },
+      [this](const ActorId& actor, int restarts) { OnActorCreated(actor, restarts); });
 }
 
 absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::string& entrypoint) {
@@ -112,7 +116,7 @@ absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::stri
   }
   options_.node_id = NodeId::FromBinary(registered->node_id());
   options_.store_prefix = registered->store_prefix();
-  SetCurrentTask(DriverTaskId(options_.job_id));
+  process_task_ = DriverTaskId(options_.job_id);
   FinishSetup();
   LUMEN_LOG_INFO("driver started job={} node={}", options_.job_id.Hex(), options_.node_id.Short());
   return absl::OkStatus();
@@ -159,6 +163,7 @@ void CoreWorker::Shutdown() {
   std::promise<void> done;
   loop_.Post("core_worker.stop", [&] {
     if (submitter_) submitter_->Shutdown();
+    actor_submitter_.reset();
     FlushFrees();
     done.set_value();
   });
@@ -170,20 +175,41 @@ void CoreWorker::Shutdown() {
   gcs_.reset();
 }
 
+namespace {
+
+// The task a worker's executor thread runs, with the counters that make the
+// ids of what it creates (so a retried task makes the same ids).
+struct ThreadTask {
+  bool active = false;
+  TaskId task;
+  uint64_t submits = 0;
+  uint64_t puts = 0;
+  uint64_t actors = 0;
+};
+thread_local ThreadTask t_task;
+
+}  // namespace
+
 void CoreWorker::SetCurrentTask(const TaskId& task) {
-  std::lock_guard<std::mutex> lock(task_mu_);
-  current_task_ = task;
-  if (!options_.is_driver) {
-    // Ids made while running a task depend only on the task: a retry makes
-    // the same ones.
-    submit_counter_ = 0;
-    put_counter_ = 0;
-  }
+  t_task.active = !task.IsNil();
+  t_task.task = task;
+  t_task.submits = t_task.puts = t_task.actors = 0;
 }
 
-TaskId CoreWorker::CurrentTask() const {
+TaskId CoreWorker::CurrentTask() const { return t_task.active ? t_task.task : process_task_; }
+
+uint64_t CoreWorker::NextSubmitIndex() {
+  return t_task.active ? ++t_task.submits : ++submit_counter_;
+}
+
+uint64_t CoreWorker::NextPutIndex() { return t_task.active ? ++t_task.puts : ++put_counter_; }
+
+uint64_t CoreWorker::NextActorIndex() { return t_task.active ? ++t_task.actors : ++actor_counter_; }
+
+void CoreWorker::OnActorCreated(const ActorId& actor, int restarts) {
   std::lock_guard<std::mutex> lock(task_mu_);
-  return current_task_;
+  actor_ = actor;
+  actor_restarts_ = restarts;
 }
 
 RuntimeContext CoreWorker::Context() const {
@@ -194,6 +220,9 @@ RuntimeContext CoreWorker::Context() const {
   c.task = CurrentTask();
   c.is_driver = options_.is_driver;
   c.gcs_address = options_.gcs_address;
+  std::lock_guard<std::mutex> lock(task_mu_);
+  c.actor = actor_;
+  c.actor_restarts = actor_restarts_;
   return c;
 }
 
@@ -207,7 +236,7 @@ ObjectId CoreWorker::FailedObject(const ObjectId& id, const absl::Status& error)
 ObjectId CoreWorker::Put(size_t size, const std::function<void(char*)>& write) {
   ApiCall call(this);
   if (call.stopped()) return ObjectId();
-  ObjectId id = PutObjectId(CurrentTask(), static_cast<uint32_t>(++put_counter_));
+  ObjectId id = PutObjectId(CurrentTask(), static_cast<uint32_t>(NextPutIndex()));
   refs_.AddOwned(id);
   if (size <= kMaxInlineBytes) {
     std::string data(size, '\0');
@@ -343,15 +372,16 @@ void CoreWorker::FlushFrees() {
 
 // ---- tasks ----
 
-absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(const TaskId& task,
+absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(proto::TaskType type, const TaskId& task,
                                                       const internal::TaskOptions& o,
                                                       std::vector<internal::TaskArg> args,
                                                       std::vector<ObjectId>* ref_args) {
   std::map<std::string, double> resources = o.resources;
-  if (resources.empty()) resources["CPU"] = 1;
+  if (resources.empty() && type == proto::NORMAL_TASK) resources["CPU"] = 1;
   auto checked = ResourceSet::FromMap(resources);
   if (!checked.ok()) return checked.status();
   proto::TaskSpec spec;
+  spec.set_type(type);
   spec.set_task_id(task.Binary());
   spec.set_job_id(options_.job_id.Binary());
   spec.set_parent_task_id(CurrentTask().Binary());
@@ -361,6 +391,10 @@ absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(const TaskId& task,
   spec.set_max_retries(o.max_retries < 0 ? kDefaultMaxRetries : o.max_retries);
   *spec.mutable_caller() = self_;
   spec.set_num_returns(1);
+  if (!o.placement_group.IsNil()) {
+    spec.set_placement_group_id(o.placement_group.Binary());
+    spec.set_bundle_index(o.bundle_index);
+  }
   switch (o.strategy.kind) {
     case SchedulingStrategy::Kind::kSpread:
       spec.mutable_strategy()->set_kind(proto::SchedulingStrategy::SPREAD);
@@ -391,38 +425,54 @@ absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(const TaskId& task,
   return spec;
 }
 
+absl::Status CoreWorker::CheckCallable(const std::string& function_name) const {
+  if (function_name.empty()) {
+    return absl::NotFoundError(
+        "this function is not registered: add LUMEN_REMOTE(f) next to its definition, in a "
+        "shared library the driver links");
+  }
+  if (driver_only_.count(function_name)) {
+    return absl::FailedPreconditionError(
+        "function " + function_name +
+        " is defined in the driver executable, which workers cannot load: move it (and its "
+        "LUMEN_REMOTE) into a shared library that the driver links");
+  }
+  return absl::OkStatus();
+}
+
 ObjectId CoreWorker::Submit(const internal::TaskOptions& options,
                             std::vector<internal::TaskArg> args) {
   ApiCall call(this);
   if (call.stopped()) return ObjectId();
-  TaskId task = NormalTaskId(options_.job_id, CurrentTask(), ++submit_counter_);
+  TaskId task = NormalTaskId(options_.job_id, CurrentTask(), NextSubmitIndex());
   ObjectId result = ReturnObjectId(task, 1);
   refs_.AddOwned(result);
-  if (options.function_name.empty()) {
-    return FailedObject(
-        result, absl::NotFoundError("this function is not registered: add LUMEN_REMOTE(f) next "
-                                    "to its definition, in a shared library the driver links"));
-  }
-  if (driver_only_.count(options.function_name)) {
-    return FailedObject(
-        result, absl::FailedPreconditionError(
-                    "function " + options.function_name +
-                    " is defined in the driver executable, which workers cannot load: move it "
-                    "(and its LUMEN_REMOTE) into a shared library that the driver links"));
+  if (absl::Status ok = CheckCallable(options.function_name); !ok.ok()) {
+    return FailedObject(result, ok);
   }
   std::vector<ObjectId> ref_args;
-  auto spec = BuildSpec(task, options, std::move(args), &ref_args);
+  auto spec = BuildSpec(proto::NORMAL_TASK, task, options, std::move(args), &ref_args);
   if (!spec.ok()) return FailedObject(result, spec.status());
+  return SubmitBuilt(std::move(*spec), result, std::move(ref_args), false);
+}
+
+ObjectId CoreWorker::SubmitBuilt(proto::TaskSpec spec, const ObjectId& result,
+                                 std::vector<ObjectId> ref_args, bool actor_task) {
   refs_.AddSubmittedRefs(ref_args);
+  TaskId task = TaskId::FromBinary(spec.task_id());
   PendingTask pending;
-  pending.spec = std::move(*spec);
+  pending.spec = std::move(spec);
   pending.returns = {result};
   pending.ref_args = std::move(ref_args);
-  pending.retries_left = pending.spec.max_retries();
+  pending.retries_left = actor_task ? 0 : pending.spec.max_retries();
   auto shared = std::make_shared<PendingTask>(std::move(pending));
-  loop_.Post("core_worker.submit", [this, shared, task] {
+  loop_.Post("core_worker.submit", [this, shared, task, actor_task] {
     tasks_->Add(std::move(*shared));
-    submitter_->Submit(task);
+    if (actor_task) {
+      actor_submitter_->Submit(task);
+    } else {
+      submitter_->Submit(task);
+    }
   });
   return result;
 }
@@ -434,6 +484,15 @@ void CoreWorker::HandlePushTask(const proto::PushTaskRequest& request, proto::Pu
     return;
   }
   executor_->Enqueue(request, reply, std::move(send));
+}
+
+void CoreWorker::HandlePushActorTasks(const proto::PushActorTasksRequest& request,
+                                      proto::PushActorTasksReply* reply, rpc::SendReply send) {
+  if (options_.is_driver) {
+    send(absl::UnimplementedError("drivers host no actors"));
+    return;
+  }
+  executor_->EnqueueActorCalls(request, reply, std::move(send));
 }
 
 void CoreWorker::HandleAddObjectLocation(const proto::AddObjectLocationRequest& request,

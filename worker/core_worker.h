@@ -22,7 +22,9 @@
 #include "rpc/gcs_client.h"
 #include "rpc/node_manager_service.h"
 #include "rpc/server.h"
+#include "worker/actor_submitter.h"
 #include "worker/code_package.h"
+#include "worker/dependency_resolver.h"
 #include "worker/memory_store.h"
 #include "worker/object_io.h"
 #include "worker/reference_counter.h"
@@ -71,8 +73,19 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   void AddLocalRef(const ObjectId& id) override { refs_.AddLocalRef(id); }
   void RemoveLocalRef(const ObjectId& id) override { refs_.RemoveLocalRef(id); }
 
+  // Actors (core_worker_actors.cc).
+  ActorId CreateActor(const internal::ActorCreateOptions& options,
+                      std::vector<internal::TaskArg> args) override;
+  ObjectId SubmitActorTask(const ActorId& actor, const internal::TaskOptions& options,
+                           std::vector<internal::TaskArg> args) override;
+  absl::StatusOr<ActorId> GetNamedActor(const std::string& name, const std::string& ns,
+                                        const std::string& class_type) override;
+  absl::Status KillActor(const ActorId& actor, bool no_restart) override;
+  absl::Status WaitActorReady(const ActorId& actor, int64_t timeout_ms) override;
+
   LUMEN_HANDLER_IMPL(PushTask);
   LUMEN_HANDLER_IMPL(AddObjectLocation);
+  LUMEN_HANDLER_IMPL(PushActorTasks);
 
   RuntimeContext Context() const;
   rpc::GcsClient* gcs() { return gcs_.get(); }
@@ -86,11 +99,23 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   void FreeCopy(const ObjectId& id, const ObjectLocation& where);
   void FlushFrees();
   ObjectId FailedObject(const ObjectId& id, const absl::Status& error);
-  absl::StatusOr<proto::TaskSpec> BuildSpec(const TaskId& task, const internal::TaskOptions& o,
+  absl::StatusOr<proto::TaskSpec> BuildSpec(proto::TaskType type, const TaskId& task,
+                                            const internal::TaskOptions& o,
                                             std::vector<internal::TaskArg> args,
                                             std::vector<ObjectId>* ref_args);
+  // Adds a built task (and the references it holds) and hands it to the loop.
+  ObjectId SubmitBuilt(proto::TaskSpec spec, const ObjectId& result, std::vector<ObjectId> ref_args,
+                       bool actor_task);
+  // The error for a function that cannot be called remotely, or OK.
+  absl::Status CheckCallable(const std::string& function_name) const;
+  // What the calling thread runs: tasks on a worker's executor threads have
+  // a context of their own; every other thread shares the process's.
   void SetCurrentTask(const TaskId& task);
   TaskId CurrentTask() const;
+  uint64_t NextSubmitIndex();
+  uint64_t NextPutIndex();
+  uint64_t NextActorIndex();
+  void OnActorCreated(const ActorId& actor, int restarts);
   void NotifyBlocked(bool blocked);
   // Waits in the memory store; a worker running a task lends its CPUs to
   // its node meanwhile (nested tasks cannot deadlock a full node).
@@ -122,14 +147,19 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::unique_ptr<rpc::NodeManagerClient> local_sync_;
   std::unique_ptr<ObjectIo> io_;
   std::unique_ptr<TaskManager> tasks_;
+  std::unique_ptr<DependencyResolver> resolver_;
   std::unique_ptr<TaskSubmitter> submitter_;
+  std::unique_ptr<ActorTaskSubmitter> actor_submitter_;
   std::unique_ptr<TaskExecutor> executor_;
   std::set<std::string> driver_only_;
 
   mutable std::mutex task_mu_;
-  TaskId current_task_;
+  TaskId process_task_;  // the driver's root task; nil in workers
   std::atomic<uint64_t> submit_counter_{0};
   std::atomic<uint64_t> put_counter_{0};
+  std::atomic<uint64_t> actor_counter_{0};
+  ActorId actor_;  // the actor this worker hosts
+  std::atomic<int> actor_restarts_{0};
 
   std::mutex free_mu_;
   std::map<std::string, std::vector<ObjectId>> pending_frees_;  // by node manager

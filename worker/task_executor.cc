@@ -1,4 +1,4 @@
-// Running tasks in a worker; see task_executor.h.
+// Running tasks and actor calls in a worker; see task_executor.h.
 #include "worker/task_executor.h"
 
 #include <unistd.h>
@@ -19,19 +19,57 @@ std::string RegisteredFunctions() {
   return out.empty() ? "none" : out;
 }
 
+absl::Status NotInPackage(const std::string& name) {
+  return absl::NotFoundError(
+      "function " + name +
+      " is not in this job's code package (registered here: " + RegisteredFunctions() +
+      "). Register it with LUMEN_REMOTE in a shared library the driver links, or list the "
+      "library in Config::code_paths");
+}
+
 }  // namespace
+
+TaskExecutor::~TaskExecutor() { Stop(); }
 
 void TaskExecutor::Enqueue(const proto::PushTaskRequest& request, proto::PushTaskReply* reply,
                            rpc::SendReply send) {
+  auto owned = std::make_shared<const proto::PushTaskRequest>(request);
+  Push({Item{&owned->spec(), reply, std::move(send), owned}});
+}
+
+void TaskExecutor::EnqueueActorCalls(const proto::PushActorTasksRequest& request,
+                                     proto::PushActorTasksReply* reply, rpc::SendReply send) {
+  auto owned = std::make_shared<const proto::PushActorTasksRequest>(request);
+  int n = owned->specs_size();
+  if (n == 0) {
+    send(absl::OkStatus());
+    return;
+  }
+  for (int i = 0; i < n; ++i) reply->add_results();
+  auto remaining = std::make_shared<std::atomic<int>>(n);
+  auto answer = std::make_shared<rpc::SendReply>(std::move(send));
+  std::vector<Item> items;
+  items.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    items.push_back(Item{&owned->specs(i), reply->mutable_results(i),
+                         [remaining, answer](absl::Status s) {
+                           if (--*remaining == 0) (*answer)(absl::OkStatus());
+                         },
+                         owned});
+  }
+  Push(std::move(items));
+}
+
+void TaskExecutor::Push(std::vector<Item> items) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopped_) {
-      queue_.push_back(Item{request, reply, std::move(send)});
-      cv_.notify_one();
+      for (auto& item : items) queue_.push_back(std::move(item));
+      cv_.notify_all();
       return;
     }
   }
-  send(absl::UnavailableError("worker is stopping"));
+  for (auto& item : items) item.done(absl::UnavailableError("worker is stopping"));
 }
 
 void TaskExecutor::Run() {
@@ -44,8 +82,8 @@ void TaskExecutor::Run() {
       item = std::move(queue_.front());
       queue_.pop_front();
     }
-    Execute(item.request.spec(), item.reply);
-    item.send(absl::OkStatus());
+    Execute(*item.spec, item.reply);
+    item.done(absl::OkStatus());
   }
 }
 
@@ -57,38 +95,32 @@ void TaskExecutor::Stop() {
     dropped.swap(queue_);
   }
   cv_.notify_all();
-  for (auto& item : dropped) item.send(absl::UnavailableError("worker is stopping"));
+  for (auto& item : dropped) item.done(absl::UnavailableError("worker is stopping"));
+  for (auto& t : extra_threads_) {
+    if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+  }
+  extra_threads_.clear();
 }
 
 void TaskExecutor::Execute(const proto::TaskSpec& spec, proto::PushTaskReply* reply) {
   TaskId task = TaskId::FromBinary(spec.task_id());
   set_current_task_(task);
-  absl::StatusOr<std::string> result = Call(spec);
   reply->set_node_id(io_->local_node().Binary());
   reply->set_pid(::getpid());
-  int returns = std::max(1, spec.num_returns());
-  for (int i = 1; i < returns; ++i) AddReturn(spec, ReturnObjectId(task, i), result, reply);
-  AddReturn(spec, ReturnObjectId(task, returns), std::move(result), reply);
+  if (spec.type() == proto::ACTOR_CREATION_TASK) {
+    absl::Status created = CreateActor(spec);
+    if (!created.ok()) AddReturn(spec, ObjectId(), created, reply);
+  } else {
+    absl::StatusOr<std::string> result = Call(spec);
+    int returns = std::max(1, spec.num_returns());
+    for (int i = 1; i < returns; ++i) AddReturn(spec, ReturnObjectId(task, i), result, reply);
+    AddReturn(spec, ReturnObjectId(task, returns), std::move(result), reply);
+  }
   set_current_task_(TaskId::Nil());
 }
 
-absl::StatusOr<std::string> TaskExecutor::Call(const proto::TaskSpec& spec) {
-  const internal::FunctionInfo* fn = internal::FindFunctionByName(spec.function_name());
-  if (fn == nullptr) {
-    return absl::NotFoundError(
-        "function " + spec.function_name() +
-        " is not in this job's code package (registered here: " + RegisteredFunctions() +
-        "). Register it with LUMEN_REMOTE in a shared library the driver links, or list the "
-        "library in Config::code_paths");
-  }
-  if (!spec.signature().empty() && spec.signature() != fn->signature) {
-    return absl::InvalidArgumentError("function " + spec.function_name() + " has type " +
-                                      internal::Demangle(fn->signature.c_str()) +
-                                      " in the code package but the caller was built with " +
-                                      internal::Demangle(spec.signature().c_str()) +
-                                      ": rebuild the driver and its libraries together");
-  }
-  std::vector<std::unique_ptr<MappedObject>> mapped;
+absl::StatusOr<std::vector<internal::ArgView>> TaskExecutor::MapArgs(
+    const proto::TaskSpec& spec, std::vector<std::unique_ptr<MappedObject>>* mapped) {
   std::vector<internal::ArgView> args;
   for (const proto::TaskArg& arg : spec.args()) {
     if (!arg.has_ref()) {
@@ -100,9 +132,53 @@ absl::StatusOr<std::string> TaskExecutor::Call(const proto::TaskSpec& spec) {
       return Annotate(object.status(), "cannot fetch an argument of " + spec.function_name());
     }
     args.push_back({(*object)->data(), (*object)->size()});
-    mapped.push_back(std::move(*object));
+    mapped->push_back(std::move(*object));
   }
-  return fn->invoke(args);
+  return args;
+}
+
+absl::Status TaskExecutor::CreateActor(const proto::TaskSpec& spec) {
+  const internal::FunctionInfo* fn = internal::FindFunctionByName(spec.function_name());
+  if (fn == nullptr || fn->kind != internal::FunctionInfo::Kind::kActorFactory) {
+    return NotInPackage(spec.function_name());
+  }
+  std::vector<std::unique_ptr<MappedObject>> mapped;
+  auto args = MapArgs(spec, &mapped);
+  if (!args.ok()) return args.status();
+  auto instance = fn->create(*args);
+  if (!instance.ok()) return instance.status();
+  actor_ = std::move(*instance);
+  actor_class_ = fn->class_type;
+  on_actor_created_(ActorId::FromBinary(spec.actor_id()), spec.restart_count());
+  int threads = spec.actor_options().max_concurrency();
+  for (int i = 1; i < threads; ++i) extra_threads_.emplace_back([this] { Run(); });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> TaskExecutor::Call(const proto::TaskSpec& spec) {
+  const internal::FunctionInfo* fn = internal::FindFunctionByName(spec.function_name());
+  if (fn == nullptr) return NotInPackage(spec.function_name());
+  if (!spec.signature().empty() && spec.signature() != fn->signature) {
+    return absl::InvalidArgumentError("function " + spec.function_name() + " has type " +
+                                      internal::Demangle(fn->signature.c_str()) +
+                                      " in the code package but the caller was " + "built with " +
+                                      internal::Demangle(spec.signature().c_str()) +
+                                      ": rebuild the driver and its libraries together");
+  }
+  bool method = fn->kind == internal::FunctionInfo::Kind::kActorMethod;
+  if (method != (spec.type() == proto::ACTOR_TASK)) {
+    return absl::InvalidArgumentError(spec.function_name() +
+                                      (method ? " is an actor method: call it on an actor handle"
+                                              : " is not a method of an actor"));
+  }
+  if (method && (actor_ == nullptr || fn->class_type != actor_class_)) {
+    return absl::FailedPreconditionError(spec.function_name() +
+                                         " is not a method of the actor this worker hosts");
+  }
+  std::vector<std::unique_ptr<MappedObject>> mapped;
+  auto args = MapArgs(spec, &mapped);
+  if (!args.ok()) return args.status();
+  return method ? fn->call(actor_.get(), *args) : fn->invoke(*args);
 }
 
 void TaskExecutor::AddReturn(const proto::TaskSpec& spec, const ObjectId& id,

@@ -1,17 +1,25 @@
-// TaskExecutor: the worker side of a task. PushTask requests queue up here
-// (from the core worker loop) and the worker's main thread runs them one by
-// one: map the arguments that are objects, find the function by name, check
-// the caller was built with the same signature, call it, and return the
-// result inline or through the local store. A user exception becomes an
-// error naming the function, the message, the node and the process.
+// TaskExecutor: the worker side of tasks and actors. Pushed work queues up
+// here (from the core worker loop) and executing threads take it in order:
+// the worker's main thread always, plus max_concurrency - 1 more once it
+// hosts an actor that allows calls at once. For each task or call it maps
+// the arguments that are objects, finds the function by name, checks the
+// caller was built with the same signature, calls it, and returns the result
+// inline or through the local store. An actor creation runs the factory and
+// keeps the instance for the methods that follow. A user exception becomes
+// an error naming the function, the message, the node and the process.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "lumen/internal/registry.h"
 #include "proto/worker.pb.h"
 #include "rpc/rpc.h"
 #include "worker/object_io.h"
@@ -20,35 +28,53 @@ namespace lumen::worker {
 
 class TaskExecutor {
  public:
-  // `set_current_task` tells the core worker which task runs now (for ids of
-  // nested tasks and puts).
-  TaskExecutor(ObjectIo* io, std::function<void(const TaskId&)> set_current_task)
-      : io_(io), set_current_task_(std::move(set_current_task)) {}
+  // `set_current_task` tells the core worker which task the calling thread
+  // runs (for the ids of nested tasks and puts); `on_actor_created` which
+  // actor this worker now hosts.
+  TaskExecutor(ObjectIo* io, std::function<void(const TaskId&)> set_current_task,
+               std::function<void(const ActorId&, int restarts)> on_actor_created)
+      : io_(io),
+        set_current_task_(std::move(set_current_task)),
+        on_actor_created_(std::move(on_actor_created)) {}
+  ~TaskExecutor();
 
-  // Any thread.
+  // Any thread. A task, or an actor's creation.
   void Enqueue(const proto::PushTaskRequest& request, proto::PushTaskReply* reply,
                rpc::SendReply send);
-  // Runs tasks on the calling thread until Stop().
+  // Calls on the hosted actor; answered once all have run.
+  void EnqueueActorCalls(const proto::PushActorTasksRequest& request,
+                         proto::PushActorTasksReply* reply, rpc::SendReply send);
+  // Runs queued work on the calling thread until Stop().
   void Run();
   void Stop();
 
  private:
   struct Item {
-    proto::PushTaskRequest request;
+    const proto::TaskSpec* spec;
     proto::PushTaskReply* reply;
-    rpc::SendReply send;
+    std::function<void(absl::Status)> done;
+    std::shared_ptr<const void> keep_alive;  // owns `spec`
   };
+  void Push(std::vector<Item> items);
   void Execute(const proto::TaskSpec& spec, proto::PushTaskReply* reply);
   absl::StatusOr<std::string> Call(const proto::TaskSpec& spec);
+  absl::Status CreateActor(const proto::TaskSpec& spec);
+  absl::StatusOr<std::vector<internal::ArgView>> MapArgs(
+      const proto::TaskSpec& spec, std::vector<std::unique_ptr<MappedObject>>* mapped);
   void AddReturn(const proto::TaskSpec& spec, const ObjectId& id,
                  absl::StatusOr<std::string> result, proto::PushTaskReply* reply);
 
   ObjectIo* io_;
   std::function<void(const TaskId&)> set_current_task_;
+  std::function<void(const ActorId&, int)> on_actor_created_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
   bool stopped_ = false;
+  std::vector<std::thread> extra_threads_;
+  // The hosted actor; set once, before any of its calls runs.
+  std::shared_ptr<void> actor_;
+  std::string actor_class_;
 };
 
 }  // namespace lumen::worker

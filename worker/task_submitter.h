@@ -20,7 +20,7 @@
 #include "rpc/client_pool.h"
 #include "rpc/core_worker_service.h"
 #include "rpc/node_manager_service.h"
-#include "worker/memory_store.h"
+#include "worker/dependency_resolver.h"
 #include "worker/task_manager.h"
 
 namespace lumen::worker {
@@ -33,13 +33,13 @@ struct SubmitterOptions {
 class TaskSubmitter {
  public:
   TaskSubmitter(EventLoop* loop, std::string local_node_manager, proto::Address self,
-                MemoryStore* store, TaskManager* tasks,
+                DependencyResolver* resolver, TaskManager* tasks,
                 rpc::ClientPool<rpc::NodeManagerClient>* node_managers,
                 rpc::ClientPool<rpc::CoreWorkerClient>* workers, SubmitterOptions options = {})
       : loop_(loop),
         local_node_manager_(std::move(local_node_manager)),
         self_(std::move(self)),
-        store_(store),
+        resolver_(resolver),
         tasks_(tasks),
         node_managers_(node_managers),
         workers_(workers),
@@ -65,7 +65,6 @@ class TaskSubmitter {
     std::map<LeaseId, LeasedWorker> workers;
   };
 
-  void OnArgReady(const TaskId& id, int index, const StoredObject& object);
   void Enqueue(const TaskId& id);
   void Pump(const std::string& key);
   // Takes from the queue the task to push to an idle worker of
@@ -88,7 +87,7 @@ class TaskSubmitter {
   EventLoop* loop_;
   std::string local_node_manager_;
   proto::Address self_;
-  MemoryStore* store_;
+  DependencyResolver* resolver_;
   TaskManager* tasks_;
   rpc::ClientPool<rpc::NodeManagerClient>* node_managers_;
   rpc::ClientPool<rpc::CoreWorkerClient>* workers_;

@@ -23,8 +23,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lumen/actor.h"
 #include "lumen/config.h"
 #include "lumen/id.h"
+#include "lumen/internal/args.h"
 #include "lumen/internal/registry.h"
 #include "lumen/internal/runtime.h"
 #include "lumen/object_ref.h"
@@ -76,45 +78,29 @@ class TaskCaller<R (*)(Params...)> {
     return *this;
   }
 
+  // Runs it in a bundle of a placement group (-1: any bundle).
+  TaskCaller& SetPlacementGroup(const PlacementGroupId& group, int bundle_index = -1) {
+    options_.placement_group = group;
+    options_.bundle_index = bundle_index;
+    return *this;
+  }
+
   // Submits the task and returns at once. Each argument is a value
   // (converted to the parameter's type) or an ObjectRef of that type, which
   // is resolved before the task runs.
   template <typename... Args>
   ObjectRef<R> Remote(Args&&... args) {
-    static_assert(sizeof...(Args) == sizeof...(Params),
-                  "Remote() needs one argument per parameter of the function");
     (void)sizeof(internal::RemoteFunctionTraits<R (*)(Params...)>);
     internal::Runtime* rt = internal::CurrentRuntime();
     if (rt == nullptr) return ObjectRef<R>();
     const internal::FunctionInfo* info = internal::FindFunctionByKey(internal::KeyOf(f_));
     options_.function_name = info ? info->name : "";
     options_.signature = typeid(R(Params...)).name();
-    std::vector<internal::TaskArg> packed;
-    packed.reserve(sizeof...(Args));
-    (packed.push_back(PackArg<std::decay_t<Params>>(std::forward<Args>(args))), ...);
+    auto packed = internal::PackArgs<std::tuple<Params...>>(std::forward<Args>(args)...);
     return ObjectRef<R>::AdoptId(rt->Submit(options_, std::move(packed)));
   }
 
  private:
-  template <typename P, typename A>
-  static internal::TaskArg PackArg(A&& arg) {
-    internal::TaskArg out;
-    using D = std::decay_t<A>;
-    if constexpr (IsObjectRef<D>::value) {
-      static_assert(std::is_same_v<typename D::ValueType, P>,
-                    "an ObjectRef argument must hold the parameter's type");
-      out.is_ref = true;
-      out.ref = arg.ID();
-    } else if constexpr (std::is_same_v<D, P>) {
-      out.value = internal::Serialize(arg);
-    } else {
-      static_assert(std::is_constructible_v<P, A&&>,
-                    "argument cannot be converted to the parameter's type");
-      out.value = internal::Serialize(P(std::forward<A>(arg)));
-    }
-    return out;
-  }
-
   R (*f_)(Params...);
   internal::TaskOptions options_;
 };
@@ -157,11 +143,14 @@ absl::StatusOr<std::vector<T>> Get(const std::vector<ObjectRef<T>>& refs, int64_
   if (!ids.ok()) return ids.status();
   auto buffers = internal::CurrentRuntime()->Get(*ids, timeout_ms);
   if (!buffers.ok()) return buffers.status();
-  std::vector<T> values(refs.size());
+  std::vector<T> values;
+  values.reserve(refs.size());
   for (size_t i = 0; i < refs.size(); ++i) {
-    absl::Status s = internal::DeserializeInto((*buffers)[i]->data(), (*buffers)[i]->size(),
-                                               &values[i], "object " + (*ids)[i].Hex());
+    T value{};  // not values[i]: std::vector<bool> has no bool& to write to
+    absl::Status s = internal::DeserializeInto((*buffers)[i]->data(), (*buffers)[i]->size(), &value,
+                                               "object " + (*ids)[i].Hex());
     if (!s.ok()) return s;
+    values.push_back(std::move(value));
   }
   return values;
 }
@@ -268,6 +257,9 @@ struct RuntimeContext {
   TaskId task;  // the task running now (the driver's root task in a driver)
   bool is_driver = false;
   std::string gcs_address;
+  ActorId actor;           // the actor this worker hosts, if any
+  int actor_restarts = 0;  // how many times that actor was started again
+  bool WasRestarted() const { return actor_restarts > 0; }
 };
 // Where the calling code runs. Empty ids before Init().
 RuntimeContext GetRuntimeContext();

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -25,13 +26,24 @@ struct ArgView {
 };
 
 using Invoker = std::function<absl::StatusOr<std::string>(const std::vector<ArgView>&)>;
+// Makes an actor instance (owned by the returned pointer).
+using ActorFactory =
+    std::function<absl::StatusOr<std::shared_ptr<void>>(const std::vector<ArgView>&)>;
+// Calls a method on an actor instance.
+using MethodInvoker =
+    std::function<absl::StatusOr<std::string>(void* instance, const std::vector<ArgView>&)>;
 
 struct FunctionInfo {
+  enum class Kind { kFunction, kActorFactory, kActorMethod };
+  Kind kind = Kind::kFunction;
   std::string name;
-  std::string key;        // bytes of the function pointer
-  std::string signature;  // mangled function type
-  Invoker invoke;
-  const void* anchor;  // an address inside the library that registered it
+  std::string key;         // bytes of the function (or member) pointer
+  std::string signature;   // mangled function type
+  std::string class_type;  // actor factories and methods: mangled class type
+  Invoker invoke;          // kFunction
+  ActorFactory create;     // kActorFactory
+  MethodInvoker call;      // kActorMethod
+  const void* anchor;      // an address inside the library that registered it
 };
 
 void RegisterFunction(FunctionInfo info);
@@ -62,9 +74,11 @@ absl::Status UnpackArgs(std::tuple<std::decay_t<Params>...>& values,
   return status;
 }
 
-template <typename R, typename... Params>
-absl::StatusOr<std::string> Invoke(R (*f)(Params...), const std::string& name,
-                                   const std::vector<ArgView>& args) {
+// Unpacks `args` into the parameter types, calls `call(values...)` and packs
+// the result; a user exception becomes UserError.
+template <typename R, typename... Params, typename Call>
+absl::StatusOr<std::string> InvokeWith(const std::string& name, const std::vector<ArgView>& args,
+                                       Call&& call) {
   if (args.size() != sizeof...(Params)) {
     return absl::InvalidArgumentError(name + " takes " + std::to_string(sizeof...(Params)) +
                                       " arguments, but the call passed " +
@@ -76,10 +90,10 @@ absl::StatusOr<std::string> Invoke(R (*f)(Params...), const std::string& name,
   if (!unpacked.ok()) return unpacked;
   try {
     if constexpr (std::is_void_v<R>) {
-      std::apply(f, std::move(values));
+      std::apply(call, std::move(values));
       return SerializeNil();
     } else {
-      return Serialize(std::apply(f, std::move(values)));
+      return Serialize(std::apply(call, std::move(values)));
     }
   } catch (const std::exception& e) {
     return UserError(name, Demangle(typeid(e).name()), e.what());
@@ -88,10 +102,30 @@ absl::StatusOr<std::string> Invoke(R (*f)(Params...), const std::string& name,
   }
 }
 
-template <typename F>
-struct RemoteFunctionTraits;
 template <typename R, typename... Params>
-struct RemoteFunctionTraits<R (*)(Params...)> {
+absl::StatusOr<std::string> Invoke(R (*f)(Params...), const std::string& name,
+                                   const std::vector<ArgView>& args) {
+  return InvokeWith<R, Params...>(name, args, f);
+}
+
+// Calls an actor factory; the instance is deleted with the returned pointer.
+template <typename T, typename... Params>
+absl::StatusOr<std::shared_ptr<void>> Construct(T* (*factory)(Params...), const std::string& name,
+                                                const std::vector<ArgView>& args) {
+  T* instance = nullptr;
+  absl::StatusOr<std::string> called = InvokeWith<int, Params...>(name, args, [&](auto&&... a) {
+    instance = factory(std::forward<decltype(a)>(a)...);
+    return 0;
+  });
+  if (!called.ok()) return called.status();
+  if (instance == nullptr) {
+    return absl::FailedPreconditionError(name + " returned a null instance");
+  }
+  return std::shared_ptr<void>(instance, [](void* p) { delete static_cast<T*>(p); });
+}
+
+template <typename R, typename... Params>
+struct CheckRemoteSignature {
   static_assert(!IsObjectRef<std::decay_t<R>>::value,
                 "returning an ObjectRef from a remote function is not supported yet: return the "
                 "value itself");
@@ -102,6 +136,31 @@ struct RemoteFunctionTraits<R (*)(Params...)> {
                 "a remote function takes the value, not an ObjectRef: pass the ObjectRef at the "
                 "call and lumen resolves it before the function runs");
 };
+
+template <typename F>
+struct RemoteFunctionTraits;
+template <typename R, typename... Params>
+struct RemoteFunctionTraits<R (*)(Params...)> : CheckRemoteSignature<R, Params...> {
+  using Result = R;
+  using ParamTuple = std::tuple<Params...>;
+};
+template <typename R, typename C, typename... Params>
+struct RemoteFunctionTraits<R (C::*)(Params...)> : CheckRemoteSignature<R, Params...> {
+  using Result = R;
+  using Class = C;
+  using ParamTuple = std::tuple<Params...>;
+};
+template <typename R, typename C, typename... Params>
+struct RemoteFunctionTraits<R (C::*)(Params...) const> : CheckRemoteSignature<R, Params...> {
+  using Result = R;
+  using Class = C;
+  using ParamTuple = std::tuple<Params...>;
+};
+
+// A function returning a pointer to a class is an actor factory.
+template <typename R>
+inline constexpr bool kIsFactoryResult =
+    std::is_pointer_v<R>&& std::is_class_v<std::remove_pointer_t<R>>;
 
 class Registrar {
  public:
@@ -115,10 +174,51 @@ class Registrar {
  private:
   template <typename R, typename... Params>
   void Register(const std::string& name, R (*f)(Params...)) {
-    (void)sizeof(RemoteFunctionTraits<R (*)(Params...)>);
-    RegisterFunction(FunctionInfo{
-        name, KeyOf(f), typeid(R(Params...)).name(),
-        [f, name](const std::vector<ArgView>& args) { return Invoke(f, name, args); }, this});
+    FunctionInfo info;
+    info.name = name;
+    info.key = KeyOf(f);
+    info.signature = typeid(R(Params...)).name();
+    info.anchor = this;
+    if constexpr (kIsFactoryResult<R>) {
+      using T = std::remove_pointer_t<R>;
+      info.kind = FunctionInfo::Kind::kActorFactory;
+      info.class_type = typeid(T).name();
+      info.create = [f, name](const std::vector<ArgView>& args) {
+        return Construct(f, name, args);
+      };
+    } else {
+      (void)sizeof(RemoteFunctionTraits<R (*)(Params...)>);
+      info.invoke = [f, name](const std::vector<ArgView>& args) { return Invoke(f, name, args); };
+    }
+    RegisterFunction(std::move(info));
+  }
+
+  template <typename R, typename C, typename... Params>
+  void Register(const std::string& name, R (C::*m)(Params...)) {
+    RegisterMethod<C, R, Params...>(name, m);
+  }
+  template <typename R, typename C, typename... Params>
+  void Register(const std::string& name, R (C::*m)(Params...) const) {
+    RegisterMethod<C, R, Params...>(name, m);
+  }
+
+  template <typename C, typename R, typename... Params, typename M>
+  void RegisterMethod(const std::string& name, M m) {
+    (void)sizeof(RemoteFunctionTraits<M>);
+    FunctionInfo info;
+    info.kind = FunctionInfo::Kind::kActorMethod;
+    info.name = name;
+    info.key = KeyOf(m);
+    info.signature = typeid(R(Params...)).name();
+    info.class_type = typeid(C).name();
+    info.anchor = this;
+    info.call = [m, name](void* instance, const std::vector<ArgView>& args) {
+      C* self = static_cast<C*>(instance);
+      return InvokeWith<R, Params...>(name, args, [self, m](auto&&... a) -> R {
+        return (self->*m)(std::forward<decltype(a)>(a)...);
+      });
+    };
+    RegisterFunction(std::move(info));
   }
 };
 
@@ -127,7 +227,9 @@ class Registrar {
 #define LUMEN_REMOTE_CONCAT_INNER(a, b) a##b
 #define LUMEN_REMOTE_CONCAT(a, b) LUMEN_REMOTE_CONCAT_INNER(a, b)
 
-// Registers remote functions by name: LUMEN_REMOTE(Add, Sum);
+// Registers remote functions, actor factories and actor methods by name:
+//   LUMEN_REMOTE(Add, Sum);
+//   LUMEN_REMOTE(Counter::Create, &Counter::Add);   // T* Create(...): a factory
 // Put it in the shared library that defines them (the job's code package).
 #define LUMEN_REMOTE(...)                                                              \
   static ::lumen::internal::Registrar LUMEN_REMOTE_CONCAT(lumen_remote_, __COUNTER__)( \

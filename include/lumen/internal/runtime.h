@@ -47,6 +47,23 @@ struct TaskOptions {
   std::map<std::string, double> resources;  // empty: {CPU: 1}
   int max_retries = -1;                     // -1: the default (3)
   SchedulingStrategy strategy;
+  PlacementGroupId placement_group;  // nil: none
+  int bundle_index = -1;             // -1: any bundle of the group
+};
+
+struct ActorCreateOptions {
+  std::string factory_name;
+  std::string signature;
+  std::string class_type;  // mangled type of the actor's class
+  std::string name;        // empty: anonymous
+  std::string ns;
+  bool detached = false;
+  int max_restarts = 0;  // -1: without limit
+  int max_task_retries = 0;
+  int max_concurrency = 1;
+  std::map<std::string, double> resources;  // held for the actor's life; empty: none
+  PlacementGroupId placement_group;
+  int bundle_index = -1;
 };
 
 // Bytes of a value; backed by memory or a shared-memory mapping.
@@ -75,6 +92,17 @@ class Runtime {
                                                  int64_t timeout_ms) = 0;
   virtual void AddLocalRef(const ObjectId& id) = 0;
   virtual void RemoveLocalRef(const ObjectId& id) = 0;
+
+  // Actors. Creation returns at once; a failure (a taken name, resources
+  // no node has, a throwing factory) makes the actor dead with that cause,
+  // which Ready() and every call report.
+  virtual ActorId CreateActor(const ActorCreateOptions& options, std::vector<TaskArg> args) = 0;
+  virtual ObjectId SubmitActorTask(const ActorId& actor, const TaskOptions& options,
+                                   std::vector<TaskArg> args) = 0;
+  virtual absl::StatusOr<ActorId> GetNamedActor(const std::string& name, const std::string& ns,
+                                                const std::string& class_type) = 0;
+  virtual absl::Status KillActor(const ActorId& actor, bool no_restart) = 0;
+  virtual absl::Status WaitActorReady(const ActorId& actor, int64_t timeout_ms) = 0;
 };
 
 // The process's runtime, or nullptr before Init() and after Shutdown().

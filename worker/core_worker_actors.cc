@@ -1,0 +1,114 @@
+// CoreWorker's actor methods: creating, calling, finding and killing actors.
+#include "common/ids.h"
+#include "rpc/rpc.h"
+#include "scheduling/resources.h"
+#include "worker/core_worker.h"
+
+namespace lumen::worker {
+
+ActorId CoreWorker::CreateActor(const internal::ActorCreateOptions& o,
+                                std::vector<internal::TaskArg> args) {
+  ApiCall call(this);
+  if (call.stopped()) return ActorId();
+  ActorId actor = ActorIdFor(options_.job_id, CurrentTask(), NextActorIndex());
+  absl::Status bad = CheckCallable(o.factory_name);
+  if (bad.ok() && (o.max_concurrency < 1 || o.max_task_retries < -1 || o.max_restarts < -1)) {
+    bad = absl::InvalidArgumentError(
+        "actor options: max_concurrency must be >= 1, "
+        "max_restarts and max_task_retries >= -1");
+  }
+  proto::TaskSpec spec;
+  if (bad.ok()) {
+    internal::TaskOptions task;
+    task.function_name = o.factory_name;
+    task.signature = o.signature;
+    task.resources = o.resources;
+    task.placement_group = o.placement_group;
+    task.bundle_index = o.bundle_index;
+    task.max_retries = 0;
+    std::vector<ObjectId> no_refs;
+    auto built = BuildSpec(proto::ACTOR_CREATION_TASK, ActorCreationTaskId(actor), task,
+                           std::move(args), &no_refs);
+    if (built.ok()) {
+      spec = std::move(*built);
+    } else {
+      bad = built.status();
+    }
+  }
+  if (!bad.ok()) {
+    std::string cause(bad.message());
+    loop_.Post("core_worker.actor_failed",
+               [this, actor, cause] { actor_submitter_->MarkDead(actor, cause); });
+    return actor;
+  }
+  spec.set_actor_id(actor.Binary());
+  spec.set_num_returns(0);
+  proto::ActorOptions* ao = spec.mutable_actor_options();
+  ao->set_name(o.name);
+  ao->set_ns(o.ns);
+  ao->set_detached(o.detached);
+  ao->set_max_restarts(o.max_restarts);
+  ao->set_max_task_retries(o.max_task_retries);
+  ao->set_max_concurrency(o.max_concurrency);
+  ao->set_class_name(o.class_type);
+  loop_.Post("core_worker.create_actor",
+             [this, spec = std::move(spec)] { actor_submitter_->Create(spec); });
+  return actor;
+}
+
+ObjectId CoreWorker::SubmitActorTask(const ActorId& actor, const internal::TaskOptions& options,
+                                     std::vector<internal::TaskArg> args) {
+  ApiCall call(this);
+  if (call.stopped()) return ObjectId();
+  TaskId task = ActorTaskId(actor, CurrentTask(), NextSubmitIndex());
+  ObjectId result = ReturnObjectId(task, 1);
+  refs_.AddOwned(result);
+  if (absl::Status ok = CheckCallable(options.function_name); !ok.ok()) {
+    return FailedObject(result, ok);
+  }
+  std::vector<ObjectId> ref_args;
+  auto spec = BuildSpec(proto::ACTOR_TASK, task, options, std::move(args), &ref_args);
+  if (!spec.ok()) return FailedObject(result, spec.status());
+  spec->set_actor_id(actor.Binary());
+  return SubmitBuilt(std::move(*spec), result, std::move(ref_args), true);
+}
+
+absl::StatusOr<ActorId> CoreWorker::GetNamedActor(const std::string& name, const std::string& ns,
+                                                  const std::string& class_type) {
+  ApiCall call(this);
+  if (call.stopped()) return absl::CancelledError("lumen is shutting down");
+  proto::GetActorInfoRequest req;
+  req.set_name(name);
+  req.set_ns(ns);
+  auto found = rpc::CallSync<proto::GetActorInfoReply>([&](auto cb) {
+    gcs_->GetActorInfo(req, cb, {.timeout_ms = 10'000, .retry_for_ms = 10'000});
+  });
+  if (!found.ok()) return found.status();
+  const proto::ActorInfo& info = found->actor();
+  if (info.class_name() != class_type) {
+    return absl::InvalidArgumentError("actor '" + name + "' is a " +
+                                      internal::Demangle(info.class_name().c_str()) + ", not a " +
+                                      internal::Demangle(class_type.c_str()));
+  }
+  loop_.Post("core_worker.named_actor", [this, info] { actor_submitter_->OnActorChange(info); });
+  return ActorId::FromBinary(info.actor_id());
+}
+
+absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart) {
+  ApiCall call(this);
+  if (call.stopped()) return absl::CancelledError("lumen is shutting down");
+  proto::KillActorRequest req;
+  req.set_actor_id(actor.Binary());
+  req.set_no_restart(no_restart);
+  auto killed = rpc::CallSync<proto::KillActorReply>(
+      [&](auto cb) { gcs_->KillActor(req, cb, {.timeout_ms = 10'000, .retry_for_ms = 10'000}); });
+  return killed.status();
+}
+
+absl::Status CoreWorker::WaitActorReady(const ActorId& actor, int64_t timeout_ms) {
+  ApiCall call(this);
+  if (call.stopped()) return absl::CancelledError("lumen is shutting down");
+  return actor_submitter_->WaitReady(actor, timeout_ms);
+}
+
+}  // namespace lumen::worker
