@@ -99,6 +99,105 @@ void cross_node_transfer_gigabytes(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * int64_t{kLarge} * 4);
 }
 
+// ---- actors ----
+
+constexpr int kAsyncBatch = 10'000;
+
+lumen::ActorHandle<bench::Target> ReadyTarget(int concurrency = 1) {
+  auto t = lumen::Actor(bench::Target::Create).SetMaxConcurrency(concurrency).Remote();
+  (void)t.Ready();
+  return t;
+}
+
+void Fail(benchmark::State& state, const absl::Status& s) {
+  state.SkipWithError(std::string(s.message()).c_str());
+}
+
+void AsyncCalls(benchmark::State& state, const std::vector<lumen::ActorHandle<bench::Target>>& to) {
+  for (auto _ : state) {
+    std::vector<lumen::ObjectRef<int>> refs;
+    refs.reserve(kAsyncBatch);
+    for (int i = 0; i < kAsyncBatch; ++i) {
+      refs.push_back(to[i % to.size()].Task(&bench::Target::Ping).Remote(i));
+    }
+    auto v = lumen::Get(refs);
+    if (!v.ok()) Fail(state, v.status());
+  }
+  state.SetItemsProcessed(state.iterations() * kAsyncBatch);
+}
+
+void actor_calls_1_1_sync(benchmark::State& state) {
+  auto t = ReadyTarget();
+  for (auto _ : state) {
+    auto v = lumen::Get(t.Task(&bench::Target::Ping).Remote(1));
+    if (!v.ok()) Fail(state, v.status());
+  }
+  state.SetItemsProcessed(state.iterations());
+  (void)lumen::Kill(t);
+}
+
+void actor_calls_1_1_async(benchmark::State& state) {
+  auto t = ReadyTarget();
+  AsyncCalls(state, {t});
+  (void)lumen::Kill(t);
+}
+
+void actor_calls_1_1_concurrent(benchmark::State& state) {
+  auto t = ReadyTarget(/*concurrency=*/8);
+  AsyncCalls(state, {t});
+  (void)lumen::Kill(t);
+}
+
+void actor_calls_1_n_async(benchmark::State& state) {
+  std::vector<lumen::ActorHandle<bench::Target>> targets;
+  for (int i = 0; i < 4; ++i) targets.push_back(ReadyTarget());
+  AsyncCalls(state, targets);
+  for (auto& t : targets) (void)lumen::Kill(t);
+}
+
+// n caller actors each spread calls over n target actors.
+void actor_calls_n_n_async(benchmark::State& state) {
+  const int n = 2, calls = 10'000;
+  std::vector<lumen::ActorHandle<bench::Target>> targets;
+  std::vector<lumen::ActorHandle<bench::Caller>> callers;
+  for (int i = 0; i < n; ++i) {
+    targets.push_back(ReadyTarget());
+    callers.push_back(lumen::Actor(bench::Caller::Create).Remote());
+    (void)callers.back().Ready();
+  }
+  for (auto _ : state) {
+    std::vector<lumen::ObjectRef<int>> runs;
+    for (auto& c : callers) runs.push_back(c.Task(&bench::Caller::Run).Remote(targets, calls));
+    auto v = lumen::Get(runs);
+    if (!v.ok()) Fail(state, v.status());
+  }
+  state.SetItemsProcessed(state.iterations() * n * calls);
+  for (auto& a : targets) (void)lumen::Kill(a);
+  for (auto& a : callers) (void)lumen::Kill(a);
+}
+
+void actor_creation(benchmark::State& state) {
+  const int batch = 20;
+  for (auto _ : state) {
+    std::vector<lumen::ActorHandle<bench::Target>> made;
+    for (int i = 0; i < batch; ++i) made.push_back(lumen::Actor(bench::Target::Create).Remote());
+    for (auto& a : made) {
+      if (absl::Status s = a.Ready(); !s.ok()) Fail(state, s);
+    }
+    state.PauseTiming();
+    for (auto& a : made) (void)lumen::Kill(a);
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+BENCHMARK(actor_calls_1_1_sync)->UseRealTime()->MinTime(2);
+BENCHMARK(actor_calls_1_1_async)->UseRealTime()->MinTime(3);
+BENCHMARK(actor_calls_1_1_concurrent)->UseRealTime()->MinTime(3);
+BENCHMARK(actor_calls_1_n_async)->UseRealTime()->MinTime(3);
+BENCHMARK(actor_calls_n_n_async)->UseRealTime()->MinTime(3);
+BENCHMARK(actor_creation)->UseRealTime()->MinTime(3);
+
 BENCHMARK(single_client_tasks_sync)->UseRealTime()->MinTime(2);
 BENCHMARK(single_client_tasks_async)->UseRealTime()->MinTime(3);
 BENCHMARK(single_client_put_calls)->UseRealTime()->MinTime(1);

@@ -120,8 +120,12 @@ void ActorTaskSubmitter::Submit(const TaskId& task) {
   resolver_->Resolve(task, [this, id](const TaskId& ready) {
     auto it = actors_.find(id);
     if (it == actors_.end()) return;
-    for (Call& c : it->second.queue) {
-      if (c.task == ready) c.ready = true;
+    // Usually the call just queued (no object arguments): look from the back.
+    for (auto c = it->second.queue.rbegin(); c != it->second.queue.rend(); ++c) {
+      if (c->task == ready) {
+        c->ready = true;
+        break;
+      }
     }
     Flush(id);
   });
@@ -204,6 +208,7 @@ void ActorTaskSubmitter::OnReply(const ActorId& id, int incarnation, std::vector
   a.batches_in_flight--;
   std::string node_manager = AddressOf(a.info.node_manager());
   if (status.ok() && reply.results_size() == static_cast<int>(batch.size())) {
+    MemoryStore::DeferWakeups batched(tasks_->store());
     for (size_t i = 0; i < batch.size(); ++i) {
       tasks_->Complete(batch[i].task, reply.results(static_cast<int>(i)), node_manager);
     }

@@ -5,6 +5,18 @@
 
 namespace lumen::worker {
 
+namespace {
+thread_local int t_deferred = 0;  // DeferWakeups alive on this thread
+}  // namespace
+
+MemoryStore::DeferWakeups::DeferWakeups(MemoryStore* store) : store_(store) { ++t_deferred; }
+
+MemoryStore::DeferWakeups::~DeferWakeups() {
+  if (--t_deferred == 0) store_->WakeWaiters();
+}
+
+void MemoryStore::WakeWaiters() { cv_.notify_all(); }
+
 void MemoryStore::Put(const ObjectId& id, StoredObject object) {
   std::vector<ReadyCallback> callbacks;
   {
@@ -16,7 +28,7 @@ void MemoryStore::Put(const ObjectId& id, StoredObject object) {
     }
     objects_[id] = object;
   }
-  cv_.notify_all();
+  if (t_deferred == 0) WakeWaiters();
   for (auto& cb : callbacks) cb(object);
 }
 
@@ -30,27 +42,34 @@ std::optional<StoredObject> MemoryStore::Get(const ObjectId& id) const {
 bool MemoryStore::Wait(const std::vector<ObjectId>& ids, size_t num_ready, int64_t timeout_ms,
                        std::vector<bool>* ready) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  ready->assign(ids.size(), false);
+  std::vector<size_t> missing(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) missing[i] = i;
+  size_t count = 0;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    size_t count = 0;
-    ready->assign(ids.size(), false);
-    for (size_t i = 0; i < ids.size(); ++i) {
+    // Look only at what was still missing: many wakeups stay cheap.
+    size_t kept = 0;
+    for (size_t i : missing) {
       if (objects_.count(ids[i])) {
         (*ready)[i] = true;
         count++;
+      } else {
+        missing[kept++] = i;
       }
     }
+    missing.resize(kept);
     if (count >= num_ready) return true;
     if (shutdown_) return false;
     if (timeout_ms < 0) {
       cv_.wait(lock);
     } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
                std::chrono::steady_clock::now() >= deadline) {
-      // Count once more: an object may have arrived with the timeout.
-      count = 0;
-      for (size_t i = 0; i < ids.size(); ++i) {
-        (*ready)[i] = objects_.count(ids[i]) > 0;
-        count += (*ready)[i];
+      for (size_t i : missing) {  // one last look: an object may have come with the timeout
+        if (objects_.count(ids[i])) {
+          (*ready)[i] = true;
+          count++;
+        }
       }
       return count >= num_ready;
     }

@@ -52,6 +52,17 @@ class MemoryStore {
  public:
   using ReadyCallback = std::function<void(const StoredObject&)>;
 
+  // While one lives, Puts on this thread do not wake waiters; they are woken
+  // once at its end (for many results arriving together).
+  class DeferWakeups {
+   public:
+    explicit DeferWakeups(MemoryStore* store);
+    ~DeferWakeups();
+
+   private:
+    MemoryStore* store_;
+  };
+
   // Stores (or replaces) the object and wakes whoever waits for it. Ready
   // callbacks run here, on the calling thread.
   void Put(const ObjectId& id, StoredObject object);
@@ -68,6 +79,8 @@ class MemoryStore {
   void Shutdown();
 
  private:
+  void WakeWaiters();
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool shutdown_ = false;

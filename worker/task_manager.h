@@ -45,6 +45,7 @@ class TaskManager {
   bool RetryOrFail(const TaskId& id, const absl::Status& error);
   void Fail(const TaskId& id, const absl::Status& error);
   size_t NumPending() const { return tasks_.size(); }
+  MemoryStore* store() const { return store_; }
 
  private:
   MemoryStore* store_;
