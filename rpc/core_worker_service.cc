@@ -8,10 +8,11 @@
 namespace lumen::rpc {
 namespace {
 
+// Pushed work goes straight to the executor's queue (thread-safe).
 LUMEN_SERVICE_BEGIN(CoreWorkerGlue, CoreWorkerService, CoreWorkerHandler)
-LUMEN_RPC_METHOD(PushTask)
+LUMEN_RPC_METHOD_INLINE(PushTask)
 LUMEN_RPC_METHOD(AddObjectLocation)
-LUMEN_RPC_METHOD(PushActorTasks)
+LUMEN_RPC_METHOD_INLINE(PushActorTasks)
 LUMEN_SERVICE_END(CoreWorkerHandler)
 
 }  // namespace

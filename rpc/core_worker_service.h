@@ -17,6 +17,8 @@ namespace lumen::rpc {
 template <typename Service>
 class GrpcClient;
 
+// PushTask and PushActorTasks run on gRPC's threads (they only queue
+// work); AddObjectLocation on the handler's loop.
 class CoreWorkerHandler {
  public:
   virtual ~CoreWorkerHandler() = default;
