@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lumen's actors against Dask's (actor=True) on the same calls, in one run:
 # 1:1 sync and 1:1 async calls per second, and their ratios.
-#   bench/compare_dask.sh [build_dir]      (Dask: Debian's python3-distributed)
+#   scripts/setup.sh --bench && bench/compare_dask.sh [build_dir]
 set -euo pipefail
 build=${1:-build/release}
 lumen=$("$build/bin/microbenchmark" --benchmark_filter='actor_calls_1_1_(sync|async)' \

@@ -191,12 +191,34 @@ void actor_creation(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+// Ray's placement_group_create/removal: a batch of one-bundle groups made,
+// waited for and removed; items are groups.
+void placement_group_create_removal(benchmark::State& state) {
+  const int batch = 100;
+  for (auto _ : state) {
+    std::vector<lumen::PlacementGroup> made;
+    for (int i = 0; i < batch; ++i) {
+      auto pg = lumen::CreatePlacementGroup({{{{"CPU", 0.001}}}});
+      if (!pg.ok()) return Fail(state, pg.status());
+      made.push_back(*pg);
+    }
+    for (auto& pg : made) {
+      if (absl::Status s = pg.Wait(30'000); !s.ok()) return Fail(state, s);
+    }
+    for (auto& pg : made) {
+      if (absl::Status s = lumen::RemovePlacementGroup(pg); !s.ok()) return Fail(state, s);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
 BENCHMARK(actor_calls_1_1_sync)->UseRealTime()->MinTime(2);
 BENCHMARK(actor_calls_1_1_async)->UseRealTime()->MinTime(3);
 BENCHMARK(actor_calls_1_1_concurrent)->UseRealTime()->MinTime(3);
 BENCHMARK(actor_calls_1_n_async)->UseRealTime()->MinTime(3);
 BENCHMARK(actor_calls_n_n_async)->UseRealTime()->MinTime(3);
 BENCHMARK(actor_creation)->UseRealTime()->MinTime(3);
+BENCHMARK(placement_group_create_removal)->UseRealTime()->MinTime(3);
 
 BENCHMARK(single_client_tasks_sync)->UseRealTime()->MinTime(2);
 BENCHMARK(single_client_tasks_async)->UseRealTime()->MinTime(3);

@@ -75,6 +75,14 @@ TaskId ActorTaskId(const ActorId& actor, const TaskId& parent, uint64_t n) {
 
 ActorId ActorIdOfTask(const TaskId& task) { return Tail<ActorId>(task); }
 
+PlacementGroupId NewPlacementGroupId(const JobId& job) {
+  PlacementGroupId id = PlacementGroupId::FromRandom();
+  CopyTail(job, &id);
+  return id;
+}
+
+JobId JobIdOfPlacementGroup(const PlacementGroupId& group) { return Tail<JobId>(group); }
+
 TaskId DriverTaskId(const JobId& job) {
   TaskId id;
   std::memset(id.mutable_data(), 0, 8);

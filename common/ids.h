@@ -21,6 +21,10 @@ TaskId ActorCreationTaskId(const ActorId& actor);
 TaskId ActorTaskId(const ActorId& actor, const TaskId& parent, uint64_t n);
 ActorId ActorIdOfTask(const TaskId& task);
 
+// A new placement group of `job`: 14 random bytes + the job.
+PlacementGroupId NewPlacementGroupId(const JobId& job);
+JobId JobIdOfPlacementGroup(const PlacementGroupId& group);
+
 // The root task of a driver: unique bytes zero.
 TaskId DriverTaskId(const JobId& job);
 // The n-th task submitted by `parent`: unique bytes = hash(parent, n).

@@ -2,6 +2,7 @@
 
 #include <unordered_set>
 
+#include "common/bounded_set.h"
 #include "gtest/gtest.h"
 
 namespace lumen {
@@ -53,6 +54,31 @@ TEST(IdsTest, ManyDerivedTaskIdsAreDistinct) {
   std::unordered_set<TaskId> seen;
   for (uint64_t i = 0; i < 100000; ++i) seen.insert(NormalTaskId(job, parent, i));
   EXPECT_EQ(seen.size(), 100000u);
+}
+
+TEST(IdsTest, PlacementGroupIdsCarryTheirJob) {
+  JobId job = JobId::FromInt(7);
+  PlacementGroupId a = NewPlacementGroupId(job), b = NewPlacementGroupId(job);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(JobIdOfPlacementGroup(a), job);
+}
+
+TEST(BoundedSetTest, ForgetsTheOldestPastCapacity) {
+  BoundedSet<int> set(3);
+  EXPECT_TRUE(set.Insert(1));
+  EXPECT_FALSE(set.Insert(1));
+  set.Insert(2);
+  set.Insert(3);
+  set.Insert(4);
+  EXPECT_EQ(set.size(), 3u);
+  EXPECT_FALSE(set.Contains(1));
+  EXPECT_TRUE(set.Contains(2));
+  EXPECT_TRUE(set.Contains(4));
+  set.Erase(3);
+  EXPECT_FALSE(set.Contains(3));
+  EXPECT_TRUE(set.Insert(3));
+  EXPECT_TRUE(set.Contains(3));
+  EXPECT_LE(set.size(), 3u);
 }
 
 }  // namespace

@@ -20,11 +20,12 @@ bool CanRestart(const proto::ActorInfo& info) {
 }  // namespace
 
 GcsActorManager::GcsActorManager(StoreClient* store, Publisher* publisher, GcsNodeTable* nodes,
-                                 Clock* clock, EventLoop* loop, const std::string& token,
-                                 proto::Address self)
+                                 GcsPlacementGroupManager* groups, Clock* clock, EventLoop* loop,
+                                 const std::string& token, proto::Address self)
     : store_(store),
       publisher_(publisher),
       nodes_(nodes),
+      groups_(groups),
       clock_(clock),
       loop_(loop),
       self_(std::move(self)),
@@ -90,14 +91,43 @@ void GcsActorManager::HandleCreateActor(const proto::CreateActorRequest& request
   Schedule(id);
 }
 
+ResourceSet GcsActorManager::Demand(const Actor& a) const {
+  const proto::TaskSpec& spec = a.info.creation_spec();
+  std::map<std::string, double> amounts(spec.resources().begin(), spec.resources().end());
+  ResourceSet demand = ResourceSet::FromMap(amounts).value_or(ResourceSet());
+  if (spec.placement_group_id().empty()) return demand;
+  return GroupDemand(demand, PlacementGroupId::FromBinary(spec.placement_group_id()),
+                     spec.bundle_index());
+}
+
 void GcsActorManager::Schedule(const ActorId& id) {
   Actor* a = Find(id);
   if (a == nullptr || a->info.state() == proto::ActorInfo::DEAD || shutting_down_) return;
   uint64_t attempt = ++a->attempt;
   const proto::TaskSpec& spec = a->info.creation_spec();
+  if (!spec.placement_group_id().empty()) {
+    PlacementGroupId group = PlacementGroupId::FromBinary(spec.placement_group_id());
+    const proto::PlacementGroupInfo* g = groups_->Find(group);
+    if (g == nullptr || g->state() == proto::PlacementGroupInfo::REMOVED ||
+        g->state() == proto::PlacementGroupInfo::INFEASIBLE) {
+      MarkDead(*a, "its placement group " + group.Short() + " is removed or can never exist",
+               false);
+      return;
+    }
+    if (spec.bundle_index() >= g->bundles_size()) {
+      MarkDead(*a,
+               "placement group " + group.Short() + " has no bundle " +
+                   std::to_string(spec.bundle_index()),
+               false);
+      return;
+    }
+    if (g->state() != proto::PlacementGroupInfo::CREATED) {
+      RetryLater(id, attempt);  // wait for the group
+      return;
+    }
+  }
   PlacementRequest request;
-  std::map<std::string, double> demand(spec.resources().begin(), spec.resources().end());
-  request.demand = ResourceSet::FromMap(demand).value_or(ResourceSet());
+  request.demand = Demand(*a);
   if (spec.strategy().kind() == proto::SchedulingStrategy::NODE_AFFINITY) {
     request.policy = "node_affinity";
     request.target = NodeId::FromBinary(spec.strategy().node_id());
@@ -108,6 +138,10 @@ void GcsActorManager::Schedule(const ActorId& id) {
   ClusterView view = nodes_->View();
   Placement where = scheduler_.Place(view, NodeId::FromBinary(spec.caller().node_id()), request);
   if (!where.feasible) {
+    if (UsesGroup(request.demand)) {  // the group's nodes have not reported it yet
+      RetryLater(id, attempt);
+      return;
+    }
     MarkDead(*a, "cannot place it: " + where.error, false);
     return;
   }
@@ -123,10 +157,12 @@ void GcsActorManager::RequestLease(const ActorId& id, uint64_t attempt,
   proto::RequestWorkerLeaseRequest req;
   proto::LeaseSpec* lease = req.mutable_spec();
   lease->set_job_id(spec.job_id());
-  *lease->mutable_resources() = spec.resources();
+  for (const auto& [name, amount] : Demand(*a).ToMap())
+    (*lease->mutable_resources())[name] = amount;
   lease->set_function_name(a->info.class_name());
   *lease->mutable_caller() = self_;
   lease->set_actor_id(spec.actor_id());
+  lease->set_placement_group_id(spec.placement_group_id());
   lease->set_detached(a->info.detached());
   if (spec.strategy().kind() == proto::SchedulingStrategy::NODE_AFFINITY) {
     *lease->mutable_strategy() = spec.strategy();
@@ -319,6 +355,14 @@ void GcsActorManager::OnJobFinished(const JobId& job) {
   for (auto& [id, a] : actors_) {
     if (!a.info.detached() && JobId::FromBinary(a.info.job_id()) == job) {
       MarkDead(a, "its job finished", true);
+    }
+  }
+}
+
+void GcsActorManager::OnPlacementGroupRemoved(const PlacementGroupId& group) {
+  for (auto& [id, a] : actors_) {
+    if (a.info.creation_spec().placement_group_id() == group.Binary()) {
+      MarkDead(a, "its placement group " + group.Short() + " was removed", true);
     }
   }
 }

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "gcs/node_table.h"
+#include "gcs/placement_group_manager.h"
 #include "gcs/pubsub.h"
 #include "gcs/store.h"
 #include "lumen/id.h"
@@ -29,8 +30,9 @@ namespace lumen::gcs {
 
 class GcsActorManager : public rpc::GcsActorHandler {
  public:
-  GcsActorManager(StoreClient* store, Publisher* publisher, GcsNodeTable* nodes, Clock* clock,
-                  EventLoop* loop, const std::string& token, proto::Address self);
+  GcsActorManager(StoreClient* store, Publisher* publisher, GcsNodeTable* nodes,
+                  GcsPlacementGroupManager* groups, Clock* clock, EventLoop* loop,
+                  const std::string& token, proto::Address self);
 
   LUMEN_HANDLER_IMPL(CreateActor);
   LUMEN_HANDLER_IMPL(GetActorInfo);
@@ -40,6 +42,7 @@ class GcsActorManager : public rpc::GcsActorHandler {
 
   void OnNodeDead(const NodeId& node);
   void OnJobFinished(const JobId& job);
+  void OnPlacementGroupRemoved(const PlacementGroupId& group);
   // Stops retrying schedules and drops clients (the GCS is stopping).
   void Shutdown();
 
@@ -53,6 +56,9 @@ class GcsActorManager : public rpc::GcsActorHandler {
   };
 
   void Schedule(const ActorId& id);
+  // What the actor asks of a node: its resources, renamed into its
+  // placement group's bundle when it has one.
+  ResourceSet Demand(const Actor& a) const;
   void RequestLease(const ActorId& id, uint64_t attempt, const std::string& node_manager,
                     bool grant_or_reject, int hops);
   void PushCreation(const ActorId& id, uint64_t attempt,
@@ -69,6 +75,7 @@ class GcsActorManager : public rpc::GcsActorHandler {
   StoreClient* store_;
   Publisher* publisher_;
   GcsNodeTable* nodes_;
+  GcsPlacementGroupManager* groups_;
   Clock* clock_;
   EventLoop* loop_;
   proto::Address self_;

@@ -18,7 +18,9 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock)
                               .session_dir = config_.session_dir}),
       jobs_(store_.get(), &publisher_, clock),
       kv_(store_.get()),
-      actors_(store_.get(), &publisher_, &nodes_, clock, &loop_, config_.token, proto::Address()),
+      groups_(store_.get(), &publisher_, &nodes_, clock, &loop_, config_.token),
+      actors_(store_.get(), &publisher_, &nodes_, &groups_, clock, &loop_, config_.token,
+              proto::Address()),
       server_("gcs", rpc::ServerOptions{config_.host, config_.port, config_.token}) {
   rpc::ServiceContext ctx = server_.MakeContext(&loop_);
   server_.AddService(rpc::MakeGcsNodeService(ctx, &nodes_));
@@ -26,8 +28,17 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock)
   server_.AddService(rpc::MakeGcsKvService(ctx, &kv_));
   server_.AddService(rpc::MakeGcsPubSubService(ctx, &publisher_));
   server_.AddService(rpc::MakeGcsActorService(ctx, &actors_));
-  nodes_.AddDeathListener([this](const NodeId& node) { actors_.OnNodeDead(node); });
-  jobs_.AddFinishListener([this](const JobId& job) { actors_.OnJobFinished(job); });
+  server_.AddService(rpc::MakeGcsPlacementGroupService(ctx, &groups_));
+  nodes_.AddDeathListener([this](const NodeId& node) {
+    groups_.OnNodeDead(node);
+    actors_.OnNodeDead(node);
+  });
+  jobs_.AddFinishListener([this](const JobId& job) {
+    actors_.OnJobFinished(job);
+    groups_.OnJobFinished(job);
+  });
+  groups_.AddRemovalListener(
+      [this](const PlacementGroupId& group) { actors_.OnPlacementGroupRemoved(group); });
 }
 
 GcsServer::~GcsServer() { Stop(); }
@@ -43,6 +54,8 @@ absl::Status GcsServer::Start() {
                                    [this] { nodes_.CheckHealth(); });
     pubsub_timer_ = loop_.RunEvery("gcs.pubsub_tick", std::chrono::milliseconds(500),
                                    [this] { publisher_.Tick(); });
+    groups_timer_ = loop_.RunEvery("gcs.groups_tick", std::chrono::milliseconds(50),
+                                   [this] { groups_.Tick(); });
     armed.set_value();
   });
   armed.get_future().wait();
@@ -56,8 +69,10 @@ void GcsServer::Stop() {
   loop_.Post("gcs.stop", [this, &done] {
     health_timer_.reset();
     pubsub_timer_.reset();
+    groups_timer_.reset();
     publisher_.Close();
     actors_.Shutdown();
+    groups_.Shutdown();
     done.set_value();
   });
   done.get_future().wait_for(std::chrono::seconds(2));

@@ -49,10 +49,12 @@ class GcsServer {
   GcsNodeTable nodes_;
   GcsJobTable jobs_;
   GcsKv kv_;
+  GcsPlacementGroupManager groups_;
   GcsActorManager actors_;
   rpc::GrpcServer server_;
   std::unique_ptr<PeriodicTimer> health_timer_;
   std::unique_ptr<PeriodicTimer> pubsub_timer_;
+  std::unique_ptr<PeriodicTimer> groups_timer_;
   bool started_ = false;
   bool stopped_ = false;
 };

@@ -60,6 +60,7 @@ void GcsNodeTable::HandleReportNode(const proto::ReportNodeRequest& request,
   if (request.resources_changed()) {
     *e.info.mutable_resources_available() = request.resources_available();
     *e.info.mutable_resources_total() = request.resources_total();
+    e.info.set_resources_version(request.resources_version());
     PublishNode(proto::RESOURCE_VIEW, e.info);
   }
   send(absl::OkStatus());
@@ -128,6 +129,11 @@ ClusterView GcsNodeTable::View() const {
     view.Upsert(std::move(v));
   }
   return view;
+}
+
+uint64_t GcsNodeTable::ResourcesVersion(const NodeId& node) const {
+  auto it = nodes_.find(node);
+  return it == nodes_.end() ? 0 : it->second.info.resources_version();
 }
 
 std::string GcsNodeTable::NodeManagerAddress(const NodeId& node) const {

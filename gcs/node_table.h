@@ -45,6 +45,8 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   ClusterView View() const;
   // The node manager's host:port, or "" for a dead or unknown node.
   std::string NodeManagerAddress(const NodeId& node) const;
+  // The resources version of the node's latest report (0: none).
+  uint64_t ResourcesVersion(const NodeId& node) const;
   // Called (on the GCS loop) for every node declared dead.
   void AddDeathListener(std::function<void(const NodeId&)> listener) {
     death_listeners_.push_back(std::move(listener));

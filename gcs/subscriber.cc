@@ -76,7 +76,14 @@ void GcsSubscriber::SendKey(proto::Channel channel, const std::string& key, bool
   req.set_key(key);
   req.set_remove(remove);
   // A NOT_FOUND means a re-subscription is under way, which sends keys again.
-  gcs_->SubscribeKey(req, [](absl::Status, proto::SubscribeKeyReply) {},
+  std::weak_ptr<bool> alive = alive_;
+  gcs_->SubscribeKey(req,
+                     [this, alive, channel, key, remove](absl::Status s, proto::SubscribeKeyReply) {
+                       if (auto a = alive.lock(); !a || !*a) return;
+                       if (s.ok() && !remove && on_key_watched_ && keys_.count({channel, key})) {
+                         on_key_watched_(channel, key);
+                       }
+                     },
                      {.timeout_ms = 10'000, .retry_for_ms = 10'000});
 }
 

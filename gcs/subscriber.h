@@ -31,6 +31,12 @@ class GcsSubscriber {
   // re-subscriptions).
   void Watch(proto::Channel channel, const std::string& key);
   void Unwatch(proto::Channel channel, const std::string& key);
+  // Called on the loop each time the GCS confirms a watched key: from then
+  // on every change of it is delivered, so the owner reads the key's state
+  // now and misses nothing published before (subscribe, then read).
+  void OnKeyWatched(std::function<void(proto::Channel, const std::string&)> f) {
+    on_key_watched_ = std::move(f);
+  }
 
  private:
   void DoSubscribe();
@@ -45,6 +51,7 @@ class GcsSubscriber {
   std::set<std::pair<int, std::string>> keys_;
   std::function<void(const proto::PubMessage&)> on_message_;
   std::function<void()> on_resync_;
+  std::function<void(proto::Channel, const std::string&)> on_key_watched_;
   std::string subscriber_id_;
   int64_t ack_seq_ = 0;
   int64_t backoff_ms_ = 50;

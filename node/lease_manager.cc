@@ -52,16 +52,21 @@ bool LeaseManager::FitsNow(const ResourceSet& demand) const {
   return after.IsSubsetOf(total_);
 }
 
+void LeaseManager::ResourcesChanged() {
+  resources_version_++;
+  on_resources_changed_();
+}
+
 void LeaseManager::Take(const ResourceSet& r) {
   allocated_.Add(r);
   view_->SetAvailable(self_, Available());
-  on_resources_changed_();
+  ResourcesChanged();
 }
 
 void LeaseManager::Release(const ResourceSet& r) {
   allocated_.Subtract(r);
   view_->SetAvailable(self_, Available());
-  on_resources_changed_();
+  ResourcesChanged();
 }
 
 void LeaseManager::Fail(Pending* p, absl::StatusCode code, const std::string& message) {
@@ -100,6 +105,11 @@ std::string LeaseManager::WhyGone(const proto::LeaseSpec& spec) const {
   if (finished_jobs_.count(job)) return "job " + job.Hex() + " finished";
   if (dead_callers_.count(spec.caller().worker_id())) return "the worker that asked died";
   if (dead_nodes_.count(spec.caller().node_id())) return "the node that asked died";
+  if (!spec.placement_group_id().empty() &&
+      removed_groups_.Contains(PlacementGroupId::FromBinary(spec.placement_group_id()))) {
+    return "placement group " + PlacementGroupId::FromBinary(spec.placement_group_id()).Hex() +
+           " was removed";
+  }
   return "";
 }
 
@@ -120,6 +130,8 @@ bool LeaseManager::Decide(std::unique_ptr<Pending>& p, bool queued) {
   Placement where = scheduler_.Place(*view_, self_, p->placement);
   const std::string& fn = p->request.spec().function_name();
   if (!where.feasible) {
+    // A placement group's resources appear once it is created: wait.
+    if (UsesGroup(p->demand)) return false;
     Fail(p.get(), absl::StatusCode::kFailedPrecondition,
          "cannot schedule " + (fn.empty() ? std::string("task") : fn) + ": " + where.error);
     return true;
@@ -314,6 +326,95 @@ void LeaseManager::KillWorker(const WorkerId& worker, const std::string& why) {
     }
   }
   if (Worker* w = pool_->Find(worker)) pool_->KillWorker(w, why);
+}
+
+bool LeaseManager::PrepareBundles(const PlacementGroupId& group,
+                                  const std::vector<std::pair<int, ResourceSet>>& bundles) {
+  if (removed_groups_.Contains(group)) return false;
+  std::map<int, Bundle>& held = groups_[group];
+  ResourceSet sum;
+  std::vector<std::pair<int, ResourceSet>> fresh;
+  for (const auto& [index, r] : bundles) {
+    if (held.count(index)) continue;  // prepared already (a retry)
+    sum.Add(r);
+    fresh.emplace_back(index, r);
+  }
+  if (!fresh.empty() && !FitsNow(sum)) {
+    if (held.empty()) groups_.erase(group);
+    return false;
+  }
+  if (!fresh.empty()) Take(sum);
+  for (auto& [index, r] : fresh) held[index] = Bundle{std::move(r), false};
+  return true;
+}
+
+void LeaseManager::CommitBundles(const PlacementGroupId& group) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) return;
+  bool changed = false;
+  for (auto& [index, b] : it->second) {
+    if (b.committed) continue;
+    b.committed = true;
+    total_.Add(BundleResources(b.resources, group, index));
+    changed = true;
+  }
+  if (!changed) return;
+  ResourcesTotalChanged();
+  DispatchQueue();
+}
+
+void LeaseManager::ReturnBundles(const PlacementGroupId& group, const std::vector<int>& indices) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) return;
+  std::map<int, Bundle>& held = it->second;
+  std::vector<int> which = indices;
+  if (which.empty()) {
+    for (const auto& [index, b] : held) which.push_back(index);
+  }
+  std::vector<LeaseId> using_them;
+  for (const auto& [id, lease] : leases_) {
+    for (int index : which) {
+      auto b = held.find(index);
+      if (b == held.end() || !b->second.committed) continue;
+      // A lease on "any bundle" may sit on any of them: end it only when
+      // every bundle of the group here goes.
+      if (UsesBundle(lease.held, group, index) ||
+          (which.size() == held.size() && UsesGroup(lease.held, group))) {
+        using_them.push_back(id);
+        break;
+      }
+    }
+  }
+  for (const auto& id : using_them) {
+    auto lease = leases_.find(id);
+    if (lease != leases_.end()) EndLease(lease, true, "its placement group bundle was returned");
+  }
+  for (int index : which) {
+    auto b = held.find(index);
+    if (b == held.end()) continue;
+    if (b->second.committed) total_.Subtract(BundleResources(b->second.resources, group, index));
+    Release(b->second.resources);
+    held.erase(b);
+  }
+  if (held.empty()) groups_.erase(it);
+  ResourcesTotalChanged();
+  DispatchQueue();
+}
+
+void LeaseManager::OnGroupRemoved(const PlacementGroupId& group) {
+  if (!removed_groups_.Insert(group)) return;
+  ReturnBundles(group, {});
+  std::string gid = group.Binary();
+  DropQueued([&](const Pending& p) { return p.request.spec().placement_group_id() == gid; },
+             "placement group " + group.Hex() + " was removed");
+}
+
+void LeaseManager::ResourcesTotalChanged() {
+  NodeView v = *view_->Find(self_);
+  v.resources.total = total_;
+  v.resources.available = Available();
+  view_->Upsert(v);
+  ResourcesChanged();
 }
 
 void LeaseManager::OnJobFinished(const JobId& job) {

@@ -14,11 +14,13 @@
 #include <set>
 #include <string>
 
+#include "common/bounded_set.h"
 #include "node/code_cache.h"
 #include "node/worker_pool.h"
 #include "proto/node.pb.h"
 #include "rpc/node_manager_service.h"
 #include "scheduling/cluster_view.h"
+#include "scheduling/placement_group.h"
 #include "scheduling/policy.h"
 
 namespace lumen::node {
@@ -48,6 +50,17 @@ class LeaseManager {
   void OnNodeDead(const NodeId& node);
   // Ends the lease of `worker` (or just stops it when not leased).
   void KillWorker(const WorkerId& worker, const std::string& why);
+
+  // Placement group bundles on this node (see scheduling/placement_group.h).
+  // Prepare takes the bundles' resources, all or none (bundles held already
+  // count as prepared); commit turns the prepared ones into the group's
+  // resources; return gives back the bundles `indices` (empty: all).
+  bool PrepareBundles(const PlacementGroupId& group,
+                      const std::vector<std::pair<int, ResourceSet>>& bundles);
+  void CommitBundles(const PlacementGroupId& group);
+  void ReturnBundles(const PlacementGroupId& group, const std::vector<int>& indices);
+  // The group is gone: leases using it end, requests for it fail now and later.
+  void OnGroupRemoved(const PlacementGroupId& group);
   // The job's leases and requests end, and later requests for it fail.
   void OnJobFinished(const JobId& job);
   bool IsFinished(const JobId& job) const { return finished_jobs_.count(job) > 0; }
@@ -56,6 +69,8 @@ class LeaseManager {
   void Shutdown();
 
   const ResourceSet& total() const { return total_; }
+  // Grows with every change of total or available resources.
+  uint64_t resources_version() const { return resources_version_; }
   ResourceSet Available() const;
   size_t NumLeases() const { return leases_.size(); }
   size_t NumQueued() const { return queue_.size(); }
@@ -89,6 +104,8 @@ class LeaseManager {
   bool FitsNow(const ResourceSet& demand) const;
   void Take(const ResourceSet& r);
   void Release(const ResourceSet& r);
+  void ResourcesTotalChanged();
+  void ResourcesChanged();  // bumps the version, tells the node manager
   void EndLease(std::map<LeaseId, Lease>::iterator it, bool kill_worker, const std::string& why);
   void Fail(Pending* p, absl::StatusCode code, const std::string& message);
   // Why a request may no longer be granted ("" when it may).
@@ -109,6 +126,13 @@ class LeaseManager {
   std::set<JobId> finished_jobs_;
   std::set<std::string> dead_callers_;  // worker ids
   std::set<std::string> dead_nodes_;    // node ids
+  struct Bundle {
+    ResourceSet resources;  // what it took from the node
+    bool committed = false;
+  };
+  std::map<PlacementGroupId, std::map<int, Bundle>> groups_;
+  uint64_t resources_version_ = 0;  // by bundle index
+  BoundedSet<PlacementGroupId> removed_groups_{100'000};
   LeaseStats stats_;
   bool shutting_down_ = false;
 };

@@ -160,7 +160,8 @@ void NodeManager::StartOnLoop() {
       [this](const NodeId& id) { return AddressOf(id); }, &node_clients_, &worker_clients_);
   subscriber_ = std::make_unique<gcs::GcsSubscriber>(
       gcs_.get(), &loop_,
-      std::vector<proto::Channel>{proto::NODE_CHANGES, proto::RESOURCE_VIEW, proto::JOB_CHANGES},
+      std::vector<proto::Channel>{proto::NODE_CHANGES, proto::RESOURCE_VIEW, proto::JOB_CHANGES,
+                                  proto::PLACEMENT_GROUP_CHANGES},
       [this](const proto::PubMessage& m) { OnPubMessage(m); }, [this] { Resync(); });
   subscriber_->Start();
   heartbeat_timer_ =
@@ -200,9 +201,12 @@ proto::NodeInfo NodeManager::SelfInfo() const {
   info.set_hostname(Hostname());
   info.set_is_head(config_.is_head);
   info.set_session_dir(session_dir_);
-  for (const auto& [k, v] : total_.ToMap()) (*info.mutable_resources_total())[k] = v;
+  // Placement group bundles change the total: the lease manager has it.
+  const ResourceSet& total = leases_ ? leases_->total() : total_;
+  for (const auto& [k, v] : total.ToMap()) (*info.mutable_resources_total())[k] = v;
   ResourceSet available = leases_ ? leases_->Available() : total_;
   for (const auto& [k, v] : available.ToMap()) (*info.mutable_resources_available())[k] = v;
+  if (leases_) info.set_resources_version(leases_->resources_version());
   proto::NodeStats* s = info.mutable_stats();
   if (store_) {
     s->set_object_store_used(store_->used());
@@ -231,6 +235,11 @@ void NodeManager::OnPubMessage(const proto::PubMessage& m) {
       break;
     case proto::JOB_CHANGES:
       if (m.job().finished()) OnJobFinished(JobId::FromBinary(m.job().job_id()));
+      break;
+    case proto::PLACEMENT_GROUP_CHANGES:
+      if (m.group().state() == proto::PlacementGroupInfo::REMOVED) {
+        leases_->OnGroupRemoved(PlacementGroupId::FromBinary(m.group().group_id()));
+      }
       break;
     default:
       break;
@@ -319,6 +328,7 @@ void NodeManager::ReportToGcs() {
   *req.mutable_resources_total() = info.resources_total();
   *req.mutable_stats() = info.stats();
   req.set_resources_changed(resources_dirty_);
+  req.set_resources_version(info.resources_version());
   resources_dirty_ = false;
   gcs_->ReportNode(req, [this](absl::Status s, proto::ReportNodeReply reply) {
     if (!s.ok()) {
@@ -462,6 +472,46 @@ void NodeManager::HandleKillWorker(const proto::KillWorkerRequest& request,
   LUMEN_REQUIRE_READY();
   leases_->KillWorker(WorkerId::FromBinary(request.worker_id()),
                       request.reason().empty() ? "asked to stop" : request.reason());
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandlePrepareBundles(const proto::PrepareBundlesRequest& request,
+                                       proto::PrepareBundlesReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  std::vector<std::pair<int, ResourceSet>> bundles;
+  for (const auto& b : request.bundles()) {
+    std::map<std::string, double> amounts(b.resources().begin(), b.resources().end());
+    auto r = ResourceSet::FromMap(amounts);
+    if (!r.ok()) {
+      send(r.status());
+      return;
+    }
+    bundles.emplace_back(b.index(), *r);
+  }
+  PlacementGroupId group = PlacementGroupId::FromBinary(request.group_id());
+  reply->set_prepared(leases_->PrepareBundles(group, bundles));
+  if (reply->prepared() && request.commit()) leases_->CommitBundles(group);
+  reply->set_resources_version(leases_->resources_version());
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleCommitBundles(const proto::CommitBundlesRequest& request,
+                                      proto::CommitBundlesReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  leases_->CommitBundles(PlacementGroupId::FromBinary(request.group_id()));
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleReturnBundles(const proto::ReturnBundlesRequest& request,
+                                      proto::ReturnBundlesReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  PlacementGroupId group = PlacementGroupId::FromBinary(request.group_id());
+  if (request.removed()) {
+    leases_->OnGroupRemoved(group);
+  } else {
+    leases_->ReturnBundles(group, {request.indices().begin(), request.indices().end()});
+  }
+  reply->set_resources_version(leases_->resources_version());
   send(absl::OkStatus());
 }
 

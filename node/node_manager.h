@@ -78,6 +78,9 @@ class NodeManager : public rpc::NodeManagerHandler {
   LUMEN_HANDLER_IMPL(FreeObjects);
   LUMEN_HANDLER_IMPL(GetNodeStats);
   LUMEN_HANDLER_IMPL(KillWorker);
+  LUMEN_HANDLER_IMPL(PrepareBundles);
+  LUMEN_HANDLER_IMPL(CommitBundles);
+  LUMEN_HANDLER_IMPL(ReturnBundles);
 
  private:
   absl::Status Register();

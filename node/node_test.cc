@@ -152,6 +152,19 @@ class LeaseManagerTest : public ::testing::Test {
     leases_.HandleRequestWorkerLease(req, &a->reply, a->send());
     return a;
   }
+  // A request for `demand` in bundle `bundle` of `group` (as a task in it asks).
+  std::unique_ptr<Answer> RequestInGroup(double cpus, const PlacementGroupId& group, int bundle) {
+    auto a = std::make_unique<Answer>();
+    proto::RequestWorkerLeaseRequest req;
+    req.mutable_spec()->set_job_id(JobId::FromInt(1).Binary());
+    req.mutable_spec()->set_placement_group_id(group.Binary());
+    ResourceSet demand = GroupDemand(*ResourceSet::FromMap({{"CPU", cpus}}), group, bundle);
+    for (const auto& [name, amount] : demand.ToMap()) {
+      (*req.mutable_spec()->mutable_resources())[name] = amount;
+    }
+    leases_.HandleRequestWorkerLease(req, &a->reply, a->send());
+    return a;
+  }
   void RegisterLastWorker(int port) {
     proto::RegisterWorkerRequest req;
     req.set_worker_id(launcher_.started.back().Binary());
@@ -298,6 +311,46 @@ TEST_F(LeaseManagerTest, LeasesOfACallerOnADeadNodeEnd) {
   ASSERT_TRUE(queued->status);
   EXPECT_EQ(queued->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
   EXPECT_EQ(leases_.Available().Get("CPU"), 2);
+}
+
+TEST_F(LeaseManagerTest, BundlesArePreparedAllOrNoneCommittedUsedAndReturned) {
+  view_.SetAvailable(remote_, ResourceSet());
+  PlacementGroupId g = PlacementGroupId::FromRandom();
+  ResourceSet one = *ResourceSet::FromMap({{"CPU", 1}});
+  EXPECT_FALSE(leases_.PrepareBundles(g, {{0, one}, {1, one}, {2, one}})) << "3 CPUs of 2";
+  EXPECT_EQ(leases_.Available().Get("CPU"), 2) << "a failed prepare takes nothing";
+  ASSERT_TRUE(leases_.PrepareBundles(g, {{0, one}, {1, one}}));
+  EXPECT_TRUE(leases_.PrepareBundles(g, {{0, one}, {1, one}})) << "a resent prepare";
+  EXPECT_EQ(leases_.Available().Get("CPU"), 0);
+
+  auto early = RequestInGroup(1, g, 1);
+  EXPECT_FALSE(early->status) << "waits for the commit, not infeasible";
+  leases_.CommitBundles(g);
+  EXPECT_EQ(leases_.total().Get(GroupResourceName("CPU", g, 1)), 1);
+  EXPECT_EQ(leases_.total().Get(GroupResourceName("CPU", g, -1)), 2);
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(early->status && early->status->ok());
+  EXPECT_EQ(early->reply.worker().port(), 1001);
+  auto plain = Request(1);
+  EXPECT_FALSE(plain->status) << "the node's CPUs are the group's now";
+
+  leases_.ReturnBundles(g, {0});  // bundle 1's lease stays
+  EXPECT_EQ(leases_.NumLeases(), 1u);
+  EXPECT_EQ(leases_.total().Get(GroupResourceName("CPU", g, 0)), 0);
+  RegisterLastWorker(1002);
+  ASSERT_TRUE(plain->status) << "bundle 0's CPU went back to the node";
+
+  auto waiting = RequestInGroup(1, g, 1);
+  EXPECT_FALSE(waiting->status);
+  leases_.OnGroupRemoved(g);
+  EXPECT_EQ(leases_.NumLeases(), 1u) << "the group's lease ended; the plain one stays";
+  ASSERT_TRUE(waiting->status);
+  EXPECT_EQ(waiting->reply.error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_EQ(leases_.total().Get("CPU"), 2);
+  auto late = RequestInGroup(1, g, -1);
+  ASSERT_TRUE(late->status) << "a removed group fails at once";
+  EXPECT_NE(late->reply.error().message().find("removed"), std::string::npos);
+  EXPECT_FALSE(leases_.PrepareBundles(g, {{0, one}})) << "a removed group is not prepared again";
 }
 
 TEST_F(LeaseManagerTest, CpusComeBackOnlyWhenTheLastBlockedThreadResumes) {

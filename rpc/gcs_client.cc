@@ -14,6 +14,7 @@ GcsClient::GcsClient(const std::string& address, const std::string& token, Event
   kv_ = std::make_unique<GrpcClient<proto::GcsKvService>>(channel, token, loop);
   pubsub_ = std::make_unique<GrpcClient<proto::GcsPubSubService>>(channel, token, loop);
   actor_ = std::make_unique<GrpcClient<proto::GcsActorService>>(channel, token, loop);
+  group_ = std::make_unique<GrpcClient<proto::GcsPlacementGroupService>>(channel, token, loop);
 }
 
 GcsClient::~GcsClient() = default;
@@ -40,5 +41,9 @@ LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, GetActorInfo)
 LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, KillActor)
 LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, ListActors)
 LUMEN_CLIENT_DEF(GcsClient, GcsActorService, actor_, ReportActorWorkerExit)
+LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, CreatePlacementGroup)
+LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, RemovePlacementGroup)
+LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, GetPlacementGroup)
+LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, WaitPlacementGroup)
 
 }  // namespace lumen::rpc

@@ -16,6 +16,7 @@ class GcsJobService;
 class GcsKvService;
 class GcsPubSubService;
 class GcsActorService;
+class GcsPlacementGroupService;
 }  // namespace lumen::proto
 
 namespace lumen::rpc {
@@ -55,6 +56,10 @@ class GcsClient {
   LUMEN_CLIENT_DECL(KillActor);
   LUMEN_CLIENT_DECL(ListActors);
   LUMEN_CLIENT_DECL(ReportActorWorkerExit);
+  LUMEN_CLIENT_DECL(CreatePlacementGroup);
+  LUMEN_CLIENT_DECL(RemovePlacementGroup);
+  LUMEN_CLIENT_DECL(GetPlacementGroup);
+  LUMEN_CLIENT_DECL(WaitPlacementGroup);
 
  private:
   std::string address_;
@@ -63,6 +68,7 @@ class GcsClient {
   std::unique_ptr<GrpcClient<proto::GcsKvService>> kv_;
   std::unique_ptr<GrpcClient<proto::GcsPubSubService>> pubsub_;
   std::unique_ptr<GrpcClient<proto::GcsActorService>> actor_;
+  std::unique_ptr<GrpcClient<proto::GcsPlacementGroupService>> group_;
 };
 
 }  // namespace lumen::rpc

@@ -44,8 +44,19 @@ LUMEN_RPC_METHOD(ListActors)
 LUMEN_RPC_METHOD(ReportActorWorkerExit)
 LUMEN_SERVICE_END(GcsActorHandler)
 
+LUMEN_SERVICE_BEGIN(PlacementGroupGlue, GcsPlacementGroupService, GcsPlacementGroupHandler)
+LUMEN_RPC_METHOD(CreatePlacementGroup)
+LUMEN_RPC_METHOD(RemovePlacementGroup)
+LUMEN_RPC_METHOD(GetPlacementGroup)
+LUMEN_RPC_METHOD(WaitPlacementGroup)
+LUMEN_SERVICE_END(GcsPlacementGroupHandler)
+
 }  // namespace
 
+std::unique_ptr<Service> MakeGcsPlacementGroupService(ServiceContext ctx,
+                                                      GcsPlacementGroupHandler* handler) {
+  return std::make_unique<ServiceAdapter<PlacementGroupGlue>>(std::move(ctx), handler);
+}
 std::unique_ptr<Service> MakeGcsNodeService(ServiceContext ctx, GcsNodeHandler* handler) {
   return std::make_unique<ServiceAdapter<NodeGlue>>(std::move(ctx), handler);
 }

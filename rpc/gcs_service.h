@@ -56,6 +56,17 @@ class GcsActorHandler {
   LUMEN_HANDLER_DECL(ReportActorWorkerExit);
 };
 
+class GcsPlacementGroupHandler {
+ public:
+  virtual ~GcsPlacementGroupHandler() = default;
+  LUMEN_HANDLER_DECL(CreatePlacementGroup);
+  LUMEN_HANDLER_DECL(RemovePlacementGroup);
+  LUMEN_HANDLER_DECL(GetPlacementGroup);
+  LUMEN_HANDLER_DECL(WaitPlacementGroup);
+};
+
+std::unique_ptr<Service> MakeGcsPlacementGroupService(ServiceContext ctx,
+                                                      GcsPlacementGroupHandler* handler);
 std::unique_ptr<Service> MakeGcsNodeService(ServiceContext ctx, GcsNodeHandler* handler);
 std::unique_ptr<Service> MakeGcsJobService(ServiceContext ctx, GcsJobHandler* handler);
 std::unique_ptr<Service> MakeGcsKvService(ServiceContext ctx, GcsKvHandler* handler);

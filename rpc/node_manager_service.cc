@@ -20,6 +20,9 @@ LUMEN_RPC_METHOD(ReadObjectChunk)
 LUMEN_RPC_METHOD(FreeObjects)
 LUMEN_RPC_METHOD(GetNodeStats)
 LUMEN_RPC_METHOD(KillWorker)
+LUMEN_RPC_METHOD(PrepareBundles)
+LUMEN_RPC_METHOD(CommitBundles)
+LUMEN_RPC_METHOD(ReturnBundles)
 LUMEN_SERVICE_END(NodeManagerHandler)
 
 }  // namespace
@@ -48,5 +51,8 @@ LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadObjectChunk
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, FreeObjects)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, GetNodeStats)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, KillWorker)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, PrepareBundles)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, CommitBundles)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReturnBundles)
 
 }  // namespace lumen::rpc

@@ -30,6 +30,9 @@ class NodeManagerHandler {
   LUMEN_HANDLER_DECL(FreeObjects);
   LUMEN_HANDLER_DECL(GetNodeStats);
   LUMEN_HANDLER_DECL(KillWorker);
+  LUMEN_HANDLER_DECL(PrepareBundles);
+  LUMEN_HANDLER_DECL(CommitBundles);
+  LUMEN_HANDLER_DECL(ReturnBundles);
 };
 
 std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler);
@@ -52,6 +55,9 @@ class NodeManagerClient {
   LUMEN_CLIENT_DECL(FreeObjects);
   LUMEN_CLIENT_DECL(GetNodeStats);
   LUMEN_CLIENT_DECL(KillWorker);
+  LUMEN_CLIENT_DECL(PrepareBundles);
+  LUMEN_CLIENT_DECL(CommitBundles);
+  LUMEN_CLIENT_DECL(ReturnBundles);
   // See GrpcClient::Close.
   void Close();
 

@@ -10,7 +10,12 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy procps
+  libhiredis-dev redis-server
 )
+# `setup.sh --bench` adds what the peer comparisons under bench/ run against.
+if [[ "${1:-}" == "--bench" ]]; then
+  PACKAGES+=(python3-distributed)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -43,6 +43,14 @@ void ActorTaskSubmitter::EnsureSubscribed() {
         if (m.channel() == proto::ACTOR_CHANGES) OnActorChange(m.actor());
       },
       [this] { Resync(); }, std::vector<proto::Channel>{proto::ACTOR_CHANGES});
+  // A change published before the GCS knew we watch would be lost: read the
+  // state once the watch holds.
+  subscriber_->OnKeyWatched([this](proto::Channel, const std::string& key) {
+    auto it = actors_.find(ActorId::FromBinary(key));
+    if (it != actors_.end() && it->second.info.state() != proto::ActorInfo::DEAD) {
+      Lookup(it->first);
+    }
+  });
   subscriber_->Start();
 }
 
@@ -93,7 +101,8 @@ void ActorTaskSubmitter::Lookup(const ActorId& id) {
                      [this, id](absl::Status s, proto::GetActorInfoReply reply) {
                        if (s.ok()) {
                          OnActorChange(reply.actor());
-                       } else if (absl::IsNotFound(s) && !actors_[id].registering) {
+                       } else if (absl::IsNotFound(s) && !actors_[id].registering &&
+                                  !actors_[id].known) {  // (a creation answered meanwhile)
                          MarkDead(id, "the cluster does not know this actor");
                        }
                      },

@@ -240,6 +240,44 @@ absl::Status Kill(const ActorHandleBase& actor, bool no_restart) {
   return rt->KillActor(actor.ID(), no_restart);
 }
 
+absl::Status PlacementGroup::Wait(int64_t timeout_ms) const {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (id_.IsNil()) return absl::InvalidArgumentError("a nil placement group");
+  return rt->WaitPlacementGroup(id_, timeout_ms);
+}
+
+absl::StatusOr<PlacementGroupInfo> PlacementGroup::Info() const {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (id_.IsNil()) return absl::InvalidArgumentError("a nil placement group");
+  return rt->GetPlacementGroup(id_, "");
+}
+
+absl::StatusOr<PlacementGroup> CreatePlacementGroup(const PlacementGroupOptions& options) {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  auto id = rt->CreatePlacementGroup(options);
+  if (!id.ok()) return id.status();
+  return PlacementGroup(*id);
+}
+
+absl::Status RemovePlacementGroup(const PlacementGroup& group) {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (group.IsNil()) return absl::InvalidArgumentError("a nil placement group");
+  return rt->RemovePlacementGroup(group.ID());
+}
+
+absl::StatusOr<PlacementGroup> GetPlacementGroup(const std::string& name) {
+  internal::Runtime* rt = internal::CurrentRuntime();
+  if (rt == nullptr) return internal::NotInitializedError();
+  if (name.empty()) return absl::InvalidArgumentError("GetPlacementGroup needs a name");
+  auto info = rt->GetPlacementGroup(PlacementGroupId(), name);
+  if (!info.ok()) return info.status();
+  return PlacementGroup(info->id);
+}
+
 RuntimeContext GetRuntimeContext() {
   std::lock_guard<std::mutex> lock(SessionMutex());
   Session& session = TheSession();

@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "rpc/rpc.h"
+#include "scheduling/placement_group.h"
 #include "scheduling/resources.h"
 
 namespace lumen::worker {
@@ -387,6 +388,11 @@ absl::StatusOr<proto::TaskSpec> CoreWorker::BuildSpec(proto::TaskType type, cons
   spec.set_parent_task_id(CurrentTask().Binary());
   spec.set_function_name(o.function_name);
   spec.set_signature(o.signature);
+  if (!o.placement_group.IsNil() && type == proto::NORMAL_TASK) {
+    // The task takes its share of the bundle's resources (scheduling/placement_group.h);
+    // an actor's are rewritten by the GCS, which places it.
+    resources = GroupDemand(*checked, o.placement_group, o.bundle_index).ToMap();
+  }
   for (const auto& [name, amount] : resources) (*spec.mutable_resources())[name] = amount;
   spec.set_max_retries(o.max_retries < 0 ? kDefaultMaxRetries : o.max_retries);
   *spec.mutable_caller() = self_;

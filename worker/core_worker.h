@@ -7,12 +7,15 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "common/bounded_set.h"
 #include "common/event_loop.h"
 #include "lumen/api.h"
 #include "lumen/internal/runtime.h"
@@ -82,6 +85,12 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
                                         const std::string& class_type) override;
   absl::Status KillActor(const ActorId& actor, bool no_restart) override;
   absl::Status WaitActorReady(const ActorId& actor, int64_t timeout_ms) override;
+  absl::StatusOr<PlacementGroupId> CreatePlacementGroup(
+      const PlacementGroupOptions& options) override;
+  absl::Status RemovePlacementGroup(const PlacementGroupId& group) override;
+  absl::Status WaitPlacementGroup(const PlacementGroupId& group, int64_t timeout_ms) override;
+  absl::StatusOr<PlacementGroupInfo> GetPlacementGroup(const PlacementGroupId& group,
+                                                       const std::string& name) override;
 
   LUMEN_HANDLER_IMPL(PushTask);
   LUMEN_HANDLER_IMPL(AddObjectLocation);
@@ -160,6 +169,15 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::atomic<uint64_t> actor_counter_{0};
   ActorId actor_;  // the actor this worker hosts
   std::atomic<int> actor_restarts_{0};
+
+  // Unnamed placement groups whose creation was sent without waiting for
+  // the GCS's answer; Wait, Remove and Get wait for it first. Successes
+  // leave the map when answered, failures stay to be reported. Groups the
+  // answer says are created need no Wait call.
+  absl::Status GroupCreation(const PlacementGroupId& group, int64_t timeout_ms);
+  std::mutex groups_mu_;
+  std::map<PlacementGroupId, std::shared_future<absl::Status>> creating_groups_;
+  BoundedSet<PlacementGroupId> created_groups_{100'000};
 
   std::mutex free_mu_;
   std::map<std::string, std::vector<ObjectId>> pending_frees_;  // by node manager

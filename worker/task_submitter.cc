@@ -40,6 +40,7 @@ void TaskSubmitter::Enqueue(const TaskId& id) {
     *s.mutable_resources() = t->spec.resources();
     *s.mutable_strategy() = t->spec.strategy();
     s.set_function_name(t->spec.function_name());
+    s.set_placement_group_id(t->spec.placement_group_id());
     *s.mutable_caller() = self_;
   }
   k.queue.push_back(id);

@@ -152,6 +152,9 @@ class ActorCreator<T* (*)(Params...)> {
     options_.bundle_index = bundle_index;
     return *this;
   }
+  ActorCreator& SetPlacementGroup(const PlacementGroup& group, int bundle_index = -1) {
+    return SetPlacementGroup(group.ID(), bundle_index);
+  }
 
   // Starts creating the actor (factory arguments are values) and returns
   // its handle at once.

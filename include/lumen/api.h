@@ -30,6 +30,7 @@
 #include "lumen/internal/registry.h"
 #include "lumen/internal/runtime.h"
 #include "lumen/object_ref.h"
+#include "lumen/placement_group.h"
 #include "lumen/serialization.h"
 
 namespace lumen {
@@ -83,6 +84,9 @@ class TaskCaller<R (*)(Params...)> {
     options_.placement_group = group;
     options_.bundle_index = bundle_index;
     return *this;
+  }
+  TaskCaller& SetPlacementGroup(const PlacementGroup& group, int bundle_index = -1) {
+    return SetPlacementGroup(group.ID(), bundle_index);
   }
 
   // Submits the task and returns at once. Each argument is a value

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "lumen/id.h"
+#include "lumen/placement_group.h"
 
 namespace lumen {
 
@@ -103,6 +104,15 @@ class Runtime {
                                                 const std::string& class_type) = 0;
   virtual absl::Status KillActor(const ActorId& actor, bool no_restart) = 0;
   virtual absl::Status WaitActorReady(const ActorId& actor, int64_t timeout_ms) = 0;
+
+  // Placement groups (lumen/placement_group.h).
+  virtual absl::StatusOr<PlacementGroupId> CreatePlacementGroup(
+      const PlacementGroupOptions& options) = 0;
+  virtual absl::Status RemovePlacementGroup(const PlacementGroupId& group) = 0;
+  virtual absl::Status WaitPlacementGroup(const PlacementGroupId& group, int64_t timeout_ms) = 0;
+  // By id, or by name when `group` is nil.
+  virtual absl::StatusOr<PlacementGroupInfo> GetPlacementGroup(const PlacementGroupId& group,
+                                                               const std::string& name) = 0;
 };
 
 // The process's runtime, or nullptr before Init() and after Shutdown().
