@@ -192,7 +192,7 @@ void ActorTaskSubmitter::Flush(const ActorId& id) {
       a.queue.pop_front();
       PendingTask* t = tasks_->Find(c.task);
       if (t == nullptr) continue;  // failed meanwhile
-      if (c.retries_left < 0) c.retries_left = o.max_task_retries();
+      if (!c.retries_left) c.retries_left = o.max_task_retries();
       bytes += t->spec.ByteSizeLong();
       *req.add_specs() = t->spec;
       batch.push_back(c);
@@ -229,8 +229,8 @@ void ActorTaskSubmitter::OnReply(const ActorId& id, int incarnation, std::vector
   std::string cause = "it died while running this call (" + std::string(status.message()) + ")";
   std::vector<Call> again;
   for (Call& c : batch) {
-    if (c.retries_left > 0) {
-      c.retries_left--;
+    if (c.retries_left.value_or(0) != 0) {
+      if (*c.retries_left > 0) --*c.retries_left;
       again.push_back(c);
     } else {
       tasks_->Fail(c.task, Died(a, cause + "; max_task_retries is used up"));

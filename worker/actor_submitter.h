@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,8 +57,8 @@ class ActorTaskSubmitter {
  private:
   struct Call {
     TaskId task;
-    bool ready = false;     // arguments resolved
-    int retries_left = -1;  // -1: not known yet (from the actor's options)
+    bool ready = false;               // arguments resolved
+    std::optional<int> retries_left;  // from the actor's options when sent; -1: always
   };
   struct Actor {
     proto::ActorInfo info;

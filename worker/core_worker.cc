@@ -87,6 +87,28 @@ void CoreWorker::FinishSetup() {
   executor_ = std::make_unique<TaskExecutor>(
       io_.get(), [this](const TaskId& t) { SetCurrentTask(t); },
       [this](const ActorId& actor, int restarts) { OnActorCreated(actor, restarts); });
+  loop_.Post("core_worker.watch_nodes", [this] {
+    node_watch_ = std::make_unique<gcs::GcsSubscriber>(
+        gcs_.get(), &loop_, std::vector<proto::Channel>{proto::NODE_CHANGES},
+        [this](const proto::PubMessage& m) {
+          if (m.node().state() == proto::NodeInfo::DEAD) {
+            NodeId node = NodeId::FromBinary(m.node().node_id());
+            OnNodeDead(node, "node " + node.Short() + " died (" + m.node().death_reason() + ")");
+          }
+        },
+        [this] {  // deaths published while not subscribed
+          gcs_->GetAllNodes(proto::GetAllNodesRequest(),
+                            [this](absl::Status s, proto::GetAllNodesReply reply) {
+                              if (!s.ok()) return;
+                              for (const auto& n : reply.nodes()) {
+                                if (n.state() != proto::NodeInfo::DEAD) continue;
+                                NodeId node = NodeId::FromBinary(n.node_id());
+                                OnNodeDead(node, "node " + node.Short() + " died");
+                              }
+                            });
+        });
+    node_watch_->Start();
+  });
 }
 
 absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::string& entrypoint) {
@@ -165,6 +187,8 @@ void CoreWorker::Shutdown() {
   loop_.Post("core_worker.stop", [&] {
     if (submitter_) submitter_->Shutdown();
     actor_submitter_.reset();
+    if (node_watch_) node_watch_->Stop();
+    node_watch_.reset();
     FlushFrees();
     done.set_value();
   });
@@ -276,30 +300,41 @@ absl::StatusOr<std::vector<std::shared_ptr<internal::Buffer>>> CoreWorker::Get(
                                        std::to_string(ids.size()) +
                                        " objects not ready (first: " + ids[first].Hex() + ")");
   }
+  auto time_left = [&]() -> int64_t {
+    if (timeout_ms < 0) return -1;
+    auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - start)
+                     .count();
+    return std::max<int64_t>(1, timeout_ms - spent);
+  };
   std::vector<std::shared_ptr<internal::Buffer>> out;
   for (const ObjectId& id : ids) {
-    std::optional<StoredObject> o = memory_store_.Get(id);
-    if (!o) return absl::NotFoundError("object " + id.Hex() + " was freed while being read");
-    if (o->kind == StoredObject::Kind::kError) return o->error;
-    if (o->kind == StoredObject::Kind::kValue) {
-      out.push_back(std::make_shared<InlineBuffer>(o->value));
-      continue;
+    while (true) {  // again while a lost copy is being made again
+      std::optional<StoredObject> o = memory_store_.Get(id);
+      if (!o) return absl::NotFoundError("object " + id.Hex() + " was freed while being read");
+      if (o->kind == StoredObject::Kind::kError) return o->error;
+      if (o->kind == StoredObject::Kind::kValue) {
+        out.push_back(std::make_shared<InlineBuffer>(o->value));
+        break;
+      }
+      proto::ObjectRefInfo ref;
+      ref.set_object_id(id.Binary());
+      *ref.mutable_owner() = self_;
+      ref.set_node_id(o->node.Binary());
+      ref.set_size(o->size);
+      auto mapping = io_->Fetch(ref, time_left());
+      if (mapping.ok()) {
+        out.push_back(std::make_shared<MappedBuffer>(std::move(*mapping)));
+        break;
+      }
+      if (!RebuildAfterFailedFetch(id, o->node, mapping.status())) return mapping.status();
+      if (!WaitInStore({id}, 1, time_left(), &ready)) {
+        if (stopped_) return absl::CancelledError("lumen is shutting down");
+        return absl::DeadlineExceededError("Get timed out after " + std::to_string(timeout_ms) +
+                                           " ms: object " + id.Hex() +
+                                           " was lost and is being made again");
+      }
     }
-    proto::ObjectRefInfo ref;
-    ref.set_object_id(id.Binary());
-    *ref.mutable_owner() = self_;
-    ref.set_node_id(o->node.Binary());
-    ref.set_size(o->size);
-    int64_t left = timeout_ms;
-    if (timeout_ms >= 0) {
-      auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
-      left = std::max<int64_t>(1, timeout_ms - spent);
-    }
-    auto mapping = io_->Fetch(ref, left);
-    if (!mapping.ok()) return mapping.status();
-    out.push_back(std::make_shared<MappedBuffer>(std::move(*mapping)));
   }
   return out;
 }
@@ -344,7 +379,53 @@ void CoreWorker::NotifyBlocked(bool blocked) {
 
 void CoreWorker::OnFree(const ObjectId& id, const std::vector<ObjectLocation>& locations) {
   memory_store_.Erase(id);
+  if (tasks_) tasks_->ForgetLineage(id);
   for (const auto& where : locations) FreeCopy(id, where);
+}
+
+void CoreWorker::OnNodeDead(const NodeId& node, const std::string& why) {
+  for (const auto& [id, left] : refs_.RemoveNode(node)) {
+    std::optional<StoredObject> o = memory_store_.Get(id);
+    if (!o || o->kind != StoredObject::Kind::kInStore || o->node != node) continue;
+    if (left) {  // read the copy that is left from now on
+      memory_store_.Put(id, StoredObject::InStore(left->node, left->node_manager, o->size));
+      continue;
+    }
+    RebuildLost(id, "its only copy was on node " + node.Short() + ", which is gone: " + why);
+  }
+}
+
+void CoreWorker::RebuildLost(const ObjectId& id, const std::string& why) {
+  auto again = tasks_->Resubmit(id);
+  if (!again.ok()) {
+    FailedObject(id, absl::DataLossError(
+                         "object " + id.Hex() + " is lost: " + why +
+                         "; it cannot be made again: " + std::string(again.status().message())));
+    return;
+  }
+  if (*again) submitter_->Submit(**again);
+}
+
+bool CoreWorker::RebuildAfterFailedFetch(const ObjectId& id, const NodeId& node,
+                                         const absl::Status& error) {
+  if (!refs_.Has(id) || stopped_) return false;  // not ours to make again
+  if (!absl::IsDataLoss(error) && !absl::IsUnavailable(error)) return false;
+  auto done = std::make_shared<std::promise<bool>>();
+  auto answer = done->get_future();
+  loop_.Post("core_worker.rebuild_after_fetch", [this, done, id, node, error] {
+    std::optional<StoredObject> o = memory_store_.Get(id);
+    if (o && o->kind == StoredObject::Kind::kInStore && o->node == node) {
+      refs_.RemoveLocation(id, node);
+      RebuildLost(id, "its copy on node " + node.Short() + " could not be read (" +
+                          std::string(error.message()) + ")");
+    }  // else changed meanwhile: made again already, or failed
+    done->set_value(true);
+  });
+  try {
+    return answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready && answer.get();
+  } catch (const std::future_error&) {  // dropped unrun: shutting down
+    return false;
+  }
 }
 
 void CoreWorker::FreeCopy(const ObjectId& id, const ObjectLocation& where) {

@@ -17,6 +17,7 @@
 
 #include "common/bounded_set.h"
 #include "common/event_loop.h"
+#include "gcs/subscriber.h"
 #include "lumen/api.h"
 #include "lumen/internal/runtime.h"
 #include "proto/worker.pb.h"
@@ -105,6 +106,15 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   absl::Status StartCommon();
   void FinishSetup();
   void OnFree(const ObjectId& id, const std::vector<ObjectLocation>& locations);
+  // A node died: objects whose only copy it held are made again from their
+  // lineage or fail with an object-lost error (on the loop).
+  void OnNodeDead(const NodeId& node, const std::string& why);
+  // Makes lost object `id` again, or stores the error that says why it cannot
+  // be (on the loop).
+  void RebuildLost(const ObjectId& id, const std::string& why);
+  // A Get could not fetch owned object `id` from `node`: rebuilds it if it
+  // still lives there only. Returns whether it is being made again.
+  bool RebuildAfterFailedFetch(const ObjectId& id, const NodeId& node, const absl::Status& error);
   void FreeCopy(const ObjectId& id, const ObjectLocation& where);
   void FlushFrees();
   ObjectId FailedObject(const ObjectId& id, const absl::Status& error);
@@ -160,6 +170,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorTaskSubmitter> actor_submitter_;
   std::unique_ptr<TaskExecutor> executor_;
+  std::unique_ptr<gcs::GcsSubscriber> node_watch_;  // dead nodes, for lost objects
   std::set<std::string> driver_only_;
 
   mutable std::mutex task_mu_;

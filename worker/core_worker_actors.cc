@@ -25,6 +25,7 @@ ActorId CoreWorker::CreateActor(const internal::ActorCreateOptions& o,
     task.resources = o.resources;
     task.placement_group = o.placement_group;
     task.bundle_index = o.bundle_index;
+    task.strategy = o.strategy;
     task.max_retries = 0;
     std::vector<ObjectId> no_refs;
     auto built = BuildSpec(proto::ACTOR_CREATION_TASK, ActorCreationTaskId(actor), task,

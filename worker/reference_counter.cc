@@ -54,6 +54,32 @@ bool ReferenceCounter::AddLocation(const ObjectId& id, const ObjectLocation& loc
   return true;
 }
 
+std::vector<std::pair<ObjectId, std::optional<ObjectLocation>>> ReferenceCounter::RemoveNode(
+    const NodeId& node) {
+  std::vector<std::pair<ObjectId, std::optional<ObjectLocation>>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, e] : refs_) {
+    size_t before = e.locations.size();
+    std::erase_if(e.locations, [&](const ObjectLocation& l) { return l.node == node; });
+    if (e.locations.size() == before) continue;
+    std::optional<ObjectLocation> left;
+    if (!e.locations.empty()) left = e.locations.front();
+    out.emplace_back(id, std::move(left));
+  }
+  return out;
+}
+
+std::optional<ObjectLocation> ReferenceCounter::RemoveLocation(const ObjectId& id,
+                                                               const NodeId& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = refs_.find(id);
+  if (it == refs_.end()) return std::nullopt;
+  auto& locs = it->second.locations;
+  std::erase_if(locs, [&](const ObjectLocation& l) { return l.node == node; });
+  if (locs.empty()) return std::nullopt;
+  return locs.front();
+}
+
 bool ReferenceCounter::Has(const ObjectId& id) const {
   std::lock_guard<std::mutex> lock(mu_);
   return refs_.count(id) > 0;

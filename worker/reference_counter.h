@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,6 +39,12 @@ class ReferenceCounter {
   // Records a copy on a node. False when the object is already freed.
   bool AddLocation(const ObjectId& id, const ObjectLocation& location);
   bool Has(const ObjectId& id) const;
+  // Forgets the copies on a node that died. Returns the objects that had
+  // one there, each with a copy left on another node (nullopt: none left).
+  std::vector<std::pair<ObjectId, std::optional<ObjectLocation>>> RemoveNode(const NodeId& node);
+  // Forgets one object's copy on a node (it could not be read there);
+  // returns a copy left elsewhere, if any.
+  std::optional<ObjectLocation> RemoveLocation(const ObjectId& id, const NodeId& node);
   size_t NumObjects() const;
 
  private:

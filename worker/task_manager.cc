@@ -20,6 +20,7 @@ void TaskManager::Complete(const TaskId& id, const proto::PushTaskReply& reply,
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   NodeId node = NodeId::FromBinary(reply.node_id());
+  std::vector<ObjectId> stored;  // returns that live in a node's store
   for (const proto::ReturnObject& r : reply.returns()) {
     ObjectId oid = ObjectId::FromBinary(r.object_id());
     switch (r.kind_case()) {
@@ -33,6 +34,7 @@ void TaskManager::Complete(const TaskId& id, const proto::PushTaskReply& reply,
           continue;
         }
         store_->Put(oid, StoredObject::InStore(node, node_manager, r.stored_size()));
+        stored.push_back(oid);
         break;
       }
       case proto::ReturnObject::kError:
@@ -46,9 +48,75 @@ void TaskManager::Complete(const TaskId& id, const proto::PushTaskReply& reply,
     // The reference may have gone while the task ran.
     if (!refs_->Has(oid)) store_->Erase(oid);
   }
-  std::vector<ObjectId> args = std::move(it->second.ref_args);
+  std::vector<ObjectId> args = it->second.ref_args;
+  if (it->second.spec.type() == proto::NORMAL_TASK) {
+    std::lock_guard<std::mutex> lock(lineage_mu_);
+    Lineage& l = lineage_[id];  // (a rebuilt task replaces its entry)
+    l.task = std::move(it->second);
+    l.task.ref_args.clear();  // the arguments' references end with the run
+    for (const ObjectId& oid : stored) {
+      if (made_by_.emplace(oid, id).second) l.live_returns++;
+    }
+    if (l.live_returns == 0) lineage_.erase(id);
+  }
   tasks_.erase(it);
   refs_->RemoveSubmittedRefs(args);
+}
+
+absl::StatusOr<std::optional<TaskId>> TaskManager::Resubmit(const ObjectId& id) {
+  PendingTask again;
+  TaskId task;
+  {
+    std::lock_guard<std::mutex> lock(lineage_mu_);
+    auto made = made_by_.find(id);
+    if (made == made_by_.end()) {
+      return absl::FailedPreconditionError(
+          "it was not made by a task (a Put, an actor call, or a task whose lineage is gone), "
+          "so nothing can make it again");
+    }
+    task = made->second;
+    if (tasks_.count(task)) return std::optional<TaskId>();  // running again already
+    Lineage& l = lineage_.at(task);
+    if (l.task.retries_left <= 0) {
+      return absl::FailedPreconditionError(
+          "its task " + l.task.spec.function_name() + " has no retries left (max_retries " +
+          std::to_string(l.task.spec.max_retries()) + "; raise it with SetMaxRetries)");
+    }
+    again = l.task;
+  }
+  // The arguments must still be there (or be made again themselves).
+  for (const auto& arg : again.spec.args()) {
+    if (!arg.has_ref()) continue;
+    ObjectId a = ObjectId::FromBinary(arg.ref().object_id());
+    if (arg.ref().owner().worker_id() == again.spec.caller().worker_id() && !refs_->Has(a)) {
+      return absl::FailedPreconditionError("its task " + again.spec.function_name() +
+                                           " needs argument " + a.Hex() +
+                                           ", which was freed since");
+    }
+    again.ref_args.push_back(a);
+  }
+  again.retries_left--;
+  again.spec.set_attempt(again.spec.attempt() + 1);
+  for (const ObjectId& r : again.returns) store_->Erase(r);
+  refs_->AddSubmittedRefs(again.ref_args);
+  LUMEN_LOG_INFO("making lost object {} again: task={} function={} attempt={}", id.Short(),
+                 task.Short(), again.spec.function_name(), again.spec.attempt());
+  tasks_[task] = std::move(again);
+  return std::optional<TaskId>(task);
+}
+
+void TaskManager::ForgetLineage(const ObjectId& id) {
+  std::lock_guard<std::mutex> lock(lineage_mu_);
+  auto made = made_by_.find(id);
+  if (made == made_by_.end()) return;
+  auto l = lineage_.find(made->second);
+  made_by_.erase(made);
+  if (l != lineage_.end() && --l->second.live_returns == 0) lineage_.erase(l);
+}
+
+size_t TaskManager::NumLineage() const {
+  std::lock_guard<std::mutex> lock(lineage_mu_);
+  return lineage_.size();
 }
 
 bool TaskManager::RetryOrFail(const TaskId& id, const absl::Status& error) {

@@ -6,9 +6,13 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "lumen/id.h"
 #include "proto/worker.pb.h"
 #include "worker/memory_store.h"
@@ -45,6 +49,17 @@ class TaskManager {
   bool RetryOrFail(const TaskId& id, const absl::Status& error);
   void Fail(const TaskId& id, const absl::Status& error);
   size_t NumPending() const { return tasks_.size(); }
+
+  // Lineage: the specs of finished normal tasks whose stored returns are
+  // still referenced, so a return lost with its node can be made again by
+  // running the task again (its retries permitting). Returns the task to
+  // submit again for lost object `id` (its returns now pending), nullopt
+  // when it runs again already, or an error that says why it cannot.
+  absl::StatusOr<std::optional<TaskId>> Resubmit(const ObjectId& id);
+  // The object was freed: its task's spec goes once no return needs it.
+  // Thread-safe.
+  void ForgetLineage(const ObjectId& id);
+  size_t NumLineage() const;
   MemoryStore* store() const { return store_; }
 
  private:
@@ -52,6 +67,13 @@ class TaskManager {
   ReferenceCounter* refs_;
   FreeCopy free_copy_;
   std::map<TaskId, PendingTask> tasks_;
+  struct Lineage {
+    PendingTask task;  // as submitted (retries_left: what is left)
+    size_t live_returns = 0;
+  };
+  mutable std::mutex lineage_mu_;
+  std::map<TaskId, Lineage> lineage_;
+  std::unordered_map<ObjectId, TaskId> made_by_;  // stored returns with lineage
 };
 
 }  // namespace lumen::worker

@@ -127,7 +127,8 @@ class ActorCreator<T* (*)(Params...)> {
     options_.max_restarts = restarts;
     return *this;
   }
-  // Times a call that was running when the actor died is sent again.
+  // Times a call that was running when the actor died is sent again (-1:
+  // always).
   ActorCreator& SetMaxTaskRetries(int retries) {
     options_.max_task_retries = retries;
     return *this;
@@ -144,6 +145,12 @@ class ActorCreator<T* (*)(Params...)> {
   }
   ActorCreator& SetResources(const std::map<std::string, double>& resources) {
     options_.resources = resources;
+    return *this;
+  }
+  // Where to place it: SPREAD, or on a node (soft: elsewhere when that
+  // node cannot, or is gone when the actor restarts).
+  ActorCreator& SetSchedulingStrategy(const SchedulingStrategy& strategy) {
+    options_.strategy = strategy;
     return *this;
   }
   // Place it in a bundle of a placement group (-1: any bundle).

@@ -233,6 +233,11 @@ struct WaitResult {
 // `timeout_ms` passed (< 0: forever), and splits them, keeping their order.
 absl::StatusOr<WaitResult> Wait(const std::vector<ObjectRefBase>& refs, int num_ready,
                                 int64_t timeout_ms = -1);
+template <typename T>
+absl::StatusOr<WaitResult> Wait(const std::vector<ObjectRef<T>>& refs, int num_ready,
+                                int64_t timeout_ms = -1) {
+  return Wait(std::vector<ObjectRefBase>(refs.begin(), refs.end()), num_ready, timeout_ms);
+}
 
 struct NodeInfo {
   NodeId id;

@@ -65,6 +65,7 @@ struct ActorCreateOptions {
   std::map<std::string, double> resources;  // held for the actor's life; empty: none
   PlacementGroupId placement_group;
   int bundle_index = -1;
+  SchedulingStrategy strategy;
 };
 
 // Bytes of a value; backed by memory or a shared-memory mapping.

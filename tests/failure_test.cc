@@ -1,0 +1,157 @@
+// Integration tests of surviving failures on a real cluster: a GCS and node
+// managers as processes on loopback (this program the driver), one of them
+// SIGKILLed in the middle of work. Each test starts a cluster of its own.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "lumen/api.h"
+#include "test_tasks.h"
+#include "test_util.h"
+#include "worker/local_cluster.h"
+
+namespace lumen {
+namespace {
+
+using test_tasks::Counter;
+using testing::WaitUntil;
+constexpr int kWords = 1 << 18;  // 1 MiB of data: stored, not inlined
+
+class NodeLossTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    worker::LocalClusterOptions options;
+    // The head (this driver's node) and two nodes that can host the work.
+    options.nodes = {worker::LocalNodeOptions{{{"CPU", 1}}, 64 << 20},
+                     worker::LocalNodeOptions{{{"CPU", 2}, {"spare", 1}}, 64 << 20},
+                     worker::LocalNodeOptions{{{"CPU", 2}, {"spare", 1}}, 64 << 20}};
+    options.node_timeout_ms = 1000;
+    options.heartbeat_period_ms = 100;
+    auto started = worker::LocalCluster::Start(options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    cluster_ = std::move(*started);
+    Config config;
+    config.address = cluster_->gcs_address();
+    config.token = cluster_->token();
+    ASSERT_TRUE(Init(config).ok());
+  }
+  void TearDown() override {
+    Shutdown();
+    cluster_.reset();
+  }
+  SchedulingStrategy On(size_t node) {
+    return SchedulingStrategy::NodeAffinity(cluster_->node_id(node), /*soft=*/true);
+  }
+  bool NodeDead(const NodeId& id) {
+    auto nodes = Nodes();
+    if (!nodes.ok()) return false;
+    for (const auto& n : *nodes) {
+      if (n.id == id) return !n.alive;
+    }
+    return false;
+  }
+
+  std::unique_ptr<worker::LocalCluster> cluster_;
+};
+
+TEST_F(NodeLossTest, ActorsRestartElsewhereTasksRetryAndLostObjectsAreMadeAgain) {
+  testing::TempDir dir;
+  const NodeId victim = cluster_->node_id(1);
+  auto counter = Actor(Counter::Create)
+                     .SetMaxRestarts(2)
+                     .SetMaxTaskRetries(2)
+                     .SetResource("spare", 1)
+                     .SetSchedulingStrategy(On(1))
+                     .Remote(100);
+  auto first = Get(counter.Task(&Counter::Add).Remote(5), 30'000);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 105);
+  auto where = Get(counter.Task(&Counter::Node).Remote(), 30'000);
+  ASSERT_TRUE(where.ok()) << where.status();
+  ASSERT_EQ(*where, victim.Hex());
+
+  // Values made on the doomed node and read by nobody yet: their only copy
+  // is there. One may be run again, one may not.
+  std::vector<ObjectRef<std::vector<uint32_t>>> made;
+  for (int i = 0; i < 3; ++i) {
+    made.push_back(Task(test_tasks::MakeData).SetSchedulingStrategy(On(1)).Remote(kWords, i));
+  }
+  auto fragile =
+      Task(test_tasks::MakeData).SetMaxRetries(0).SetSchedulingStrategy(On(1)).Remote(kWords, 99);
+  std::vector<ObjectRef<std::vector<uint32_t>>> all = made;
+  all.push_back(fragile);
+  auto ready = Wait(all, static_cast<int>(all.size()), 60'000);
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  ASSERT_EQ(ready->ready.size(), all.size()) << "the data was not made in time";
+  auto made_on = Get(Task(test_tasks::NodeOfData).SetSchedulingStrategy(On(1)).Remote(made[0]));
+  ASSERT_TRUE(made_on.ok()) << made_on.status();
+
+  // A task running there when the node dies.
+  auto running = Task(test_tasks::WaitForRelease).SetSchedulingStrategy(On(1)).Remote(dir.path());
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+      if (e.path().filename().string().rfind("pid.", 0) == 0) return true;
+    }
+    return false;
+  })) << "the long task never started";
+
+  cluster_->KillNode(1);
+  ASSERT_TRUE(WaitUntil([&] { return NodeDead(victim); }, 30'000))
+      << "the GCS never declared the killed node dead";
+
+  // The actor answers again from the other node, started afresh from its
+  // constructor arguments (its state was in the dead process).
+  auto again = Get(counter.Task(&Counter::Add).Remote(1), 60'000);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 101);
+  auto moved = Get(counter.Task(&Counter::Node).Remote(), 30'000);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, cluster_->node_id(2).Hex());
+  auto restarted = Get(counter.Task(&Counter::Restarted).Remote(), 30'000);
+  ASSERT_TRUE(restarted.ok() && *restarted);
+
+  // The task that was running is run again elsewhere.
+  std::ofstream(dir.path() + "/release") << "go";
+  auto ran = Get(running, 60'000);
+  ASSERT_TRUE(ran.ok()) << ran.status();
+
+  // Lost values are made again by running their tasks again.
+  for (int i = 0; i < 3; ++i) {
+    auto data = Get(made[i], 60'000);
+    ASSERT_TRUE(data.ok()) << "object " << i << ": " << data.status();
+    EXPECT_EQ(*data, test_tasks::MakeData(kWords, i)) << "object " << i << " differs";
+  }
+  // ... except the one whose task may not run again: a clear error.
+  auto lost = Get(fragile, 60'000);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_TRUE(absl::IsDataLoss(lost.status())) << lost.status();
+  EXPECT_NE(lost.status().message().find("no retries left"), std::string::npos) << lost.status();
+  EXPECT_NE(lost.status().message().find(victim.Short()), std::string::npos) << lost.status();
+
+  // New work is placed on the nodes that are left.
+  auto after = Get(Task(test_tasks::NodeOf).SetSchedulingStrategy(On(1)).Remote(), 30'000);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(*after, victim.Hex());
+}
+
+TEST_F(NodeLossTest, AnActorWithoutRestartsLeftFailsItsCallsNamingTheNode) {
+  const NodeId victim = cluster_->node_id(2);
+  auto once = Actor(Counter::Create).SetResource("spare", 1).SetSchedulingStrategy(On(2)).Remote(1);
+  auto where = Get(once.Task(&Counter::Node).Remote(), 30'000);
+  ASSERT_TRUE(where.ok()) << where.status();
+  ASSERT_EQ(*where, victim.Hex());
+  cluster_->KillNode(2);
+  auto call = Get(once.Task(&Counter::Add).Remote(1), 60'000);
+  ASSERT_FALSE(call.ok());
+  EXPECT_NE(call.status().message().find(once.ID().Short()), std::string::npos) << call.status();
+  ASSERT_TRUE(WaitUntil([&] { return NodeDead(victim); }, 30'000));
+  absl::Status dead = once.Ready(30'000);
+  ASSERT_FALSE(dead.ok());
+  EXPECT_NE(dead.message().find("died"), std::string::npos) << dead;
+}
+
+}  // namespace
+}  // namespace lumen
