@@ -175,12 +175,14 @@ int Start(const StartFlags& f) {
     auto dir = worker::NewSessionDir();
     if (!dir.ok()) return Fail(std::string(dir.status().message()));
     session = *dir;
-    auto ready = Launch(
-        "gcs",
-        {"gcs-server", "--host=" + f.host, "--port=" + std::to_string(f.port),
-         "--session-dir=" + session, "--node-timeout-ms=" + std::to_string(f.node_timeout_ms),
-         "--heartbeat-ms=" + std::to_string(f.heartbeat_ms)},
-        token, session + "/logs");
+    std::vector<std::string> gcs_args = {"gcs-server",
+                                         "--host=" + f.host,
+                                         "--port=" + std::to_string(f.port),
+                                         "--session-dir=" + session,
+                                         "--node-timeout-ms=" + std::to_string(f.node_timeout_ms),
+                                         "--heartbeat-ms=" + std::to_string(f.heartbeat_ms)};
+    if (!f.storage.empty()) gcs_args.push_back("--storage=" + f.storage);
+    auto ready = Launch("gcs", gcs_args, token, session + "/logs");
     if (!ready.ok()) return Fail(std::string(ready.status().message()));
     gcs = rpc::JoinHostPort(f.host, std::stoi((*ready)["port"]));
     // Written once the GCS runs, so a failed start leaves the old ones.

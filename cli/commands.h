@@ -17,6 +17,7 @@ struct StartFlags {
   int64_t object_store_memory = 0;
   int64_t node_timeout_ms = 4000;
   int64_t heartbeat_ms = 500;
+  std::string storage;  // head: where the GCS keeps its tables ("" = memory)
 };
 
 struct StatusFlags {
@@ -34,6 +35,7 @@ struct GcsServerFlags {
   std::string session_dir;
   int64_t node_timeout_ms = 4000;
   int64_t heartbeat_ms = 500;
+  std::string storage;
 };
 struct NodeManagerFlags {
   std::string gcs;

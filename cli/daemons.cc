@@ -59,7 +59,12 @@ int RunGcsServer(const GcsServerFlags& flags) {
   config.session_dir = flags.session_dir;
   config.node_timeout_ms = flags.node_timeout_ms;
   config.heartbeat_period_ms = flags.heartbeat_ms;
-  gcs::GcsServer server(config);
+  auto store = gcs::MakeStore(flags.storage);
+  if (!store.ok()) {
+    std::cerr << "lumen gcs-server: --storage: " << store.status().message() << "\n";
+    return 2;
+  }
+  gcs::GcsServer server(config, RealClock::Get(), std::move(*store));
   if (absl::Status s = server.Start(); !s.ok()) {
     std::cerr << "lumen gcs-server: " << s.message() << "\n";
     return 1;

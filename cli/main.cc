@@ -29,6 +29,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(int64_t{200}, int64_t{600'000}));
   s->add_option("--heartbeat-ms", start.heartbeat_ms, "head: heartbeat period of nodes")
       ->check(CLI::Range(int64_t{10}, int64_t{60'000}));
+  s->add_option("--storage", start.storage,
+                "head: keep the GCS's tables in redis://HOST:PORT[/NAMESPACE], so a GCS "
+                "started again finds the cluster (default: in memory, lost with the GCS)");
 
   auto* stop = app.add_subcommand("stop", "stop what `lumen start` started on this machine");
 
@@ -45,6 +48,7 @@ int Run(int argc, char** argv) {
   g->add_option("--session-dir", gcs.session_dir);
   g->add_option("--node-timeout-ms", gcs.node_timeout_ms);
   g->add_option("--heartbeat-ms", gcs.heartbeat_ms);
+  g->add_option("--storage", gcs.storage, "redis://HOST:PORT[/NAMESPACE] (default: in memory)");
 
   lumen::cli::NodeManagerFlags nm;
   auto* n = app.add_subcommand("node-manager", "run a node manager in the foreground");

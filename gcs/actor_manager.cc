@@ -343,6 +343,29 @@ void GcsActorManager::HandleReportActorWorkerExit(
   send(absl::OkStatus());
 }
 
+absl::Status GcsActorManager::Restore() {
+  LUMEN_ASSIGN_OR_RETURN(auto all, store_->GetAll(kActorsTable));
+  std::vector<ActorId> to_schedule;
+  for (const auto& [key, value] : all) {
+    ActorId id = ActorId::FromBinary(key);
+    Actor& a = actors_[id];
+    if (!a.info.ParseFromString(value)) return absl::DataLossError("a stored actor does not parse");
+    if (a.info.state() == proto::ActorInfo::DEAD) continue;
+    if (!a.info.name().empty()) names_[{a.info.ns(), a.info.name()}] = id;
+    if (a.info.state() == proto::ActorInfo::ALIVE) {
+      a.worker = WorkerId::FromBinary(a.info.address().worker_id());
+      a.node = NodeId::FromBinary(a.info.node_id());
+      a.node_manager =
+          rpc::JoinHostPort(a.info.node_manager().host(), a.info.node_manager().port());
+    } else {
+      to_schedule.push_back(id);  // its creation was under way
+    }
+  }
+  for (const ActorId& id : to_schedule) Schedule(id);
+  if (!all.empty()) LUMEN_LOG_INFO("restored {} actors", actors_.size());
+  return absl::OkStatus();
+}
+
 void GcsActorManager::OnNodeDead(const NodeId& node) {
   for (auto& [id, a] : actors_) {
     if (a.info.state() == proto::ActorInfo::DEAD || a.worker.IsNil() || a.node != node) continue;

@@ -40,6 +40,9 @@ class GcsActorManager : public rpc::GcsActorHandler {
   LUMEN_HANDLER_IMPL(ListActors);
   LUMEN_HANDLER_IMPL(ReportActorWorkerExit);
 
+  // Loads the actors a GCS before this one knew and carries on creating
+  // those that were not alive yet.
+  absl::Status Restore();
   void OnNodeDead(const NodeId& node);
   void OnJobFinished(const JobId& job);
   void OnPlacementGroupRemoved(const PlacementGroupId& group);

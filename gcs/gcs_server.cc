@@ -4,13 +4,21 @@
 #include <future>
 
 #include "common/logging.h"
+#include "gcs/redis_store.h"
 #include "rpc/gcs_service.h"
 
 namespace lumen::gcs {
-GcsServer::GcsServer(GcsConfig config, Clock* clock)
+absl::StatusOr<std::unique_ptr<StoreClient>> MakeStore(const std::string& storage) {
+  if (storage.empty() || storage == "memory") return std::make_unique<InMemoryStoreClient>();
+  LUMEN_ASSIGN_OR_RETURN(RedisAddress address, ParseRedisUrl(storage));
+  LUMEN_ASSIGN_OR_RETURN(auto redis, RedisStoreClient::Connect(address));
+  return std::unique_ptr<StoreClient>(std::move(redis));
+}
+
+GcsServer::GcsServer(GcsConfig config, Clock* clock, std::unique_ptr<StoreClient> store)
     : config_(std::move(config)),
       clock_(clock),
-      store_(std::make_unique<InMemoryStoreClient>()),
+      store_(store ? std::move(store) : std::make_unique<InMemoryStoreClient>()),
       publisher_(clock, Publisher::Options{.max_poll_hold_ms = config_.max_poll_hold_ms}),
       nodes_(store_.get(), &publisher_, clock,
              NodeTableOptions{.heartbeat_period_ms = config_.heartbeat_period_ms,
@@ -43,7 +51,32 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock)
 
 GcsServer::~GcsServer() { Stop(); }
 
+absl::Status GcsServer::Restore() {
+  // Before the loop runs: nothing else touches the tables yet.
+  constexpr char kMeta[] = "meta";
+  LUMEN_ASSIGN_OR_RETURN(auto id, store_->Get(kMeta, "cluster_id"));
+  identity_.set_persistent(store_->persistent());
+  if (id) {
+    identity_.set_cluster_id(*id);
+    LUMEN_LOG_INFO("GCS restarting cluster {} from its storage", *id);
+    LUMEN_RETURN_IF_ERROR(nodes_.Restore());
+    LUMEN_RETURN_IF_ERROR(groups_.Restore());
+    LUMEN_RETURN_IF_ERROR(actors_.Restore());
+  } else {
+    identity_.set_cluster_id(NodeId::FromRandom().Hex());  // 16 random bytes
+    LUMEN_RETURN_IF_ERROR(store_->Put(kMeta, "cluster_id", identity_.cluster_id()));
+  }
+  if (!identity_.persistent()) {
+    identity_.set_lost_after_ms(config_.lost_after_ms > 0 ? config_.lost_after_ms
+                                                          : config_.node_timeout_ms);
+  }
+  publisher_.SetIdentity(identity_);
+  nodes_.SetIdentity(identity_);
+  return absl::OkStatus();
+}
+
 absl::Status GcsServer::Start() {
+  LUMEN_RETURN_IF_ERROR(Restore());
   loop_.Start();
   started_ = true;
   LUMEN_RETURN_IF_ERROR(server_.Start());

@@ -26,12 +26,20 @@ struct GcsConfig {
   int64_t heartbeat_period_ms = 500;
   int64_t node_timeout_ms = 4000;
   int64_t max_poll_hold_ms = 10'000;
+  // With storage in memory: how long clients that cannot reach the GCS wait
+  // before they know the cluster is gone (0: the node timeout).
+  int64_t lost_after_ms = 0;
 };
+
+// The store a --storage value names: "" (in memory) or
+// redis://HOST:PORT[/NAMESPACE]; the error says what is wrong.
+absl::StatusOr<std::unique_ptr<StoreClient>> MakeStore(const std::string& storage);
 
 class GcsServer {
  public:
-  // `clock` is not owned.
-  explicit GcsServer(GcsConfig config, Clock* clock = RealClock::Get());
+  // `clock` is not owned; no `store`: in memory.
+  explicit GcsServer(GcsConfig config, Clock* clock = RealClock::Get(),
+                     std::unique_ptr<StoreClient> store = nullptr);
   ~GcsServer();
 
   // Listens and starts the loop. port() is valid afterwards.
@@ -39,8 +47,12 @@ class GcsServer {
   // Answers held calls and stops; idempotent.
   void Stop();
   int port() const { return server_.port(); }
+  const std::string& cluster_id() const { return identity_.cluster_id(); }
 
  private:
+  // Takes the cluster's id (and, from persistent storage, its state).
+  absl::Status Restore();
+
   GcsConfig config_;
   Clock* clock_;
   EventLoop loop_{"gcs"};
@@ -55,6 +67,7 @@ class GcsServer {
   std::unique_ptr<PeriodicTimer> health_timer_;
   std::unique_ptr<PeriodicTimer> pubsub_timer_;
   std::unique_ptr<PeriodicTimer> groups_timer_;
+  proto::ClusterIdentity identity_;
   bool started_ = false;
   bool stopped_ = false;
 };

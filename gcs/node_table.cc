@@ -30,6 +30,7 @@ void GcsNodeTable::HandleRegisterNode(const proto::RegisterNodeRequest& request,
   reply->set_heartbeat_period_ms(options_.heartbeat_period_ms);
   reply->set_node_timeout_ms(options_.node_timeout_ms);
   reply->set_session_dir(options_.session_dir);
+  *reply->mutable_cluster() = identity_;
   send(absl::OkStatus());
 }
 
@@ -44,6 +45,7 @@ void GcsNodeTable::HandleUnregisterNode(const proto::UnregisterNodeRequest& requ
 
 void GcsNodeTable::HandleReportNode(const proto::ReportNodeRequest& request,
                                     proto::ReportNodeReply* reply, rpc::SendReply send) {
+  *reply->mutable_cluster() = identity_;
   auto it = nodes_.find(NodeId::FromBinary(request.node_id()));
   if (it == nodes_.end()) {
     send(absl::NotFoundError("node is not registered: register first"));
@@ -64,6 +66,18 @@ void GcsNodeTable::HandleReportNode(const proto::ReportNodeRequest& request,
     PublishNode(proto::RESOURCE_VIEW, e.info);
   }
   send(absl::OkStatus());
+}
+
+absl::Status GcsNodeTable::Restore() {
+  LUMEN_ASSIGN_OR_RETURN(auto all, store_->GetAll(kNodesTable));
+  for (const auto& [key, value] : all) {
+    Entry e;
+    if (!e.info.ParseFromString(value)) return absl::DataLossError("a stored node does not parse");
+    e.last_report_ms = clock_->NowMs();
+    nodes_[NodeId::FromBinary(key)] = std::move(e);
+  }
+  if (!all.empty()) LUMEN_LOG_INFO("restored {} nodes ({} alive)", nodes_.size(), NumAlive());
+  return absl::OkStatus();
 }
 
 void GcsNodeTable::HandleGetAllNodes(const proto::GetAllNodesRequest& request,

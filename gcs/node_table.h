@@ -38,6 +38,10 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
 
   // Declares dead every alive node silent for longer than the timeout.
   void CheckHealth();
+  // Loads the nodes a GCS before this one knew (persistent storage); live
+  // ones get a full timeout to report to this GCS.
+  absl::Status Restore();
+  void SetIdentity(proto::ClusterIdentity identity) { identity_ = std::move(identity); }
   size_t NumAlive() const;
 
   // What the GCS knows of every live node's resources, for placing actors
@@ -67,6 +71,7 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   NodeTableOptions options_;
   std::map<NodeId, Entry> nodes_;
   std::vector<std::function<void(const NodeId&)>> death_listeners_;
+  proto::ClusterIdentity identity_;
 };
 
 }  // namespace lumen::gcs

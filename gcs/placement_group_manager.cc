@@ -416,6 +416,19 @@ void GcsPlacementGroupManager::Tick() {
   }
 }
 
+absl::Status GcsPlacementGroupManager::Restore() {
+  LUMEN_ASSIGN_OR_RETURN(auto all, store_->GetAll(kGroupsTable));
+  for (const auto& [key, value] : all) {
+    PlacementGroupId id = PlacementGroupId::FromBinary(key);
+    Group& g = groups_[id];
+    if (!g.info.ParseFromString(value)) return absl::DataLossError("a stored group does not parse");
+    if (!g.info.name().empty()) names_[g.info.name()] = id;
+    // Pending ones are placed again by Tick (reservations are idempotent).
+  }
+  if (!all.empty()) LUMEN_LOG_INFO("restored {} placement groups", groups_.size());
+  return absl::OkStatus();
+}
+
 void GcsPlacementGroupManager::OnNodeDead(const NodeId& node) {
   std::string key = node.Binary();
   for (auto& [id, g] : groups_) {

@@ -36,6 +36,9 @@ class GcsPlacementGroupManager : public rpc::GcsPlacementGroupHandler {
   LUMEN_HANDLER_IMPL(GetPlacementGroup);
   LUMEN_HANDLER_IMPL(WaitPlacementGroup);
 
+  // Loads the groups a GCS before this one knew; those not created yet are
+  // placed again.
+  absl::Status Restore();
   void OnNodeDead(const NodeId& node);
   void OnJobFinished(const JobId& job);
   // Retries groups waiting for room; ends waits that timed out.

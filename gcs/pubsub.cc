@@ -20,6 +20,7 @@ void Publisher::HandleSubscribe(const proto::SubscribeRequest& request,
   for (int c : request.channels()) sub.channels.insert(c);
   for (int c : request.keyed()) sub.keyed.insert(c);
   sub.last_seen_ms = clock_->NowMs();
+  *reply->mutable_cluster() = identity_;
   send(absl::OkStatus());
 }
 

@@ -30,6 +30,8 @@ class Publisher : public rpc::GcsPubSubHandler {
   };
 
   Publisher(Clock* clock, Options options) : clock_(clock), options_(options) {}
+  // Told to every subscriber (so it notices a GCS that lost the cluster).
+  void SetIdentity(proto::ClusterIdentity identity) { identity_ = std::move(identity); }
 
   LUMEN_HANDLER_IMPL(Subscribe);
   LUMEN_HANDLER_IMPL(Poll);
@@ -70,6 +72,7 @@ class Publisher : public rpc::GcsPubSubHandler {
 
   Clock* clock_;
   Options options_;
+  proto::ClusterIdentity identity_;
   std::map<std::string, Subscriber> subscribers_;
 };
 

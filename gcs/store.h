@@ -1,5 +1,5 @@
 // Where the GCS keeps its tables. The default lives in memory and dies with
-// the GCS; a Redis-backed store (issue 3) lets a restarted GCS find the
+// the GCS; the Redis one (redis_store.h) lets a restarted GCS find the
 // cluster again. Called only from the GCS loop.
 #pragma once
 
@@ -21,6 +21,8 @@ class StoreClient {
   // OK whether or not the key existed; returns whether it did.
   virtual absl::StatusOr<bool> Delete(const std::string& table, const std::string& key) = 0;
   virtual absl::StatusOr<std::map<std::string, std::string>> GetAll(const std::string& table) = 0;
+  // Whether the tables outlive the GCS process (a restarted GCS finds them).
+  virtual bool persistent() const { return false; }
 };
 
 class InMemoryStoreClient : public StoreClient {

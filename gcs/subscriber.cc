@@ -1,6 +1,7 @@
 // GcsSubscriber; see subscriber.h.
 #include "gcs/subscriber.h"
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "lumen/id.h"
 
@@ -44,11 +45,22 @@ void GcsSubscriber::DoSubscribe() {
   for (auto c : channels_) req.add_channels(c);
   for (auto c : keyed_) req.add_keyed(c);
   std::weak_ptr<bool> alive = alive_;
-  gcs_->Subscribe(req, [this, alive](absl::Status s, proto::SubscribeReply) {
+  gcs_->Subscribe(req, [this, alive](absl::Status s, proto::SubscribeReply reply) {
     if (auto a = alive.lock(); !a || !*a) return;
     if (!s.ok()) {
       LUMEN_LOG_DEBUG("subscribe to GCS failed: {}", s.ToString());
+      Unreachable(s);
+      if (lost_) return;
       RetryLater(&GcsSubscriber::DoSubscribe);
+      return;
+    }
+    unreachable_since_ms_ = 0;
+    if (cluster_.cluster_id().empty()) {
+      cluster_ = reply.cluster();
+    } else if (reply.cluster().cluster_id() != cluster_.cluster_id()) {
+      Lost("the GCS at " + gcs_->address() +
+           " restarted without this cluster's state (its storage was in memory) and now serves "
+           "another cluster");
       return;
     }
     backoff_ms_ = 50;
@@ -59,6 +71,24 @@ void GcsSubscriber::DoSubscribe() {
     if (on_resync_) on_resync_();
     DoPoll();
   });
+}
+
+void GcsSubscriber::Unreachable(const absl::Status& why) {
+  int64_t now = RealClock::Get()->NowMs();
+  if (unreachable_since_ms_ == 0) unreachable_since_ms_ = now;
+  int64_t patience = cluster_.lost_after_ms();
+  if (patience <= 0 || now - unreachable_since_ms_ < patience) return;
+  Lost("the GCS at " + gcs_->address() + " has not answered for " +
+       std::to_string(now - unreachable_since_ms_) + " ms (" + std::string(why.message()) +
+       ") and kept the cluster's state in memory, so the cluster is gone; start a new one (or "
+       "run the head with --storage redis://HOST:PORT to survive a GCS restart)");
+}
+
+void GcsSubscriber::Lost(const std::string& why) {
+  if (lost_) return;
+  lost_ = true;
+  LUMEN_LOG_ERROR("cluster lost: {}", why);
+  if (on_lost_) on_lost_(why);
 }
 
 void GcsSubscriber::Watch(proto::Channel channel, const std::string& key) {
@@ -100,9 +130,12 @@ void GcsSubscriber::DoPoll() {
                  return;
                }
                if (!s.ok()) {
+                 Unreachable(s);
+                 if (lost_) return;
                  RetryLater(&GcsSubscriber::DoPoll);
                  return;
                }
+               unreachable_since_ms_ = 0;
                backoff_ms_ = 50;
                for (const auto& m : reply.messages()) {
                  if (m.seq() <= ack_seq_) continue;  // sent again after a lost reply

@@ -37,12 +37,19 @@ class GcsSubscriber {
   void OnKeyWatched(std::function<void(proto::Channel, const std::string&)> f) {
     on_key_watched_ = std::move(f);
   }
+  // Called once (on the loop) when the cluster is gone: the GCS came back
+  // as another cluster (its storage was in memory), or, with storage in
+  // memory, stayed unreachable past the time it announced.
+  void OnClusterLost(std::function<void(const std::string&)> f) { on_lost_ = std::move(f); }
 
  private:
   void DoSubscribe();
   void SendKey(proto::Channel channel, const std::string& key, bool remove);
   void DoPoll();
   void RetryLater(void (GcsSubscriber::*step)());
+  // Checks a failed call against the cluster's announced patience.
+  void Unreachable(const absl::Status& why);
+  void Lost(const std::string& why);
 
   GcsClient* gcs_;
   EventLoop* loop_;
@@ -52,6 +59,10 @@ class GcsSubscriber {
   std::function<void(const proto::PubMessage&)> on_message_;
   std::function<void()> on_resync_;
   std::function<void(proto::Channel, const std::string&)> on_key_watched_;
+  std::function<void(const std::string&)> on_lost_;
+  proto::ClusterIdentity cluster_;    // as first announced
+  int64_t unreachable_since_ms_ = 0;  // 0: the last call got through
+  bool lost_ = false;
   std::string subscriber_id_;
   int64_t ack_seq_ = 0;
   int64_t backoff_ms_ = 50;

@@ -148,6 +148,7 @@ absl::Status NodeManager::Register() {
                                                    hint);
   }
   heartbeat_period_ms_ = std::max<int64_t>(10, reply->heartbeat_period_ms());
+  cluster_ = reply->cluster();
   session_dir_ = config_.session_dir.empty() ? reply->session_dir() : config_.session_dir;
   if (session_dir_.empty()) session_dir_ = LumenHome() + "/session-adhoc";
   return absl::OkStatus();
@@ -163,6 +164,9 @@ void NodeManager::StartOnLoop() {
       std::vector<proto::Channel>{proto::NODE_CHANGES, proto::RESOURCE_VIEW, proto::JOB_CHANGES,
                                   proto::PLACEMENT_GROUP_CHANGES},
       [this](const proto::PubMessage& m) { OnPubMessage(m); }, [this] { Resync(); });
+  subscriber_->OnClusterLost([this](const std::string& why) {
+    if (fatal_) fatal_(why);
+  });
   subscriber_->Start();
   heartbeat_timer_ =
       loop_.RunEvery("node_manager.heartbeat", std::chrono::milliseconds(heartbeat_period_ms_),
@@ -331,10 +335,29 @@ void NodeManager::ReportToGcs() {
   req.set_resources_version(info.resources_version());
   resources_dirty_ = false;
   gcs_->ReportNode(req, [this](absl::Status s, proto::ReportNodeReply reply) {
+    if (absl::IsNotFound(s) || (s.ok() && reply.cluster().cluster_id() != cluster_.cluster_id())) {
+      if (fatal_) {
+        fatal_("the GCS at " + config_.gcs_address +
+               " no longer knows this node: it restarted without this cluster's state (storage "
+               "in memory); start a new cluster, or run the head with --storage redis://HOST:PORT");
+      }
+      return;
+    }
     if (!s.ok()) {
       resources_dirty_ = true;  // send them again next time
       LUMEN_LOG_DEBUG("report to GCS failed: {}", s.ToString());
+      int64_t now = RealClock::Get()->NowMs();
+      if (gcs_unreachable_since_ms_ == 0) gcs_unreachable_since_ms_ = now;
+      if (cluster_.persistent() &&
+          now - gcs_unreachable_since_ms_ > config_.gcs_reconnect_timeout_ms && fatal_) {
+        fatal_("the GCS at " + config_.gcs_address + " has not come back in " +
+               std::to_string(config_.gcs_reconnect_timeout_ms) + " ms");
+      }
       return;
+    }
+    if (gcs_unreachable_since_ms_ != 0) {
+      LUMEN_LOG_INFO("GCS at {} answers again", config_.gcs_address);
+      gcs_unreachable_since_ms_ = 0;
     }
     if (reply.node_is_dead() && fatal_) fatal_("the GCS declared this node dead");
   });

@@ -41,6 +41,9 @@ struct NodeManagerConfig {
   std::string worker_path;  // empty: lumen_worker next to this executable
   int64_t idle_worker_timeout_ms = 60'000;
   int64_t gcs_connect_timeout_ms = 30'000;
+  // A GCS with persistent storage that stays unreachable this long is taken
+  // for gone for good: the node leaves.
+  int64_t gcs_reconnect_timeout_ms = 60'000;
 };
 
 // The resources of this machine: CPU (hardware threads), GPU (NVIDIA
@@ -104,6 +107,8 @@ class NodeManager : public rpc::NodeManagerHandler {
   std::string session_dir_;
   ResourceSet total_;
   int64_t heartbeat_period_ms_ = 500;
+  proto::ClusterIdentity cluster_;  // from registration
+  int64_t gcs_unreachable_since_ms_ = 0;
 
   EventLoop loop_{"node_manager"};
   rpc::GrpcServer server_;

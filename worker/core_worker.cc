@@ -107,8 +107,28 @@ void CoreWorker::FinishSetup() {
                               }
                             });
         });
+    node_watch_->OnClusterLost([this](const std::string& why) { OnClusterLost(why); });
     node_watch_->Start();
   });
+}
+
+void CoreWorker::OnClusterLost(const std::string& why) {
+  absl::Status lost = absl::UnavailableError("the cluster is gone: " + why);
+  {
+    std::lock_guard<std::mutex> lock(lost_mu_);
+    cluster_lost_ = lost;
+  }
+  tasks_->FailAll(lost);
+  if (!options_.is_driver) {  // nothing left to work for
+    LUMEN_LOG_ERROR("worker exiting: {}", why);
+    logging::Flush();
+    ::_exit(1);
+  }
+}
+
+absl::Status CoreWorker::ClusterLost() const {
+  std::lock_guard<std::mutex> lock(lost_mu_);
+  return cluster_lost_;
 }
 
 absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::string& entrypoint) {
@@ -408,7 +428,7 @@ void CoreWorker::RebuildLost(const ObjectId& id, const std::string& why) {
 
 bool CoreWorker::RebuildAfterFailedFetch(const ObjectId& id, const NodeId& node,
                                          const absl::Status& error) {
-  if (!refs_.Has(id) || stopped_) return false;  // not ours to make again
+  if (!refs_.Has(id) || stopped_ || !ClusterLost().ok()) return false;  // not ours to make again
   if (!absl::IsDataLoss(error) && !absl::IsUnavailable(error)) return false;
   auto done = std::make_shared<std::promise<bool>>();
   auto answer = done->get_future();
@@ -545,6 +565,7 @@ ObjectId CoreWorker::Submit(const internal::TaskOptions& options,
 
 ObjectId CoreWorker::SubmitBuilt(proto::TaskSpec spec, const ObjectId& result,
                                  std::vector<ObjectId> ref_args, bool actor_task) {
+  if (absl::Status lost = ClusterLost(); !lost.ok()) return FailedObject(result, lost);
   refs_.AddSubmittedRefs(ref_args);
   TaskId task = TaskId::FromBinary(spec.task_id());
   PendingTask pending;

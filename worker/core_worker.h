@@ -109,6 +109,10 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   // A node died: objects whose only copy it held are made again from their
   // lineage or fail with an object-lost error (on the loop).
   void OnNodeDead(const NodeId& node, const std::string& why);
+  // The cluster is gone (its GCS lost the state): pending work fails with
+  // `why` and so does later work (on the loop).
+  void OnClusterLost(const std::string& why);
+  absl::Status ClusterLost() const;
   // Makes lost object `id` again, or stores the error that says why it cannot
   // be (on the loop).
   void RebuildLost(const ObjectId& id, const std::string& why);
@@ -171,6 +175,8 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::unique_ptr<ActorTaskSubmitter> actor_submitter_;
   std::unique_ptr<TaskExecutor> executor_;
   std::unique_ptr<gcs::GcsSubscriber> node_watch_;  // dead nodes, for lost objects
+  mutable std::mutex lost_mu_;
+  absl::Status cluster_lost_;
   std::set<std::string> driver_only_;
 
   mutable std::mutex task_mu_;

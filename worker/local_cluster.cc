@@ -123,13 +123,16 @@ LocalCluster::~LocalCluster() { Stop(); }
 
 absl::Status LocalCluster::StartGcs() {
   ProcessSpec spec;
+  // A GCS started again listens where the first one did.
+  std::string port = gcs_address_.empty() ? "0" : gcs_address_.substr(gcs_address_.rfind(':') + 1);
   spec.argv = {options_.lumen_binary,
                "gcs-server",
                "--host=127.0.0.1",
-               "--port=0",
+               "--port=" + port,
                "--session-dir=" + options_.session_dir,
                "--node-timeout-ms=" + std::to_string(options_.node_timeout_ms),
                "--heartbeat-ms=" + std::to_string(options_.heartbeat_period_ms)};
+  if (!options_.gcs_storage.empty()) spec.argv.push_back("--storage=" + options_.gcs_storage);
   spec.env = {{"LUMEN_TOKEN", options_.token}};
   spec.stdout_path = options_.session_dir + "/logs/gcs.out";
   spec.stderr_path = options_.session_dir + "/logs/gcs.err";
@@ -186,6 +189,17 @@ void LocalCluster::KillNode(size_t i) {
   if (i >= nodes_.size()) return;
   (void)nodes_[i].process->Signal(SIGKILL);
   nodes_[i].process->Terminate(1000);
+}
+
+void LocalCluster::KillGcs() {
+  if (!gcs_) return;
+  (void)gcs_->Signal(SIGKILL);
+  gcs_->Terminate(1000);
+}
+
+absl::Status LocalCluster::RestartGcs() {
+  KillGcs();
+  return StartGcs();
 }
 
 void LocalCluster::Stop() {

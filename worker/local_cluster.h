@@ -28,6 +28,7 @@ struct LocalClusterOptions {
   int64_t heartbeat_period_ms = 500;
   bool lifeline = true;  // processes exit when this process does
   int64_t start_timeout_ms = 30'000;
+  std::string gcs_storage;  // --storage of the GCS: "" (memory) or redis://HOST:PORT
 };
 
 class LocalCluster {
@@ -50,6 +51,10 @@ class LocalCluster {
   absl::Status AddNode(const LocalNodeOptions& node);
   // SIGKILLs node manager `i` (tests of node loss).
   void KillNode(size_t i);
+  // SIGKILLs the GCS; RestartGcs starts it again on the same port (after
+  // killing it, if it runs).
+  void KillGcs();
+  absl::Status RestartGcs();
   // Stops every process (node managers first) and removes what they left
   // in shared memory; idempotent.
   void Stop();

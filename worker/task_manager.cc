@@ -136,6 +136,12 @@ bool TaskManager::RetryOrFail(const TaskId& id, const absl::Status& error) {
   return false;
 }
 
+void TaskManager::FailAll(const absl::Status& error) {
+  std::vector<TaskId> all;
+  for (const auto& [id, t] : tasks_) all.push_back(id);
+  for (const TaskId& id : all) Fail(id, error);
+}
+
 void TaskManager::Fail(const TaskId& id, const absl::Status& error) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;

@@ -48,6 +48,8 @@ class TaskManager {
   // it fails with `error`.
   bool RetryOrFail(const TaskId& id, const absl::Status& error);
   void Fail(const TaskId& id, const absl::Status& error);
+  // Fails every pending task (the cluster is gone).
+  void FailAll(const absl::Status& error);
   size_t NumPending() const { return tasks_.size(); }
 
   // Lineage: the specs of finished normal tasks whose stored returns are
