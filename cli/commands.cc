@@ -281,20 +281,80 @@ std::string Amount(const proto::NodeInfo& n, const std::string& name, bool bytes
 
 }  // namespace
 
-int Status(const StatusFlags& f) {
-  std::string address = f.address;
-  if (address.empty()) {
-    if (const char* env = std::getenv("LUMEN_ADDRESS"); env && *env) address = env;
+namespace {
+
+// --address, else $LUMEN_ADDRESS, else the head started on this machine.
+absl::StatusOr<std::string> ClusterAddress(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("LUMEN_ADDRESS"); env && *env) return std::string(env);
+  auto file = ReadFile(Home() + "/" + kAddressFile);
+  if (!file.ok()) {
+    return absl::NotFoundError(
+        "no cluster: none was started here (lumen start --head) and neither --address nor "
+        "LUMEN_ADDRESS is set");
   }
-  if (address.empty()) {
-    auto file = ReadFile(Home() + "/" + kAddressFile);
-    if (!file.ok()) {
-      return Fail(
-          "no cluster to show: none was started here (lumen start --head) and neither "
-          "--address nor LUMEN_ADDRESS is set");
+  return Trim(*file);
+}
+
+}  // namespace
+
+int Drain(const DrainFlags& f) {
+  auto address = ClusterAddress(f.address);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  rpc::GcsClient gcs(*address, ResolveToken(f.token), nullptr);
+  auto list = [&] {
+    return rpc::CallSync<proto::GetAllNodesReply>(
+        [&](auto cb) { gcs.GetAllNodes(proto::GetAllNodesRequest(), cb, {.timeout_ms = 5'000}); });
+  };
+  auto nodes = list();
+  if (!nodes.ok()) {
+    return Fail("cannot reach the cluster at " + *address + ": " +
+                std::string(nodes.status().message()));
+  }
+  // NODE: an id (or its first characters) or a node manager's HOST:PORT.
+  std::vector<proto::NodeInfo> match;
+  for (const auto& n : nodes->nodes()) {
+    std::string hex = NodeId::FromBinary(n.node_id()).Hex();
+    std::string where = rpc::JoinHostPort(n.address().host(), n.address().port());
+    if (n.state() == proto::NodeInfo::ALIVE && (hex.rfind(f.node, 0) == 0 || where == f.node)) {
+      match.push_back(n);
     }
-    address = Trim(*file);
   }
+  if (match.size() != 1) {
+    return Fail(std::string(match.empty() ? "no live node matches '" : "several nodes match '") +
+                f.node + "': give more of its id, or its HOST:PORT (see `lumen status`)");
+  }
+  NodeId id = NodeId::FromBinary(match[0].node_id());
+  proto::DrainNodeRequest req;
+  req.set_node_id(id.Binary());
+  req.set_reason("lumen drain");
+  auto drained = rpc::CallSync<proto::DrainNodeReply>(
+      [&](auto cb) { gcs.DrainNode(req, cb, {.timeout_ms = 5'000}); });
+  if (!drained.ok())
+    return Fail("cannot drain node " + id.Short() + ": " + std::string(drained.status().message()));
+  std::cout << "draining node " << id.Short() << ": no new work goes there, its actors move"
+            << std::endl;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f.timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto now = list();
+    if (now.ok()) {
+      for (const auto& n : now->nodes()) {
+        if (n.node_id() != id.Binary() || n.state() != proto::NodeInfo::DEAD) continue;
+        std::cout << "node " << id.Short() << " left the cluster (" << n.death_reason() << ")"
+                  << std::endl;
+        return 0;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Fail("node " + id.Short() + " is still working after " + std::to_string(f.timeout_s) +
+              " s; it leaves once its tasks finish (wait longer with --timeout-s)");
+}
+
+int Status(const StatusFlags& f) {
+  auto resolved = ClusterAddress(f.address);
+  if (!resolved.ok()) return Fail(std::string(resolved.status().message()));
+  std::string address = *resolved;
   rpc::GcsClient gcs(address, ResolveToken(f.token), nullptr);
   auto nodes = rpc::CallSync<proto::GetAllNodesReply>(
       [&](auto cb) { gcs.GetAllNodes(proto::GetAllNodesRequest(), cb, {.timeout_ms = 5'000}); });

@@ -29,6 +29,15 @@ int Start(const StartFlags& flags);
 int Stop();
 int Status(const StatusFlags& flags);
 
+struct DrainFlags {
+  std::string node;  // id prefix or node manager HOST:PORT
+  std::string address;
+  std::string token;
+  int64_t timeout_s = 300;
+};
+// Drains a node and waits until it has left.
+int Drain(const DrainFlags& flags);
+
 struct GcsServerFlags {
   std::string host = "127.0.0.1";
   int port = 6389;

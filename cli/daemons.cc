@@ -104,6 +104,10 @@ int RunNodeManager(const NodeManagerFlags& flags) {
     exit_code = 1;
     ::kill(::getpid(), SIGTERM);
   });
+  nm.SetLeaveHandler([](const std::string& why) {
+    LUMEN_LOG_INFO("node manager leaving: {}", why);
+    ::kill(::getpid(), SIGTERM);
+  });
   if (absl::Status s = nm.Start(); !s.ok()) {
     std::cerr << "lumen node-manager: " << s.message() << "\n";
     LUMEN_LOG_ERROR("cannot start: {}", s.ToString());

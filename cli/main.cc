@@ -40,6 +40,15 @@ int Run(int argc, char** argv) {
   st->add_option("--address", status.address, "GCS HOST:PORT (default: the one started here)");
   st->add_option("--token", status.token, "cluster token");
 
+  lumen::cli::DrainFlags drain;
+  auto* dr = app.add_subcommand(
+      "drain", "stop new work on a node, move its actors elsewhere, and let it leave once idle");
+  dr->add_option("node", drain.node, "node id (or its first characters) or HOST:PORT")->required();
+  dr->add_option("--address", drain.address, "GCS HOST:PORT (default: the one started here)");
+  dr->add_option("--token", drain.token, "cluster token");
+  dr->add_option("--timeout-s", drain.timeout_s, "how long to wait for the node to leave")
+      ->check(CLI::Range(int64_t{1}, int64_t{86'400}));
+
   lumen::cli::GcsServerFlags gcs;
   auto* g = app.add_subcommand("gcs-server", "run a GCS in the foreground (used by start)");
   g->group("Internal");
@@ -65,6 +74,7 @@ int Run(int argc, char** argv) {
   if (*s) return lumen::cli::Start(start);
   if (*stop) return lumen::cli::Stop();
   if (*st) return lumen::cli::Status(status);
+  if (*dr) return lumen::cli::Drain(drain);
   if (*g) return lumen::cli::RunGcsServer(gcs);
   if (*n) return lumen::cli::RunNodeManager(nm);
   return 2;

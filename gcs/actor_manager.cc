@@ -14,7 +14,7 @@ constexpr int64_t kRetryDelayMs = 100;
 std::string AddressOf(const proto::Address& a) { return rpc::JoinHostPort(a.host(), a.port()); }
 
 bool CanRestart(const proto::ActorInfo& info) {
-  return info.max_restarts() < 0 || info.num_restarts() < info.max_restarts();
+  return info.max_restarts() < 0 || info.num_restarts() - info.num_moves() < info.max_restarts();
 }
 
 }  // namespace
@@ -371,6 +371,32 @@ void GcsActorManager::OnNodeDead(const NodeId& node) {
     if (a.info.state() == proto::ActorInfo::DEAD || a.worker.IsNil() || a.node != node) continue;
     a.attempt++;
     OnWorkerGone(a, "node " + node.Short() + " died");
+  }
+}
+
+void GcsActorManager::OnNodeDraining(const NodeId& node) {
+  for (auto& [id, a] : actors_) {
+    if (a.info.state() != proto::ActorInfo::ALIVE || a.node != node) continue;
+    uint64_t attempt = ++a.attempt;
+    proto::Address worker = a.info.address();
+    a.info.set_state(proto::ActorInfo::RESTARTING);  // callers hold new calls
+    a.info.set_num_restarts(a.info.num_restarts() + 1);
+    a.info.set_num_moves(a.info.num_moves() + 1);
+    a.info.set_death_cause("moving off draining node " + node.Short());
+    a.info.clear_address();
+    Changed(a);
+    LUMEN_LOG_INFO("{} moving off draining node {}", Describe(a), node.Short());
+    ActorId actor = id;
+    auto moved = [this, actor, attempt](absl::Status s, proto::DrainActorReply) {
+      Actor* a = Find(actor);
+      if (a == nullptr || a->attempt != attempt) return;
+      KillWorker(*a, "its actor moved off a draining node");
+      a->worker = WorkerId();
+      a->node = NodeId();
+      Schedule(actor);
+    };
+    worker_clients_.Get(rpc::JoinHostPort(worker.host(), worker.port()))
+        ->DrainActor(proto::DrainActorRequest(), moved, {.timeout_ms = 60'000});
   }
 }
 

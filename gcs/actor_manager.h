@@ -44,6 +44,10 @@ class GcsActorManager : public rpc::GcsActorHandler {
   // those that were not alive yet.
   absl::Status Restore();
   void OnNodeDead(const NodeId& node);
+  // Moves the node's actors elsewhere: each one's worker finishes the calls
+  // it has (taking no more), then the actor starts on another node; its
+  // callers send what waits meanwhile to the new one.
+  void OnNodeDraining(const NodeId& node);
   void OnJobFinished(const JobId& job);
   void OnPlacementGroupRemoved(const PlacementGroupId& group);
   // Stops retrying schedules and drops clients (the GCS is stopping).

@@ -37,6 +37,7 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock, std::unique_ptr<StoreClient
   server_.AddService(rpc::MakeGcsPubSubService(ctx, &publisher_));
   server_.AddService(rpc::MakeGcsActorService(ctx, &actors_));
   server_.AddService(rpc::MakeGcsPlacementGroupService(ctx, &groups_));
+  nodes_.AddDrainListener([this](const NodeId& node) { actors_.OnNodeDraining(node); });
   nodes_.AddDeathListener([this](const NodeId& node) {
     groups_.OnNodeDead(node);
     actors_.OnNodeDead(node);

@@ -80,6 +80,25 @@ absl::Status GcsNodeTable::Restore() {
   return absl::OkStatus();
 }
 
+void GcsNodeTable::HandleDrainNode(const proto::DrainNodeRequest& request,
+                                   proto::DrainNodeReply* reply, rpc::SendReply send) {
+  NodeId id = NodeId::FromBinary(request.node_id());
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.info.state() != proto::NodeInfo::ALIVE) {
+    send(absl::NotFoundError("no live node " + id.Hex() + " (see `lumen status`)"));
+    return;
+  }
+  Entry& e = it->second;
+  if (!e.info.draining()) {
+    e.info.set_draining(true);
+    Persist(e.info);
+    PublishNode(proto::NODE_CHANGES, e.info);
+    LUMEN_LOG_INFO("draining node={} reason=\"{}\"", id.Short(), request.reason());
+    for (const auto& listener : drain_listeners_) listener(id);
+  }
+  send(absl::OkStatus());
+}
+
 void GcsNodeTable::HandleGetAllNodes(const proto::GetAllNodesRequest& request,
                                      proto::GetAllNodesReply* reply, rpc::SendReply send) {
   for (const auto& [id, e] : nodes_) *reply->add_nodes() = e.info;
@@ -130,7 +149,8 @@ void GcsNodeTable::MarkDead(Entry* e, const std::string& reason) {
 ClusterView GcsNodeTable::View() const {
   ClusterView view;
   for (const auto& [id, e] : nodes_) {
-    if (e.info.state() != proto::NodeInfo::ALIVE) continue;
+    // A draining node takes no new work.
+    if (e.info.state() != proto::NodeInfo::ALIVE || e.info.draining()) continue;
     std::map<std::string, double> total(e.info.resources_total().begin(),
                                         e.info.resources_total().end());
     std::map<std::string, double> available(e.info.resources_available().begin(),

@@ -35,6 +35,7 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   LUMEN_HANDLER_IMPL(UnregisterNode);
   LUMEN_HANDLER_IMPL(ReportNode);
   LUMEN_HANDLER_IMPL(GetAllNodes);
+  LUMEN_HANDLER_IMPL(DrainNode);
 
   // Declares dead every alive node silent for longer than the timeout.
   void CheckHealth();
@@ -52,6 +53,9 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   // The resources version of the node's latest report (0: none).
   uint64_t ResourcesVersion(const NodeId& node) const;
   // Called (on the GCS loop) for every node declared dead.
+  void AddDrainListener(std::function<void(const NodeId&)> listener) {
+    drain_listeners_.push_back(std::move(listener));
+  }
   void AddDeathListener(std::function<void(const NodeId&)> listener) {
     death_listeners_.push_back(std::move(listener));
   }
@@ -71,6 +75,7 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   NodeTableOptions options_;
   std::map<NodeId, Entry> nodes_;
   std::vector<std::function<void(const NodeId&)>> death_listeners_;
+  std::vector<std::function<void(const NodeId&)>> drain_listeners_;
   proto::ClusterIdentity identity_;
 };
 

@@ -273,6 +273,17 @@ void NodeManager::ApplyNode(const proto::NodeInfo& info) {
     if (info.state() == proto::NodeInfo::DEAD && fatal_) {
       fatal_("the GCS declared this node dead: " + info.death_reason());
     }
+    if (info.draining() && !draining_) {
+      draining_ = true;
+      LUMEN_LOG_INFO("draining: taking no new work; leaving once idle");
+      if (const NodeView* self = view_.Find(node_id_)) {
+        NodeView v = *self;
+        v.draining = true;
+        view_.Upsert(std::move(v));
+      }
+      leases_->OnClusterChanged();  // what waits here goes elsewhere
+      LeaveWhenIdle();
+    }
     return;
   }
   std::string address = rpc::JoinHostPort(info.address().host(), info.address().port());
@@ -294,8 +305,21 @@ void NodeManager::ApplyNode(const proto::NodeInfo& info) {
   v.address = address;
   v.resources.total = ResourceSet::FromMap(total).value_or(ResourceSet());
   v.resources.available = ResourceSet::FromMap(available).value_or(ResourceSet());
+  v.draining = info.draining();
   view_.Upsert(std::move(v));
   leases_->OnClusterChanged();
+}
+
+void NodeManager::LeaveWhenIdle() {
+  if (stopped_) return;
+  if (leases_->NumLeases() > 0) {
+    loop_.PostAfter("node_manager.leave_when_idle", std::chrono::milliseconds(50),
+                    [this] { LeaveWhenIdle(); });
+    return;
+  }
+  LUMEN_LOG_INFO("drained: no work left, leaving the cluster");
+  stop_reason_ = "drained";
+  if (leave_) leave_("drained");
 }
 
 void NodeManager::OnJobFinished(const JobId& job) {
@@ -398,7 +422,7 @@ void NodeManager::Stop() {
   if (gcs_ && leases_) {
     proto::UnregisterNodeRequest req;
     req.set_node_id(node_id_.Binary());
-    req.set_reason("node manager stopped");
+    req.set_reason(stop_reason_);
     (void)rpc::CallSync<proto::UnregisterNodeReply>(
         [&](auto cb) { gcs_->UnregisterNode(req, cb, {.timeout_ms = 1'000}); });
   }

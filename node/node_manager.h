@@ -65,6 +65,10 @@ class NodeManager : public rpc::NodeManagerHandler {
   void SetFatalHandler(std::function<void(const std::string&)> handler) {
     fatal_ = std::move(handler);
   }
+  // Called once a drained node is idle: the process should stop (cleanly).
+  void SetLeaveHandler(std::function<void(const std::string&)> handler) {
+    leave_ = std::move(handler);
+  }
 
   const NodeId& node_id() const { return node_id_; }
   int port() const { return server_.port(); }
@@ -129,6 +133,11 @@ class NodeManager : public rpc::NodeManagerHandler {
   bool started_ = false;
   bool stopped_ = false;
   std::function<void(const std::string&)> fatal_;
+  std::function<void(const std::string&)> leave_;
+  bool draining_ = false;
+  std::string stop_reason_ = "node manager stopped";
+  // Draining: leaves once no lease is held (actors moved, tasks done).
+  void LeaveWhenIdle();
 };
 
 }  // namespace lumen::node

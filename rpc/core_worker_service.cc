@@ -13,6 +13,7 @@ LUMEN_SERVICE_BEGIN(CoreWorkerGlue, CoreWorkerService, CoreWorkerHandler)
 LUMEN_RPC_METHOD_INLINE(PushTask)
 LUMEN_RPC_METHOD(AddObjectLocation)
 LUMEN_RPC_METHOD_INLINE(PushActorTasks)
+LUMEN_RPC_METHOD_INLINE(DrainActor)
 LUMEN_SERVICE_END(CoreWorkerHandler)
 
 }  // namespace
@@ -32,5 +33,6 @@ CoreWorkerClient::~CoreWorkerClient() = default;
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushTask)
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, AddObjectLocation)
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushActorTasks)
+LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, DrainActor)
 
 }  // namespace lumen::rpc

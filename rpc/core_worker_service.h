@@ -17,7 +17,7 @@ namespace lumen::rpc {
 template <typename Service>
 class GrpcClient;
 
-// PushTask and PushActorTasks run on gRPC's threads (they only queue
+// PushTask, PushActorTasks and DrainActor run on gRPC's threads (they only queue
 // work); AddObjectLocation on the handler's loop.
 class CoreWorkerHandler {
  public:
@@ -25,6 +25,7 @@ class CoreWorkerHandler {
   LUMEN_HANDLER_DECL(PushTask);
   LUMEN_HANDLER_DECL(AddObjectLocation);
   LUMEN_HANDLER_DECL(PushActorTasks);
+  LUMEN_HANDLER_DECL(DrainActor);
 };
 
 std::unique_ptr<Service> MakeCoreWorkerService(ServiceContext ctx, CoreWorkerHandler* handler);
@@ -39,6 +40,7 @@ class CoreWorkerClient {
   LUMEN_CLIENT_DECL(PushTask);
   LUMEN_CLIENT_DECL(AddObjectLocation);
   LUMEN_CLIENT_DECL(PushActorTasks);
+  LUMEN_CLIENT_DECL(DrainActor);
 
  private:
   std::string address_;

@@ -38,6 +38,7 @@ class GcsClient {
   LUMEN_CLIENT_DECL(UnregisterNode);
   LUMEN_CLIENT_DECL(ReportNode);
   LUMEN_CLIENT_DECL(GetAllNodes);
+  LUMEN_CLIENT_DECL(DrainNode);
   LUMEN_CLIENT_DECL(AddJob);
   LUMEN_CLIENT_DECL(MarkJobFinished);
   LUMEN_CLIENT_DECL(GetJob);

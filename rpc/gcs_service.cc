@@ -12,6 +12,7 @@ LUMEN_RPC_METHOD(RegisterNode)
 LUMEN_RPC_METHOD(UnregisterNode)
 LUMEN_RPC_METHOD(ReportNode)
 LUMEN_RPC_METHOD(GetAllNodes)
+LUMEN_RPC_METHOD(DrainNode)
 LUMEN_SERVICE_END(GcsNodeHandler)
 
 LUMEN_SERVICE_BEGIN(JobGlue, GcsJobService, GcsJobHandler)

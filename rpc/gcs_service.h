@@ -16,6 +16,7 @@ class GcsNodeHandler {
   LUMEN_HANDLER_DECL(UnregisterNode);
   LUMEN_HANDLER_DECL(ReportNode);
   LUMEN_HANDLER_DECL(GetAllNodes);
+  LUMEN_HANDLER_DECL(DrainNode);
 };
 
 class GcsJobHandler {

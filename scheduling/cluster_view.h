@@ -16,6 +16,7 @@ struct NodeView {
   NodeResources resources;
   std::string address;  // node manager "host:port"
   bool alive = true;
+  bool draining = false;  // alive, but takes no new work
 };
 
 class ClusterView {

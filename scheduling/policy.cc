@@ -54,7 +54,8 @@ std::string InfeasibleMessage(const ClusterView& view, const ResourceSet& demand
 namespace {
 
 bool Fits(const NodeView& n, const ResourceSet& demand, bool now) {
-  return n.alive && demand.IsSubsetOf(now ? n.resources.available : n.resources.total);
+  return n.alive && !n.draining &&
+         demand.IsSubsetOf(now ? n.resources.available : n.resources.total);
 }
 
 // The least used node among those that fit (now or ever); a random one of the

@@ -6,7 +6,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
+#include "common/process.h"
 #include "gtest/gtest.h"
 #include "lumen/api.h"
 #include "test_tasks.h"
@@ -151,6 +154,57 @@ TEST_F(NodeLossTest, AnActorWithoutRestartsLeftFailsItsCallsNamingTheNode) {
   absl::Status dead = once.Ready(30'000);
   ASSERT_FALSE(dead.ok());
   EXPECT_NE(dead.message().find("died"), std::string::npos) << dead;
+}
+
+TEST_F(NodeLossTest, DrainingANodeMovesItsActorsWithoutFailingCallsAndLetsItLeave) {
+  const NodeId drained = cluster_->node_id(1);
+  const pid_t drained_pid = cluster_->node_pid(1);
+  // No restarts and no call retries: only a move that fails nothing passes.
+  auto counter =
+      Actor(Counter::Create).SetResource("spare", 1).SetSchedulingStrategy(On(1)).Remote(0);
+  auto where = Get(counter.Task(&Counter::Node).Remote(), 30'000);
+  ASSERT_TRUE(where.ok()) << where.status();
+  ASSERT_EQ(*where, drained.Hex());
+
+  // Calls keep coming while the node drains.
+  std::atomic<bool> done{false};
+  std::vector<ObjectRef<int>> calls;
+  std::mutex mu;
+  std::thread caller([&] {
+    while (!done) {
+      auto r = counter.Task(&Counter::Add).Remote(1);
+      std::lock_guard<std::mutex> lock(mu);
+      calls.push_back(r);
+      if (calls.size() % 20 == 0) (void)Get(r, 30'000);  // (keep a bounded backlog)
+    }
+  });
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return calls.size() > 50;
+  }));
+  std::string out;
+  int rc = testing::RunCommand(
+      std::string(LUMEN_CLI_PATH) + " drain " + drained.Hex().substr(0, 8) + " --address " +
+          cluster_->gcs_address() + " --token " + cluster_->token() + " --timeout-s 60 2>&1",
+      &out);
+  done = true;
+  caller.join();
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("left the cluster (drained)"), std::string::npos) << out;
+
+  for (size_t i = 0; i < calls.size(); ++i) {
+    auto r = Get(calls[i], 60'000);
+    ASSERT_TRUE(r.ok()) << "call " << i << " of " << calls.size() << ": " << r.status();
+  }
+  auto moved = Get(counter.Task(&Counter::Node).Remote(), 30'000);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, cluster_->node_id(2).Hex());
+  EXPECT_TRUE(WaitUntil([&] { return !ProcessAlive(drained_pid); }, 30'000))
+      << "the drained node manager did not exit";
+  EXPECT_TRUE(NodeDead(drained));
+  auto after = Get(Task(test_tasks::NodeOf).SetSchedulingStrategy(On(1)).Remote(), 30'000);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(*after, drained.Hex());
 }
 
 }  // namespace

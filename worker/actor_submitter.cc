@@ -1,6 +1,8 @@
 // Calls on actors; see actor_submitter.h.
 #include "worker/actor_submitter.h"
 
+#include "worker/task_executor.h"
+
 #include "common/logging.h"
 #include "lumen/serialization.h"
 #include "rpc/rpc.h"
@@ -228,8 +230,12 @@ void ActorTaskSubmitter::OnReply(const ActorId& id, int incarnation, std::vector
   workers_->Remove(AddressOf(a.info.address()));
   std::string cause = "it died while running this call (" + std::string(status.message()) + ")";
   std::vector<Call> again;
+  // A worker that is moving its actor ran none of these: send them again.
+  bool moving = absl::IsAborted(status) && status.message() == kActorMoving;
   for (Call& c : batch) {
-    if (c.retries_left.value_or(0) != 0) {
+    if (moving) {
+      again.push_back(c);
+    } else if (c.retries_left.value_or(0) != 0) {
       if (*c.retries_left > 0) --*c.retries_left;
       again.push_back(c);
     } else {

@@ -603,6 +603,16 @@ void CoreWorker::HandlePushActorTasks(const proto::PushActorTasksRequest& reques
   executor_->EnqueueActorCalls(request, reply, std::move(send));
 }
 
+void CoreWorker::HandleDrainActor(const proto::DrainActorRequest& request,
+                                  proto::DrainActorReply* reply, rpc::SendReply send) {
+  if (options_.is_driver) {
+    send(absl::FailedPreconditionError("drivers host no actors"));
+    return;
+  }
+  auto shared = std::make_shared<rpc::SendReply>(std::move(send));
+  executor_->Drain([shared] { (*shared)(absl::OkStatus()); });
+}
+
 void CoreWorker::HandleAddObjectLocation(const proto::AddObjectLocationRequest& request,
                                          proto::AddObjectLocationReply* reply,
                                          rpc::SendReply send) {

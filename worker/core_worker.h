@@ -96,6 +96,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   LUMEN_HANDLER_IMPL(PushTask);
   LUMEN_HANDLER_IMPL(AddObjectLocation);
   LUMEN_HANDLER_IMPL(PushActorTasks);
+  LUMEN_HANDLER_IMPL(DrainActor);
 
   RuntimeContext Context() const;
   rpc::GcsClient* gcs() { return gcs_.get(); }

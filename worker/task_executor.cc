@@ -45,6 +45,13 @@ void TaskExecutor::EnqueueActorCalls(const proto::PushActorTasksRequest& request
     send(absl::OkStatus());
     return;
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_) {
+      send(absl::AbortedError(kActorMoving));
+      return;
+    }
+  }
   for (int i = 0; i < n; ++i) reply->add_results();
   auto remaining = std::make_shared<std::atomic<int>>(n);
   auto answer = std::make_shared<rpc::SendReply>(std::move(send));
@@ -81,10 +88,30 @@ void TaskExecutor::Run() {
       if (stopped_) return;
       item = std::move(queue_.front());
       queue_.pop_front();
+      running_++;
     }
     Execute(*item.spec, item.reply);
     item.done(absl::OkStatus());
+    std::vector<std::function<void()>> drained;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_--;
+      if (draining_ && running_ == 0 && queue_.empty()) drained.swap(drained_);
+    }
+    for (auto& f : drained) f();
   }
+}
+
+void TaskExecutor::Drain(std::function<void()> drained) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    draining_ = true;
+    if (running_ > 0 || !queue_.empty()) {
+      drained_.push_back(std::move(drained));
+      return;
+    }
+  }
+  drained();
 }
 
 void TaskExecutor::Stop() {

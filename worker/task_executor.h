@@ -26,6 +26,9 @@
 
 namespace lumen::worker {
 
+// What a draining actor's worker answers calls it will not run.
+inline constexpr char kActorMoving[] = "the actor is moving to another node";
+
 class TaskExecutor {
  public:
   // `set_current_task` tells the core worker which task the calling thread
@@ -44,6 +47,9 @@ class TaskExecutor {
   // Calls on the hosted actor; answered once all have run.
   void EnqueueActorCalls(const proto::PushActorTasksRequest& request,
                          proto::PushActorTasksReply* reply, rpc::SendReply send);
+  // Takes no more actor calls (they get ABORTED with kActorMoving) and calls
+  // `drained` once the queued and running ones are done.
+  void Drain(std::function<void()> drained);
   // Runs queued work on the calling thread until Stop().
   void Run();
   void Stop();
@@ -71,6 +77,9 @@ class TaskExecutor {
   std::condition_variable cv_;
   std::deque<Item> queue_;
   bool stopped_ = false;
+  bool draining_ = false;
+  int running_ = 0;
+  std::vector<std::function<void()>> drained_;
   std::vector<std::thread> extra_threads_;
   // The hosted actor; set once, before any of its calls runs.
   std::shared_ptr<void> actor_;
