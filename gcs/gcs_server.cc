@@ -67,12 +67,10 @@ absl::Status GcsServer::Restore() {
     identity_.set_cluster_id(NodeId::FromRandom().Hex());  // 16 random bytes
     LUMEN_RETURN_IF_ERROR(store_->Put(kMeta, "cluster_id", identity_.cluster_id()));
   }
-  if (!identity_.persistent()) {
-    identity_.set_lost_after_ms(config_.lost_after_ms > 0 ? config_.lost_after_ms
-                                                          : config_.node_timeout_ms);
-  }
+  // In memory the GCS's death is the cluster's: no need to wait long.
+  int64_t patience = identity_.persistent() ? kPersistentLostAfterMs : config_.node_timeout_ms;
+  identity_.set_lost_after_ms(config_.lost_after_ms > 0 ? config_.lost_after_ms : patience);
   publisher_.SetIdentity(identity_);
-  nodes_.SetIdentity(identity_);
   return absl::OkStatus();
 }
 

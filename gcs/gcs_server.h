@@ -17,6 +17,7 @@
 namespace lumen::gcs {
 
 inline constexpr int kDefaultGcsPort = 6389;
+inline constexpr int64_t kPersistentLostAfterMs = 60'000;
 
 struct GcsConfig {
   std::string host = "127.0.0.1";
@@ -26,8 +27,9 @@ struct GcsConfig {
   int64_t heartbeat_period_ms = 500;
   int64_t node_timeout_ms = 4000;
   int64_t max_poll_hold_ms = 10'000;
-  // With storage in memory: how long clients that cannot reach the GCS wait
-  // before they know the cluster is gone (0: the node timeout).
+  // How long clients that cannot reach the GCS wait before they take the
+  // cluster for gone (0: the node timeout in memory, 60 s with storage that
+  // a restarted GCS finds again).
   int64_t lost_after_ms = 0;
 };
 

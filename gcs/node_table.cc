@@ -30,7 +30,6 @@ void GcsNodeTable::HandleRegisterNode(const proto::RegisterNodeRequest& request,
   reply->set_heartbeat_period_ms(options_.heartbeat_period_ms);
   reply->set_node_timeout_ms(options_.node_timeout_ms);
   reply->set_session_dir(options_.session_dir);
-  *reply->mutable_cluster() = identity_;
   send(absl::OkStatus());
 }
 
@@ -45,7 +44,6 @@ void GcsNodeTable::HandleUnregisterNode(const proto::UnregisterNodeRequest& requ
 
 void GcsNodeTable::HandleReportNode(const proto::ReportNodeRequest& request,
                                     proto::ReportNodeReply* reply, rpc::SendReply send) {
-  *reply->mutable_cluster() = identity_;
   auto it = nodes_.find(NodeId::FromBinary(request.node_id()));
   if (it == nodes_.end()) {
     send(absl::NotFoundError("node is not registered: register first"));

@@ -42,7 +42,6 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   // Loads the nodes a GCS before this one knew (persistent storage); live
   // ones get a full timeout to report to this GCS.
   absl::Status Restore();
-  void SetIdentity(proto::ClusterIdentity identity) { identity_ = std::move(identity); }
   size_t NumAlive() const;
 
   // What the GCS knows of every live node's resources, for placing actors
@@ -76,7 +75,6 @@ class GcsNodeTable : public rpc::GcsNodeHandler {
   std::map<NodeId, Entry> nodes_;
   std::vector<std::function<void(const NodeId&)>> death_listeners_;
   std::vector<std::function<void(const NodeId&)>> drain_listeners_;
-  proto::ClusterIdentity identity_;
 };
 
 }  // namespace lumen::gcs

@@ -78,10 +78,15 @@ void GcsSubscriber::Unreachable(const absl::Status& why) {
   if (unreachable_since_ms_ == 0) unreachable_since_ms_ = now;
   int64_t patience = cluster_.lost_after_ms();
   if (patience <= 0 || now - unreachable_since_ms_ < patience) return;
-  Lost("the GCS at " + gcs_->address() + " has not answered for " +
-       std::to_string(now - unreachable_since_ms_) + " ms (" + std::string(why.message()) +
-       ") and kept the cluster's state in memory, so the cluster is gone; start a new one (or "
-       "run the head with --storage redis://HOST:PORT to survive a GCS restart)");
+  std::string silent = "the GCS at " + gcs_->address() + " has not answered for " +
+                       std::to_string(now - unreachable_since_ms_) + " ms (" +
+                       std::string(why.message()) + ")";
+  Lost(cluster_.persistent()
+           ? silent + "; it did not come back, so the cluster is taken for gone"
+           : silent +
+                 " and kept the cluster's state in memory, so the cluster is gone; start a "
+                 "new one (or run the head with --storage redis://HOST:PORT to survive a "
+                 "GCS restart)");
 }
 
 void GcsSubscriber::Lost(const std::string& why) {

@@ -38,8 +38,8 @@ class GcsSubscriber {
     on_key_watched_ = std::move(f);
   }
   // Called once (on the loop) when the cluster is gone: the GCS came back
-  // as another cluster (its storage was in memory), or, with storage in
-  // memory, stayed unreachable past the time it announced.
+  // as another cluster (its storage was in memory), or stayed unreachable
+  // past the time it announced.
   void OnClusterLost(std::function<void(const std::string&)> f) { on_lost_ = std::move(f); }
 
  private:

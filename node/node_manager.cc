@@ -148,7 +148,6 @@ absl::Status NodeManager::Register() {
                                                    hint);
   }
   heartbeat_period_ms_ = std::max<int64_t>(10, reply->heartbeat_period_ms());
-  cluster_ = reply->cluster();
   session_dir_ = config_.session_dir.empty() ? reply->session_dir() : config_.session_dir;
   if (session_dir_.empty()) session_dir_ = LumenHome() + "/session-adhoc";
   return absl::OkStatus();
@@ -273,14 +272,12 @@ void NodeManager::ApplyNode(const proto::NodeInfo& info) {
     if (info.state() == proto::NodeInfo::DEAD && fatal_) {
       fatal_("the GCS declared this node dead: " + info.death_reason());
     }
-    if (info.draining() && !draining_) {
-      draining_ = true;
+    const NodeView* self = view_.Find(node_id_);
+    if (info.draining() && self != nullptr && !self->draining) {
       LUMEN_LOG_INFO("draining: taking no new work; leaving once idle");
-      if (const NodeView* self = view_.Find(node_id_)) {
-        NodeView v = *self;
-        v.draining = true;
-        view_.Upsert(std::move(v));
-      }
+      NodeView v = *self;
+      v.draining = true;
+      view_.Upsert(std::move(v));
       leases_->OnClusterChanged();  // what waits here goes elsewhere
       LeaveWhenIdle();
     }
@@ -358,30 +355,12 @@ void NodeManager::ReportToGcs() {
   req.set_resources_changed(resources_dirty_);
   req.set_resources_version(info.resources_version());
   resources_dirty_ = false;
+  // A GCS that lost the cluster is noticed by the subscriber (OnClusterLost).
   gcs_->ReportNode(req, [this](absl::Status s, proto::ReportNodeReply reply) {
-    if (absl::IsNotFound(s) || (s.ok() && reply.cluster().cluster_id() != cluster_.cluster_id())) {
-      if (fatal_) {
-        fatal_("the GCS at " + config_.gcs_address +
-               " no longer knows this node: it restarted without this cluster's state (storage "
-               "in memory); start a new cluster, or run the head with --storage redis://HOST:PORT");
-      }
-      return;
-    }
     if (!s.ok()) {
       resources_dirty_ = true;  // send them again next time
       LUMEN_LOG_DEBUG("report to GCS failed: {}", s.ToString());
-      int64_t now = RealClock::Get()->NowMs();
-      if (gcs_unreachable_since_ms_ == 0) gcs_unreachable_since_ms_ = now;
-      if (cluster_.persistent() &&
-          now - gcs_unreachable_since_ms_ > config_.gcs_reconnect_timeout_ms && fatal_) {
-        fatal_("the GCS at " + config_.gcs_address + " has not come back in " +
-               std::to_string(config_.gcs_reconnect_timeout_ms) + " ms");
-      }
       return;
-    }
-    if (gcs_unreachable_since_ms_ != 0) {
-      LUMEN_LOG_INFO("GCS at {} answers again", config_.gcs_address);
-      gcs_unreachable_since_ms_ = 0;
     }
     if (reply.node_is_dead() && fatal_) fatal_("the GCS declared this node dead");
   });

@@ -41,9 +41,6 @@ struct NodeManagerConfig {
   std::string worker_path;  // empty: lumen_worker next to this executable
   int64_t idle_worker_timeout_ms = 60'000;
   int64_t gcs_connect_timeout_ms = 30'000;
-  // A GCS with persistent storage that stays unreachable this long is taken
-  // for gone for good: the node leaves.
-  int64_t gcs_reconnect_timeout_ms = 60'000;
 };
 
 // The resources of this machine: CPU (hardware threads), GPU (NVIDIA
@@ -111,8 +108,6 @@ class NodeManager : public rpc::NodeManagerHandler {
   std::string session_dir_;
   ResourceSet total_;
   int64_t heartbeat_period_ms_ = 500;
-  proto::ClusterIdentity cluster_;  // from registration
-  int64_t gcs_unreachable_since_ms_ = 0;
 
   EventLoop loop_{"node_manager"};
   rpc::GrpcServer server_;
@@ -134,7 +129,6 @@ class NodeManager : public rpc::NodeManagerHandler {
   bool stopped_ = false;
   std::function<void(const std::string&)> fatal_;
   std::function<void(const std::string&)> leave_;
-  bool draining_ = false;
   std::string stop_reason_ = "node manager stopped";
   // Draining: leaves once no lease is held (actors moved, tasks done).
   void LeaveWhenIdle();

@@ -23,15 +23,15 @@ class ActorTest : public ::testing::Test {
   static void SetUpTestSuite() {
     worker::LocalClusterOptions options;
     options.nodes.assign(3, worker::LocalNodeOptions{{{"CPU", 2}}, 64 << 20});
-    auto started = worker::LocalCluster::Start(options);
+    auto started = testing::StartAndConnect(options);
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = started->release();
-    ASSERT_TRUE(Connect().ok());
   }
   static void TearDownTestSuite() {
     Shutdown();
     delete cluster_;
   }
+  // Joins the cluster again (after a Shutdown).
   static absl::Status Connect() {
     Config config;
     config.address = cluster_->gcs_address();

@@ -24,14 +24,9 @@ class ClusterTest : public ::testing::Test {
   static void SetUpTestSuite() {
     worker::LocalClusterOptions options;
     options.nodes.assign(3, worker::LocalNodeOptions{{{"CPU", 1}}, kStoreBytes});
-    auto started = worker::LocalCluster::Start(options);
+    auto started = testing::StartAndConnect(options);
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = started->release();
-    Config config;
-    config.address = cluster_->gcs_address();
-    config.token = cluster_->token();
-    absl::Status s = Init(config);
-    ASSERT_TRUE(s.ok()) << s;
   }
   static void TearDownTestSuite() {
     Shutdown();

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -33,13 +32,9 @@ class NodeLossTest : public ::testing::Test {
                      worker::LocalNodeOptions{{{"CPU", 2}, {"spare", 1}}, 64 << 20}};
     options.node_timeout_ms = 1000;
     options.heartbeat_period_ms = 100;
-    auto started = worker::LocalCluster::Start(options);
+    auto started = testing::StartAndConnect(options);
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = std::move(*started);
-    Config config;
-    config.address = cluster_->gcs_address();
-    config.token = cluster_->token();
-    ASSERT_TRUE(Init(config).ok());
   }
   void TearDown() override {
     Shutdown();
@@ -82,8 +77,11 @@ TEST_F(NodeLossTest, ActorsRestartElsewhereTasksRetryAndLostObjectsAreMadeAgain)
   for (int i = 0; i < 3; ++i) {
     made.push_back(Task(test_tasks::MakeData).SetSchedulingStrategy(On(1)).Remote(kWords, i));
   }
-  auto fragile =
-      Task(test_tasks::MakeData).SetMaxRetries(0).SetSchedulingStrategy(On(1)).Remote(kWords, 99);
+  // (Pinned hard: a soft pin may run it elsewhere while the node is busy.)
+  auto fragile = Task(test_tasks::MakeData)
+                     .SetMaxRetries(0)
+                     .SetSchedulingStrategy(SchedulingStrategy::NodeAffinity(victim))
+                     .Remote(kWords, 99);
   std::vector<ObjectRef<std::vector<uint32_t>>> all = made;
   all.push_back(fragile);
   auto ready = Wait(all, static_cast<int>(all.size()), 60'000);
@@ -94,12 +92,8 @@ TEST_F(NodeLossTest, ActorsRestartElsewhereTasksRetryAndLostObjectsAreMadeAgain)
 
   // A task running there when the node dies.
   auto running = Task(test_tasks::WaitForRelease).SetSchedulingStrategy(On(1)).Remote(dir.path());
-  ASSERT_TRUE(WaitUntil([&] {
-    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
-      if (e.path().filename().string().rfind("pid.", 0) == 0) return true;
-    }
-    return false;
-  })) << "the long task never started";
+  ASSERT_TRUE(WaitUntil([&] { return testing::HasFileStartingWith(dir.path(), "pid."); }))
+      << "the long task never started";
 
   cluster_->KillNode(1);
   ASSERT_TRUE(WaitUntil([&] { return NodeDead(victim); }, 30'000))

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 
 #include "common/process.h"
@@ -87,13 +86,9 @@ class GcsRestartTest : public ::testing::Test {
     options.gcs_storage = storage;
     options.node_timeout_ms = 2000;
     options.heartbeat_period_ms = 100;
-    auto started = worker::LocalCluster::Start(options);
+    auto started = testing::StartAndConnect(options);
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = std::move(*started);
-    Config config;
-    config.address = cluster_->gcs_address();
-    config.token = cluster_->token();
-    ASSERT_TRUE(Init(config).ok());
   }
   void TearDown() override {
     Shutdown();
@@ -117,12 +112,8 @@ TEST_F(GcsRestartTest, WithRedisStorageAKilledGcsComesBackAndTheClusterCarriesOn
   ASSERT_TRUE(group.ok()) << group.status();
   ASSERT_TRUE(group->Wait(30'000).ok());
   auto running = Task(test_tasks::WaitForRelease).Remote(dir.path());
-  ASSERT_TRUE(WaitUntil([&] {
-    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
-      if (e.path().filename().string().rfind("pid.", 0) == 0) return true;
-    }
-    return false;
-  })) << "the long task never started";
+  ASSERT_TRUE(WaitUntil([&] { return testing::HasFileStartingWith(dir.path(), "pid."); }))
+      << "the long task never started";
   std::vector<pid_t> nodes = {cluster_->node_pid(0), cluster_->node_pid(1)};
 
   cluster_->KillGcs();
@@ -176,12 +167,7 @@ TEST_F(GcsRestartTest, WithMemoryStorageLosingTheGcsTellsEveryClientTheClusterIs
   ASSERT_NO_FATAL_FAILURE(StartCluster(""));
   testing::TempDir dir;
   auto running = Task(test_tasks::WaitForRelease).Remote(dir.path());
-  ASSERT_TRUE(WaitUntil([&] {
-    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
-      if (e.path().filename().string().rfind("pid.", 0) == 0) return true;
-    }
-    return false;
-  }));
+  ASSERT_TRUE(WaitUntil([&] { return testing::HasFileStartingWith(dir.path(), "pid."); }));
   std::vector<pid_t> nodes = {cluster_->node_pid(0), cluster_->node_pid(1)};
   cluster_->KillGcs();
 

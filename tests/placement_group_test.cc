@@ -24,13 +24,9 @@ class PlacementGroupTest : public ::testing::Test {
   static void SetUpTestSuite() {
     worker::LocalClusterOptions options;
     options.nodes.assign(3, worker::LocalNodeOptions{{{"CPU", 2}}, 64 << 20});
-    auto started = worker::LocalCluster::Start(options);
+    auto started = testing::StartAndConnect(options);
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = started->release();
-    Config config;
-    config.address = cluster_->gcs_address();
-    config.token = cluster_->token();
-    ASSERT_TRUE(Init(config).ok());
   }
   static void TearDownTestSuite() {
     Shutdown();

@@ -11,8 +11,29 @@
 #include <map>
 #include <thread>
 
+#include "lumen/api.h"
+
 namespace lumen::testing {
 namespace fs = std::filesystem;
+
+bool HasFileStartingWith(const std::string& dir, const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<worker::LocalCluster>> StartAndConnect(
+    const worker::LocalClusterOptions& options) {
+  auto cluster = worker::LocalCluster::Start(options);
+  if (!cluster.ok()) return cluster.status();
+  Config config;
+  config.address = (*cluster)->gcs_address();
+  config.token = (*cluster)->token();
+  if (absl::Status s = Init(config); !s.ok()) return s;
+  return cluster;
+}
 
 bool WaitUntil(const std::function<bool()>& condition, int64_t timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -6,8 +6,12 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
+
+#include "absl/status/statusor.h"
+#include "worker/local_cluster.h"
 
 namespace lumen::testing {
 
@@ -32,5 +36,13 @@ pid_t ParentOf(pid_t pid);
 
 // Runs a shell command; returns its exit code and puts stdout+stderr in `output`.
 int RunCommand(const std::string& command, std::string* output);
+
+// Whether `dir` holds a file whose name starts with `prefix`.
+bool HasFileStartingWith(const std::string& dir, const std::string& prefix);
+
+// Starts a cluster of real processes and makes this program its driver
+// (lumen::Init against it).
+absl::StatusOr<std::unique_ptr<worker::LocalCluster>> StartAndConnect(
+    const worker::LocalClusterOptions& options);
 
 }  // namespace lumen::testing

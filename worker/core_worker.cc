@@ -552,15 +552,23 @@ ObjectId CoreWorker::Submit(const internal::TaskOptions& options,
   ApiCall call(this);
   if (call.stopped()) return ObjectId();
   TaskId task = NormalTaskId(options_.job_id, CurrentTask(), NextSubmitIndex());
+  return BuildAndSubmit(proto::NORMAL_TASK, task, ActorId(), options, std::move(args));
+}
+
+ObjectId CoreWorker::BuildAndSubmit(proto::TaskType type, const TaskId& task, const ActorId& actor,
+                                    const internal::TaskOptions& options,
+                                    std::vector<internal::TaskArg> args) {
   ObjectId result = ReturnObjectId(task, 1);
   refs_.AddOwned(result);
   if (absl::Status ok = CheckCallable(options.function_name); !ok.ok()) {
     return FailedObject(result, ok);
   }
   std::vector<ObjectId> ref_args;
-  auto spec = BuildSpec(proto::NORMAL_TASK, task, options, std::move(args), &ref_args);
+  auto spec = BuildSpec(type, task, options, std::move(args), &ref_args);
   if (!spec.ok()) return FailedObject(result, spec.status());
-  return SubmitBuilt(std::move(*spec), result, std::move(ref_args), false);
+  bool actor_task = !actor.IsNil();
+  if (actor_task) spec->set_actor_id(actor.Binary());
+  return SubmitBuilt(std::move(*spec), result, std::move(ref_args), actor_task);
 }
 
 ObjectId CoreWorker::SubmitBuilt(proto::TaskSpec spec, const ObjectId& result,

@@ -127,6 +127,11 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
                                             const internal::TaskOptions& o,
                                             std::vector<internal::TaskArg> args,
                                             std::vector<ObjectId>* ref_args);
+  // Makes the task's return object and submits the task (an actor call when
+  // `actor` is set), or fails the object with what is wrong.
+  ObjectId BuildAndSubmit(proto::TaskType type, const TaskId& task, const ActorId& actor,
+                          const internal::TaskOptions& options,
+                          std::vector<internal::TaskArg> args);
   // Adds a built task (and the references it holds) and hands it to the loop.
   ObjectId SubmitBuilt(proto::TaskSpec spec, const ObjectId& result, std::vector<ObjectId> ref_args,
                        bool actor_task);

@@ -62,16 +62,7 @@ ObjectId CoreWorker::SubmitActorTask(const ActorId& actor, const internal::TaskO
   ApiCall call(this);
   if (call.stopped()) return ObjectId();
   TaskId task = ActorTaskId(actor, CurrentTask(), NextSubmitIndex());
-  ObjectId result = ReturnObjectId(task, 1);
-  refs_.AddOwned(result);
-  if (absl::Status ok = CheckCallable(options.function_name); !ok.ok()) {
-    return FailedObject(result, ok);
-  }
-  std::vector<ObjectId> ref_args;
-  auto spec = BuildSpec(proto::ACTOR_TASK, task, options, std::move(args), &ref_args);
-  if (!spec.ok()) return FailedObject(result, spec.status());
-  spec->set_actor_id(actor.Binary());
-  return SubmitBuilt(std::move(*spec), result, std::move(ref_args), true);
+  return BuildAndSubmit(proto::ACTOR_TASK, task, actor, options, std::move(args));
 }
 
 absl::StatusOr<ActorId> CoreWorker::GetNamedActor(const std::string& name, const std::string& ns,
