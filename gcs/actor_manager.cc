@@ -390,7 +390,13 @@ void GcsActorManager::OnNodeDraining(const NodeId& node) {
     auto moved = [this, actor, attempt](absl::Status s, proto::DrainActorReply) {
       Actor* a = Find(actor);
       if (a == nullptr || a->attempt != attempt) return;
-      KillWorker(*a, "its actor moved off a draining node");
+      // The drained worker exits once its last answers are out; kill it
+      // only if it has not after a while.
+      Actor old;
+      old.worker = a->worker;
+      old.node_manager = a->node_manager;
+      loop_->PostAfter("actors.kill_moved_worker", std::chrono::seconds(5),
+                       [this, old] { KillWorker(old, "its actor moved off a draining node"); });
       a->worker = WorkerId();
       a->node = NodeId();
       Schedule(actor);

@@ -156,6 +156,20 @@ void ActorTaskSubmitter::OnActorChange(const proto::ActorInfo& info) {
     return;
   }
   Announce(id, info);
+  std::vector<Actor::LostCall> lost;
+  lost.swap(a.lost_calls);
+  std::vector<Call> resend;
+  for (const auto& l : lost) {
+    if (info.state() == proto::ActorInfo::DEAD) {
+      tasks_->Fail(l.task, Died(a, info.death_cause()));
+    } else if (int restarts = info.num_restarts() - l.incarnation;
+               restarts > 0 && restarts <= info.num_moves() - l.moves) {  // only moves since
+      resend.push_back(Call{l.task, /*ready=*/true, /*retries_left=*/0});
+    } else {
+      tasks_->Fail(l.task, Died(a, l.cause));
+    }
+  }
+  a.queue.insert(a.queue.begin(), resend.begin(), resend.end());
   if (info.state() == proto::ActorInfo::DEAD) {
     FailQueued(a, Died(a, info.death_cause()));
   } else if (info.state() == proto::ActorInfo::ALIVE) {
@@ -202,18 +216,19 @@ void ActorTaskSubmitter::Flush(const ActorId& id) {
     if (batch.empty()) break;
     a.batches_in_flight++;
     int incarnation = a.info.num_restarts();
+    int moves = a.info.num_moves();
     workers_->Get(AddressOf(a.info.address()))
         ->PushActorTasks(req,
-                         [this, id, incarnation, batch = std::move(batch)](
+                         [this, id, incarnation, moves, batch = std::move(batch)](
                              absl::Status s, proto::PushActorTasksReply reply) mutable {
-                           OnReply(id, incarnation, std::move(batch), s, reply);
+                           OnReply(id, incarnation, moves, std::move(batch), s, reply);
                          },
                          {.timeout_ms = kCallTimeoutMs});
   }
 }
 
-void ActorTaskSubmitter::OnReply(const ActorId& id, int incarnation, std::vector<Call> batch,
-                                 const absl::Status& status,
+void ActorTaskSubmitter::OnReply(const ActorId& id, int incarnation, int moves,
+                                 std::vector<Call> batch, const absl::Status& status,
                                  const proto::PushActorTasksReply& reply) {
   Actor& a = actors_[id];
   a.batches_in_flight--;
@@ -238,8 +253,10 @@ void ActorTaskSubmitter::OnReply(const ActorId& id, int incarnation, std::vector
     } else if (c.retries_left.value_or(0) != 0) {
       if (*c.retries_left > 0) --*c.retries_left;
       again.push_back(c);
+    } else if (a.info.state() == proto::ActorInfo::DEAD) {
+      tasks_->Fail(c.task, Died(a, a.info.death_cause()));
     } else {
-      tasks_->Fail(c.task, Died(a, cause + "; max_task_retries is used up"));
+      a.lost_calls.push_back({c.task, cause + "; max_task_retries is used up", incarnation, moves});
     }
   }
   a.queue.insert(a.queue.begin(), again.begin(), again.end());

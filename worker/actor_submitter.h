@@ -71,12 +71,27 @@ class ActorTaskSubmitter {
     std::chrono::steady_clock::time_point failed_at;
     bool recheck_scheduled = false;
     bool registering = false;  // made here, the GCS may not know it yet
+    // Calls lost with a worker and out of retries: they fail once the GCS
+    // says what became of the actor, so the error names the real cause
+    // (killed, removed group...) rather than only the broken connection;
+    // if the actor was moved off a draining node meanwhile they are sent
+    // again (a draining worker finishes every call it took before it goes,
+    // so these never ran).
+    struct LostCall {
+      TaskId task;
+      std::string cause;
+      int incarnation = 0;  // the actor's num_restarts and num_moves when sent
+      int moves = 0;
+    };
+    std::vector<LostCall> lost_calls;
   };
 
   Actor& Use(const ActorId& id);
   void Lookup(const ActorId& id);
   void Flush(const ActorId& id);
-  void OnReply(const ActorId& id, int incarnation, std::vector<Call> batch,
+  // `incarnation` and `moves`: the actor's num_restarts and num_moves when
+  // the batch was sent.
+  void OnReply(const ActorId& id, int incarnation, int moves, std::vector<Call> batch,
                const absl::Status& status, const proto::PushActorTasksReply& reply);
   void FailQueued(Actor& a, const absl::Status& error);
   bool Suspect(const Actor& a, const proto::ActorInfo& info) const;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <thread>
 
 #include "common/ids.h"
 #include "common/logging.h"
@@ -618,7 +619,17 @@ void CoreWorker::HandleDrainActor(const proto::DrainActorRequest& request,
     return;
   }
   auto shared = std::make_shared<rpc::SendReply>(std::move(send));
-  executor_->Drain([shared] { (*shared)(absl::OkStatus()); });
+  executor_->Drain([this, shared] {
+    (*shared)(absl::OkStatus());
+    // Leave once every reply is out (a kill could cut a call's answer off):
+    // a graceful server shutdown waits for them.
+    std::thread([this] {
+      server_.Shutdown();
+      LUMEN_LOG_INFO("actor moved: worker exiting");
+      logging::Flush();
+      ::_exit(0);
+    }).detach();
+  });
 }
 
 void CoreWorker::HandleAddObjectLocation(const proto::AddObjectLocationRequest& request,
