@@ -51,7 +51,7 @@ void StopOnParentExit() {
 
 int RunGcsServer(const GcsServerFlags& flags) {
   sigset_t stop = BlockStopSignals();
-  logging::Init("gcs", "", logging::Level::kInfo);
+  InitProcess("gcs", logging::Level::kInfo);
   gcs::GcsConfig config;
   config.host = flags.host;
   config.port = flags.port;
@@ -79,7 +79,7 @@ int RunGcsServer(const GcsServerFlags& flags) {
 
 int RunNodeManager(const NodeManagerFlags& flags) {
   sigset_t stop = BlockStopSignals();
-  logging::Init("node", "", logging::Level::kInfo);
+  InitProcess("node", logging::Level::kInfo);
   node::NodeManagerConfig config;
   config.gcs_address = flags.gcs;
   config.token = TokenFromEnv();

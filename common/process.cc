@@ -15,9 +15,17 @@
 #include <map>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
+#include "common/logging.h"
+
 extern char** environ;
 
 namespace lumen {
+
+void InitProcess(const std::string& component, logging::Level level) {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  logging::Init(component, "", level);
+}
 namespace {
 
 constexpr int kLifelineFd = 3;

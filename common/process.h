@@ -18,6 +18,15 @@
 #include "common/status.h"
 
 namespace lumen {
+namespace logging {
+enum class Level;  // common/logging.h
+}
+
+// What every lumen process (driver, GCS, node manager, worker) does first:
+// sets up logging for `component`, and turns off abseil's mutex deadlock
+// graph, which Debian's abseil keeps on (built without NDEBUG) and which
+// then costs every lock gRPC takes.
+void InitProcess(const std::string& component, logging::Level level);
 
 struct ProcessSpec {
   std::vector<std::string> argv;                         // argv[0] is the executable's path

@@ -323,6 +323,7 @@ void GcsActorManager::HandleKillActor(const proto::KillActorRequest& request,
     a->attempt++;
     OnWorkerGone(*a, "killed by lumen::Kill");
   }
+  *reply->mutable_actor() = a->info;
   send(absl::OkStatus());
 }
 

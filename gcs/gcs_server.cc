@@ -19,7 +19,11 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock, std::unique_ptr<StoreClient
     : config_(std::move(config)),
       clock_(clock),
       store_(store ? std::move(store) : std::make_unique<InMemoryStoreClient>()),
-      publisher_(clock, Publisher::Options{.max_poll_hold_ms = config_.max_poll_hold_ms}),
+      publisher_(clock, Publisher::Options{.max_poll_hold_ms = config_.max_poll_hold_ms,
+                                           .defer =
+                                               [this](std::function<void()> flush) {
+                                                 loop_.Post("gcs.pubsub_flush", std::move(flush));
+                                               }}),
       nodes_(store_.get(), &publisher_, clock,
              NodeTableOptions{.heartbeat_period_ms = config_.heartbeat_period_ms,
                               .node_timeout_ms = config_.node_timeout_ms,

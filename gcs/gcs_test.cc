@@ -94,6 +94,37 @@ TEST_F(PubSubTest, ResourceUpdatesNotYetSentAreCoalesced) {
   EXPECT_EQ(polled->reply.messages(0).node().start_time_ms(), 5);
 }
 
+TEST(DeferredPubSubTest, ABurstOfPublishesIsOneReply) {
+  FakeClock clock;
+  std::vector<std::function<void()>> deferred;
+  Publisher publisher(&clock, Publisher::Options{.defer = [&](std::function<void()> task) {
+    deferred.push_back(std::move(task));
+  }});
+  proto::SubscribeRequest sub;
+  sub.set_subscriber_id("s");
+  sub.add_channels(proto::NODE_CHANGES);
+  proto::SubscribeReply sub_reply;
+  Answer subscribed;
+  publisher.HandleSubscribe(sub, &sub_reply, subscribed.send());
+  ASSERT_TRUE(subscribed.ok());
+  proto::PollRequest poll;
+  poll.set_subscriber_id("s");
+  proto::PollReply polled;
+  Answer answer;
+  publisher.HandlePoll(poll, &polled, answer.send());
+  for (int i = 0; i < 3; ++i) {
+    proto::PubMessage m;
+    m.set_channel(proto::NODE_CHANGES);
+    m.set_key("n" + std::to_string(i));
+    publisher.Publish(m);
+  }
+  EXPECT_FALSE(answer.status) << "the poll is answered by the deferred task, not by Publish";
+  ASSERT_EQ(deferred.size(), 1u) << "one task for the whole burst";
+  deferred[0]();
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(polled.messages_size(), 3);
+}
+
 TEST_F(PubSubTest, HeldPollsEndAndSilentSubscribersAreForgotten) {
   Subscribe("s", {proto::NODE_CHANGES});
   auto held = Poll("s", 0);

@@ -97,16 +97,19 @@ ClusterView GcsPlacementGroupManager::ViewWithAdjustments() {
     return a.until_ms < now || (a.version > 0 && nodes_->ResourcesVersion(a.node) >= a.version);
   });
   ClusterView view = nodes_->View();
+  // Summed per node first: a burst of groups leaves many adjustments.
+  std::map<NodeId, std::pair<ResourceSet, ResourceSet>> net;  // given back, taken
   for (const auto& a : adjustments_) {
-    const NodeView* n = view.Find(a.node);
+    auto& [given, taken] = net[a.node];
+    (a.credit ? given : taken).Add(a.resources);
+  }
+  for (const auto& [node, change] : net) {
+    const NodeView* n = view.Find(node);
     if (n == nullptr) continue;
     ResourceSet left = n->resources.available;
-    if (a.credit) {
-      left.Add(a.resources);
-    } else {
-      left.Subtract(a.resources);
-    }
-    view.SetAvailable(a.node, left);
+    left.Add(change.first);
+    left.Subtract(change.second);
+    view.SetAvailable(node, left);
   }
   return view;
 }
@@ -348,13 +351,13 @@ void GcsPlacementGroupManager::HandleRemovePlacementGroup(
           {node, id, credits[node], true, 0, clock_->NowMs() + kAdjustmentMemoryMs});
     }
   }
-  ReturnOn(id, holders, /*removed=*/true);
   names_.erase(g.info.name());
   SetState(g, proto::PlacementGroupInfo::REMOVED);
   (void)store_->Delete(kGroupsTable, id.Binary());
   groups_.erase(it);
+  send(absl::OkStatus());  // the rest only sends messages; the caller need not wait
+  ReturnOn(id, holders, /*removed=*/true);
   for (const auto& listener : removal_listeners_) listener(id);
-  send(absl::OkStatus());
 }
 
 void GcsPlacementGroupManager::HandleGetPlacementGroup(

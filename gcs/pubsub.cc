@@ -110,8 +110,21 @@ void Publisher::Publish(const proto::PubMessage& message) {
       it = subscribers_.erase(it);
       continue;
     }
-    Flush(&sub);
+    if (!options_.defer) Flush(&sub);
     ++it;
+  }
+  if (options_.defer && !flush_deferred_) {
+    flush_deferred_ = true;
+    options_.defer([this] { FlushDeferred(); });
+  }
+}
+
+void Publisher::FlushDeferred() {
+  flush_deferred_ = false;
+  for (auto& [id, sub] : subscribers_) {
+    if (sub.held && sub.pending.size() > 0 && sub.pending.back().seq() > sub.sent_upto) {
+      Flush(&sub);
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -27,6 +28,10 @@ class Publisher : public rpc::GcsPubSubHandler {
     int64_t max_poll_hold_ms = 10'000;
     int64_t subscriber_timeout_ms = 60'000;
     size_t max_pending = 100'000;  // a mailbox this full is dropped
+    // When set, polls are answered by one task given to `defer` after the
+    // publishes queued with it, so a burst goes out as one reply per
+    // subscriber; when empty, each publish answers at once.
+    std::function<void(std::function<void()>)> defer;
   };
 
   Publisher(Clock* clock, Options options) : clock_(clock), options_(options) {}
@@ -69,11 +74,13 @@ class Publisher : public rpc::GcsPubSubHandler {
   };
 
   void Flush(Subscriber* sub);
+  void FlushDeferred();
 
   Clock* clock_;
   Options options_;
   proto::ClusterIdentity identity_;
   std::map<std::string, Subscriber> subscribers_;
+  bool flush_deferred_ = false;
 };
 
 }  // namespace lumen::gcs

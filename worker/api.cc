@@ -13,6 +13,7 @@
 
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/process.h"
 #include "lumen/api.h"
 #include "rpc/node_manager_service.h"
 #include "rpc/rpc.h"
@@ -169,7 +170,7 @@ absl::Status Init(const Config& config) {
   std::lock_guard<std::mutex> lock(SessionMutex());
   Session& session = TheSession();
   if (session.core) return absl::FailedPreconditionError("lumen is already initialized");
-  logging::Init("driver", "", logging::ParseLevel(config.log_level));
+  InitProcess("driver", logging::ParseLevel(config.log_level));
 
   std::string address = config.address;
   if (address.empty()) {

@@ -94,7 +94,13 @@ absl::Status CoreWorker::KillActor(const ActorId& actor, bool no_restart) {
   req.set_no_restart(no_restart);
   auto killed = rpc::CallSync<proto::KillActorReply>(
       [&](auto cb) { gcs_->KillActor(req, cb, {.timeout_ms = 10'000, .retry_for_ms = 10'000}); });
-  return killed.status();
+  if (!killed.ok()) return killed.status();
+  if (killed->actor().state() != proto::ActorInfo::DEAD) return absl::OkStatus();
+  // Known here at once, ahead of any later call (the loop keeps order), so
+  // a call made after Kill returns fails instead of racing the news.
+  loop_.Post("core_worker.actor_killed",
+             [this, info = killed->actor()] { actor_submitter_->OnActorChange(info); });
+  return absl::OkStatus();
 }
 
 absl::Status CoreWorker::WaitActorReady(const ActorId& actor, int64_t timeout_ms) {

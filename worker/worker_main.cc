@@ -29,7 +29,7 @@ int Run(int argc, char** argv) {
   app.add_option("--code", code, "shared libraries of the job's code package, in load order");
   CLI11_PARSE(app, argc, argv);
 
-  lumen::logging::Init("worker", "", lumen::logging::Level::kInfo);
+  lumen::InitProcess("worker", lumen::logging::Level::kInfo);
   lumen::WatchLifeline([] {
     lumen::logging::Flush();
     ::_exit(0);
