@@ -379,6 +379,53 @@ absl::StatusOr<std::vector<bool>> CoreWorker::Wait(const std::vector<ObjectId>& 
   return ready;
 }
 
+void CoreWorker::OnReady(const ObjectId& id, ReadyFn done) {
+  memory_store_.OnReady(id, [this, id, done = std::move(done)](const StoredObject& o) {
+    switch (o.kind) {
+      case StoredObject::Kind::kValue:
+        done(std::shared_ptr<internal::Buffer>(std::make_shared<InlineBuffer>(o.value)));
+        return;
+      case StoredObject::Kind::kError:
+        done(o.error);
+        return;
+      case StoredObject::Kind::kInStore:  // reading it may block: not on this thread
+        std::thread([this, id, done] {
+          auto got = Get({id}, -1);
+          if (got.ok()) {
+            done((*got)[0]);
+          } else {
+            done(got.status());
+          }
+        }).detach();
+        return;
+    }
+  });
+}
+
+absl::StatusOr<std::optional<std::string>> CoreWorker::KvGet(const std::string& ns,
+                                                             const std::string& key) {
+  proto::KvGetRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  LUMEN_ASSIGN_OR_RETURN(auto reply, rpc::CallSync<proto::KvGetReply>([&](auto cb) {
+                           gcs_->KvGet(req, cb, {.timeout_ms = 10'000, .retry_for_ms = 10'000});
+                         }));
+  if (!reply.found()) return std::optional<std::string>();
+  return std::optional<std::string>(reply.value());
+}
+
+absl::Status CoreWorker::KvPut(const std::string& ns, const std::string& key,
+                               const std::string& value) {
+  proto::KvPutRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  req.set_value(value);
+  req.set_overwrite(true);
+  return rpc::CallSync<proto::KvPutReply>(
+             [&](auto cb) { gcs_->KvPut(req, cb, {.timeout_ms = 10'000, .retry_for_ms = 10'000}); })
+      .status();
+}
+
 bool CoreWorker::WaitInStore(const std::vector<ObjectId>& ids, size_t num_ready, int64_t timeout_ms,
                              std::vector<bool>* ready) {
   if (memory_store_.Wait(ids, num_ready, 0, ready)) return true;

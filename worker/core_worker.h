@@ -77,6 +77,12 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   void AddLocalRef(const ObjectId& id) override { refs_.AddLocalRef(id); }
   void RemoveLocalRef(const ObjectId& id) override { refs_.RemoveLocalRef(id); }
 
+  void OnReady(const ObjectId& id, ReadyFn done) override;
+  absl::StatusOr<std::optional<std::string>> KvGet(const std::string& ns,
+                                                   const std::string& key) override;
+  absl::Status KvPut(const std::string& ns, const std::string& key,
+                     const std::string& value) override;
+
   // Actors (core_worker_actors.cc).
   ActorId CreateActor(const internal::ActorCreateOptions& options,
                       std::vector<internal::TaskArg> args) override;

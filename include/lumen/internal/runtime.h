@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,18 @@ class Runtime {
                                                  int64_t timeout_ms) = 0;
   virtual void AddLocalRef(const ObjectId& id) = 0;
   virtual void RemoveLocalRef(const ObjectId& id) = 0;
+  // Calls `done` once with the object's value or error when it is ready:
+  // on the thread that made it ready (keep `done` short), or on a thread of
+  // its own for a value in shared memory. The caller keeps a reference
+  // until then.
+  using ReadyFn = std::function<void(absl::StatusOr<std::shared_ptr<Buffer>>)>;
+  virtual void OnReady(const ObjectId& id, ReadyFn done) = 0;
+
+  // The cluster's key-value store (in the GCS), for runtime components.
+  virtual absl::StatusOr<std::optional<std::string>> KvGet(const std::string& ns,
+                                                           const std::string& key) = 0;
+  virtual absl::Status KvPut(const std::string& ns, const std::string& key,
+                             const std::string& value) = 0;
 
   // Actors. Creation returns at once; a failure (a taken name, resources
   // no node has, a throwing factory) makes the actor dead with that cause,

@@ -1,0 +1,364 @@
+// The dispatcher; see dispatcher.h.
+#include "serve/dispatcher.h"
+
+#include <algorithm>
+
+#include "lumen/api.h"
+#include "serve/replica.h"
+
+namespace lumen::serve {
+namespace {
+
+bool Retryable(const absl::Status& s) {
+  // The replica died or could not be reached: the request may go elsewhere.
+  return s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kAborted;
+}
+
+}  // namespace
+
+int64_t Dispatcher::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Dispatcher::Dispatcher(Options options) : options_(options) {
+  done_thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(done_mu_);
+    while (true) {
+      done_cv_.wait(lock, [&] { return stopping_ || !done_queue_.empty(); });
+      if (done_queue_.empty()) return;  // stopping and drained
+      auto fn = std::move(done_queue_.front());
+      done_queue_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  });
+  expire_thread_ = std::thread([this] { ExpireLoop(); });
+}
+
+Dispatcher::~Dispatcher() {
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, app] : apps_) {
+      for (auto& [dname, d] : app.deployments) {
+        for (auto& p : d.queue) {
+          if (!p->answered->exchange(true)) {
+            out.emplace_back(p->done, absl::CancelledError("the serve runtime is stopping"));
+          }
+        }
+        d.queue.clear();
+      }
+    }
+  }
+  Deliver(std::move(out));
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    stopping_ = true;
+  }
+  done_cv_.notify_all();
+  done_thread_.join();
+  expire_thread_.join();
+}
+
+Dispatcher& Dispatcher::Default() {
+  static Dispatcher* d = new Dispatcher(Options{});  // lives to the end of the process
+  return *d;
+}
+
+void Dispatcher::Deliver(Answers answers) {
+  if (answers.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    for (auto& [done, result] : answers) {
+      done_queue_.push_back([done = std::move(done), result = std::move(result)] { done(result); });
+    }
+  }
+  done_cv_.notify_one();
+}
+
+void Dispatcher::Refresh(const std::string& app) {
+  lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
+  if (rt == nullptr) return;
+  auto got = rt->KvGet(kServeKvNamespace, RoutesKey(app));
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!got.ok()) return;  // keep what we have; try again next time
+    if (!got->has_value()) {
+      auto it = apps_.find(app);
+      if (it != apps_.end()) it->second.fetched_ms = NowMs();
+      return;
+    }
+    auto table = RouteTable::FromJson(**got);
+    if (!table.ok()) return;
+    Apply(*table);
+    apps_[app].fetched_ms = NowMs();
+    for (auto& [name, d] : apps_[app].deployments) Pump(app, name, &out);
+  }
+  Deliver(std::move(out));
+}
+
+void Dispatcher::SetTable(const RouteTable& table) {
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Apply(table);
+    apps_[table.app].fetched_ms = NowMs();
+    for (auto& [name, d] : apps_[table.app].deployments) Pump(table.app, name, &out);
+  }
+  Deliver(std::move(out));
+}
+
+void Dispatcher::RemoveApp(const std::string& app) {
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = apps_.find(app);
+    if (it == apps_.end()) return;
+    for (auto& [name, d] : it->second.deployments) {
+      for (auto& p : d.queue) {
+        if (!p->answered->exchange(true)) {
+          out.emplace_back(p->done, absl::NotFoundError("application '" + app + "' was deleted"));
+        }
+      }
+    }
+    apps_.erase(it);
+  }
+  Deliver(std::move(out));
+}
+
+void Dispatcher::Apply(const RouteTable& table) {
+  App& app = apps_[table.app];
+  if (table.version < app.table.version) return;  // older news
+  int64_t now = NowMs();
+  for (auto& [name, route] : table.deployments) {
+    Deployment& d = app.deployments[name];
+    if (!d.router || d.route.router != route.router || d.route.max_ongoing != route.max_ongoing) {
+      RouterOptions ro;
+      ro.max_ongoing = route.max_ongoing;
+      auto made = MakeRouter(route.router, ro);
+      d.router = made.ok() ? std::move(*made) : std::move(*MakeRouter("pow2", ro));
+    }
+    d.route = route;
+    std::vector<std::string> ids;
+    d.actors.clear();
+    for (const auto& r : route.replicas) {
+      ids.push_back(r.id);
+      d.actors.push_back(r.actor);
+    }
+    d.router->SetReplicas(ids, now);
+    for (const auto& r : route.replicas) d.router->Report(r.id, r.load);
+  }
+  for (auto it = app.deployments.begin(); it != app.deployments.end();) {
+    if (table.deployments.count(it->first)) {
+      ++it;
+    } else {
+      it = app.deployments.erase(it);  // waiting requests expire by their deadline
+    }
+  }
+  app.table = table;
+}
+
+std::optional<RouteTable> Dispatcher::Match(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const RouteTable* best = nullptr;
+  for (const auto& [name, app] : apps_) {
+    const std::string& prefix = app.table.route_prefix;
+    if (prefix.empty()) continue;
+    bool matches = prefix == "/" || path == prefix ||
+                   (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+                    (prefix.back() == '/' || path[prefix.size()] == '/'));
+    if (matches && (best == nullptr || prefix.size() > best->route_prefix.size())) {
+      best = &app.table;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  return *best;
+}
+
+std::vector<RouteTable> Dispatcher::Tables() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<RouteTable> out;
+  for (const auto& [name, app] : apps_) out.push_back(app.table);
+  return out;
+}
+
+std::map<std::string, Dispatcher::DeploymentCounters> Dispatcher::Counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, DeploymentCounters> out;
+  for (const auto& [name, app] : apps_) {
+    for (const auto& [dname, d] : app.deployments) {
+      out[name + "/" + dname] = {d.queue.size(), d.ongoing, d.actors.size()};
+    }
+  }
+  return out;
+}
+
+void Dispatcher::Send(const std::string& app, const std::string& deployment, Request request,
+                      Done done, int64_t timeout_ms) {
+  if (options_.read_kv) {
+    bool stale;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = apps_.find(app);
+      stale = it == apps_.end() || NowMs() - it->second.fetched_ms >= options_.refresh_ms;
+    }
+    if (stale) Refresh(app);
+  }
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto a = apps_.find(app);
+    auto d = a == apps_.end() ? nullptr : &a->second.deployments;
+    if (d == nullptr || !d->count(deployment)) {
+      out.emplace_back(std::move(done),
+                       absl::NotFoundError(
+                           a == apps_.end()
+                               ? "no application '" + app + "' is deployed"
+                               : "application '" + app + "' has no deployment '" + deployment + "'"));
+    } else {
+      Deployment& dep = (*d)[deployment];
+      if (dep.route.max_queued >= 0 && dep.queue.size() >= static_cast<size_t>(dep.route.max_queued)) {
+        out.emplace_back(std::move(done),
+                         absl::UnavailableError(
+                             deployment + " is full: " + std::to_string(dep.queue.size()) +
+                             " requests wait (max_queued_requests); try again shortly"));
+      } else {
+        auto p = std::make_shared<Pending>();
+        p->request = std::move(request);
+        p->done = std::move(done);
+        int64_t t = timeout_ms >= 0 ? timeout_ms
+                                    : static_cast<int64_t>(dep.route.request_timeout_s * 1000);
+        p->deadline_ms = NowMs() + t;
+        dep.queue.push_back(std::move(p));
+        Pump(app, deployment, &out);
+      }
+    }
+  }
+  Deliver(std::move(out));
+}
+
+void Dispatcher::Pump(const std::string& app, const std::string& name, Answers* out) {
+  Deployment& d = apps_[app].deployments[name];
+  lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
+  while (!d.queue.empty()) {
+    std::shared_ptr<Pending> p = d.queue.front();
+    if (p->answered->load()) {
+      d.queue.pop_front();
+      continue;
+    }
+    if (rt == nullptr) {
+      d.queue.pop_front();
+      p->answered->store(true);
+      out->emplace_back(p->done, absl::FailedPreconditionError("lumen is not initialized"));
+      continue;
+    }
+    int i = d.router->Pick(p->request.Header(d.route.hash_header), NowMs());
+    if (i < 0) return;  // every candidate is full: wait for a Finished
+    d.queue.pop_front();
+    d.router->Started(i);
+    d.ongoing++;
+    p->attempts++;
+    std::string replica = d.router->id(i);
+    ActorHandle<Replica> actor(d.actors[i]);
+    ObjectRef<Response> ref = actor.Task(&Replica::Handle).Remote(p->request);
+    rt->OnReady(ref.ID(), [this, app, name, replica, p, ref](
+                              absl::StatusOr<std::shared_ptr<lumen::internal::Buffer>> got) {
+      std::lock_guard<std::mutex> lock(done_mu_);
+      done_queue_.push_back([this, app, name, replica, p, ref, got = std::move(got)]() mutable {
+        absl::StatusOr<Response> result;
+        if (!got.ok()) {
+          result = got.status();
+        } else {
+          Response r;
+          absl::Status s = lumen::internal::DeserializeInto((*got)->data(), (*got)->size(), &r,
+                                                     "the answer of " + replica);
+          result = s.ok() ? absl::StatusOr<Response>(std::move(r)) : s;
+        }
+        OnAnswer(app, name, replica, p, std::move(result));
+      });
+      done_cv_.notify_one();
+    });
+  }
+}
+
+void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
+                          const std::string& replica, std::shared_ptr<Pending> p,
+                          absl::StatusOr<Response> result) {
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto a = apps_.find(app);
+    bool known = a != apps_.end() && a->second.deployments.count(name);
+    if (known) {
+      Deployment& d = a->second.deployments[name];
+      d.ongoing = std::max(0, d.ongoing - 1);
+      for (int i = 0; i < static_cast<int>(d.router->size()); ++i) {
+        if (d.router->id(i) != replica) continue;
+        d.router->Finished(i);
+        if (!result.ok() && Retryable(result.status())) {
+          // Gone: route around it until the controller's next table.
+          std::vector<std::string> ids;
+          std::vector<ActorId> actors;
+          for (int j = 0; j < static_cast<int>(d.router->size()); ++j) {
+            if (j == i) continue;
+            ids.push_back(d.router->id(j));
+            actors.push_back(d.actors[j]);
+          }
+          d.router->SetReplicas(ids, NowMs());
+          d.actors = std::move(actors);
+          a->second.fetched_ms = 0;
+        }
+        break;
+      }
+    }
+    bool again = known && !result.ok() && Retryable(result.status()) &&
+                 p->attempts < options_.max_attempts && !p->answered->load() &&
+                 NowMs() < p->deadline_ms;
+    if (again) {
+      apps_[app].deployments[name].queue.push_front(p);
+    } else if (!p->answered->exchange(true)) {
+      out.emplace_back(p->done, std::move(result));
+    }
+    if (known) Pump(app, name, &out);
+  }
+  for (auto& [done, r] : out) done(r);  // already on the answering thread
+}
+
+void Dispatcher::ExpireLoop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      if (done_cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return stopping_; })) return;
+    }
+    Answers out;
+    int64_t now = NowMs();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [app, a] : apps_) {
+        for (auto& [name, d] : a.deployments) {
+          for (auto it = d.queue.begin(); it != d.queue.end();) {
+            auto& p = *it;
+            if (now < p->deadline_ms) {
+              ++it;
+              continue;
+            }
+            if (!p->answered->exchange(true)) {
+              out.emplace_back(p->done,
+                               absl::DeadlineExceededError(
+                                   "no replica of " + name + " took the request within its timeout" +
+                                   (d.actors.empty() ? " (it has no running replica yet)" : "")));
+            }
+            it = d.queue.erase(it);
+          }
+        }
+      }
+    }
+    Deliver(std::move(out));
+  }
+}
+
+}  // namespace lumen::serve

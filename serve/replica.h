@@ -1,0 +1,57 @@
+// The actor that hosts one replica of a deployment: it makes the user's
+// object from its registered class (LUMEN_DEPLOYMENT) and answers requests,
+// health checks, reconfigurations and load reports. Threaded: requests run
+// on up to max_ongoing_requests threads at once, control calls beside them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "lumen/serve.h"
+
+namespace lumen::serve {
+
+// Load since the previous report.
+struct ReplicaStats {
+  double ongoing = 0;  // time-averaged requests in progress
+  double completed_per_s = 0;
+  int64_t completed_total = 0;
+  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total);
+};
+
+class Replica {
+ public:
+  // Throws (making the actor dead with the reason) when no loaded library
+  // declares `cls`, or when its Create throws.
+  static Replica* Create(std::string app, std::string deployment, std::string cls,
+                         std::string init_args_json, std::string user_config_json);
+
+  Response Handle(Request request);
+  // "" once applied; else why not.
+  std::string Reconfigure(std::string user_config_json);
+  bool Health();
+  ReplicaStats Stats();
+
+ private:
+  Replica(std::string deployment, std::unique_ptr<internal::DeploymentInstance> instance);
+  void Count(int delta);
+
+  std::string deployment_;
+  std::unique_ptr<internal::DeploymentInstance> instance_;
+  std::mutex mu_;
+  int ongoing_ = 0;
+  double busy_integral_ = 0;  // ongoing × seconds since the last report
+  int64_t completed_ = 0;
+  int64_t completed_total_ = 0;
+  std::chrono::steady_clock::time_point last_change_;
+  std::chrono::steady_clock::time_point last_report_;
+};
+
+// The application of the replica in this process ("" elsewhere).
+std::string CurrentApp();
+void SetCurrentApp(const std::string& app);
+
+}  // namespace lumen::serve

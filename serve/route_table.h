@@ -1,0 +1,48 @@
+// The routing table of one application: for each deployment, its router
+// policy, limits and live replicas (with their last reported load). The
+// controller writes it to the GCS KV (namespace "serve", key
+// "routes/<app>") on every change; proxies and handles read it from there.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lumen/id.h"
+#include "serve/router.h"
+
+namespace lumen::serve {
+
+inline constexpr char kServeKvNamespace[] = "serve";
+std::string RoutesKey(const std::string& app);
+
+struct ReplicaRoute {
+  std::string id;  // "Detector#3": stable while the replica lives
+  ActorId actor;
+  std::string node;  // hex node id, for status
+  ReplicaLoad load;
+};
+
+struct DeploymentRoute {
+  std::string router = "pow2";
+  int max_ongoing = 8;
+  int max_queued = 100;  // -1: no bound
+  std::string hash_header = "x-lumen-shard-key";
+  double request_timeout_s = 60;
+  std::vector<ReplicaRoute> replicas;
+};
+
+struct RouteTable {
+  std::string app;
+  std::string route_prefix;
+  std::string ingress;
+  int64_t version = 0;
+  std::map<std::string, DeploymentRoute> deployments;
+
+  std::string ToJson() const;
+  static absl::StatusOr<RouteTable> FromJson(const std::string& text);
+};
+
+}  // namespace lumen::serve
