@@ -10,11 +10,11 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy procps
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server libyaml-cpp-dev
 )
 # `setup.sh --bench` adds what the peer comparisons under bench/ run against.
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(python3-distributed)
+  PACKAGES+=(python3-distributed wrk nginx-light)
 fi
 
 missing=()

@@ -87,16 +87,13 @@ void Dispatcher::Refresh(const std::string& app) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!got.ok()) return;  // keep what we have; try again next time
-    if (!got->has_value()) {
-      auto it = apps_.find(app);
-      if (it != apps_.end()) it->second.fetched_ms = NowMs();
-      return;
+    if (!got->has_value() || (*got)->empty()) {  // never deployed, or deleted
+      EraseApp(app, &out);
+    } else if (auto table = RouteTable::FromJson(**got); table.ok()) {
+      Apply(*table);
+      apps_[app].fetched_ms = NowMs();
+      for (auto& [name, d] : apps_[app].deployments) Pump(app, name, &out);
     }
-    auto table = RouteTable::FromJson(**got);
-    if (!table.ok()) return;
-    Apply(*table);
-    apps_[app].fetched_ms = NowMs();
-    for (auto& [name, d] : apps_[app].deployments) Pump(app, name, &out);
   }
   Deliver(std::move(out));
 }
@@ -116,18 +113,22 @@ void Dispatcher::RemoveApp(const std::string& app) {
   Answers out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = apps_.find(app);
-    if (it == apps_.end()) return;
-    for (auto& [name, d] : it->second.deployments) {
-      for (auto& p : d.queue) {
-        if (!p->answered->exchange(true)) {
-          out.emplace_back(p->done, absl::NotFoundError("application '" + app + "' was deleted"));
-        }
-      }
-    }
-    apps_.erase(it);
+    EraseApp(app, &out);
   }
   Deliver(std::move(out));
+}
+
+void Dispatcher::EraseApp(const std::string& app, Answers* out) {
+  auto it = apps_.find(app);
+  if (it == apps_.end()) return;
+  for (auto& [name, d] : it->second.deployments) {
+    for (auto& p : d.queue) {
+      if (!p->answered->exchange(true)) {
+        out->emplace_back(p->done, absl::NotFoundError("application '" + app + "' was deleted"));
+      }
+    }
+  }
+  apps_.erase(it);
 }
 
 void Dispatcher::Apply(const RouteTable& table) {

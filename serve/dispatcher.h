@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -85,7 +86,8 @@ class Dispatcher {
   using Answers = std::vector<std::pair<Done, absl::StatusOr<Response>>>;
 
   void Refresh(const std::string& app);
-  void Apply(const RouteTable& table);  // mu_ held
+  void Apply(const RouteTable& table);               // mu_ held
+  void EraseApp(const std::string& app, Answers* out);  // mu_ held
   // Sends what the queue's head can send now; answers collect in `out`.
   void Pump(const std::string& app, const std::string& name, Answers* out);  // mu_ held
   void OnAnswer(const std::string& app, const std::string& name, const std::string& replica,

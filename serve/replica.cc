@@ -1,6 +1,7 @@
 // The replica actor; see replica.h.
 #include "serve/replica.h"
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include "lumen/api.h"
@@ -86,8 +87,7 @@ Response Replica::Handle(Request request) {
 
 std::string Replica::Reconfigure(std::string user_config_json) {
   try {
-    Json config = ParseOrThrow(user_config_json, "user_config");
-    if (!instance_->Reconfigure(config)) return "";  // no Reconfigure: nothing to do
+    instance_->Reconfigure(ParseOrThrow(user_config_json, "user_config"));
     return "";
   } catch (const std::exception& e) {
     return deployment_ + ".Reconfigure failed: " + e.what();
@@ -111,6 +111,9 @@ ReplicaStats Replica::Stats() {
   s.ongoing = busy_integral_ / seconds;
   s.completed_per_s = completed_ / seconds;
   s.completed_total = completed_total_;
+  s.ongoing_now = ongoing_;
+  const char* node = std::getenv("LUMEN_NODE_ID");  // set by lumen_worker
+  s.node = node ? node : "";
   busy_integral_ = 0;
   completed_ = 0;
   last_report_ = now;

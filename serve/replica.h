@@ -19,7 +19,9 @@ struct ReplicaStats {
   double ongoing = 0;  // time-averaged requests in progress
   double completed_per_s = 0;
   int64_t completed_total = 0;
-  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total);
+  int ongoing_now = 0;
+  std::string node;  // hex id of the node it runs on
+  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node);
 };
 
 class Replica {

@@ -3,6 +3,7 @@
 // pushed tasks on its main thread until the node manager stops it (or dies:
 // the lifeline then ends the process).
 #include <unistd.h>
+#include <cstdlib>
 
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
@@ -37,6 +38,7 @@ int Run(int argc, char** argv) {
   if (const char* token = std::getenv("LUMEN_TOKEN")) options.token = token;
   ::unsetenv("LUMEN_TOKEN");  // not for the user's child processes
   options.node_id = lumen::NodeId::FromHex(node_id);
+  ::setenv("LUMEN_NODE_ID", node_id.c_str(), 1);  // for user code (serve replicas report it)
   options.worker_id = lumen::WorkerId::FromHex(worker_id);
   options.job_id = lumen::JobId::FromHex(job_id);
 

@@ -1,0 +1,343 @@
+// Serve config parsing; see config.h.
+#include "serve/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "serve/router.h"
+#include "yaml-cpp/yaml.h"
+
+namespace lumen::serve {
+namespace {
+
+// Thrown inside the parser only; becomes INVALID_ARGUMENT at its edge.
+struct ConfigError {
+  std::string message;
+};
+
+class Parser {
+ public:
+  Parser(std::string file, std::string base_dir)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+
+  ServeConfig Parse(const YAML::Node& root) {
+    ServeConfig c;
+    if (!root.IsMap()) Fail(root, "(top level)", "expected a mapping", "start with 'applications:'");
+    Known(root, "", {"http", "grpc", "applications"});
+    if (root["http"]) {
+      const YAML::Node& h = root["http"];
+      Known(h, "http", {"host", "port"});
+      if (h["host"]) c.http_host = Str(h["host"], "http.host");
+      if (h["port"]) c.http_port = Int(h["port"], "http.port", 0, 65535);
+    }
+    if (root["grpc"]) {
+      Known(root["grpc"], "grpc", {"port"});
+      if (root["grpc"]["port"]) c.grpc_port = Int(root["grpc"]["port"], "grpc.port", 0, 65535);
+    }
+    const YAML::Node& apps = root["applications"];
+    if (!apps || !apps.IsSequence()) {
+      Fail(root, "applications", "missing or not a list",
+           "add 'applications:' with one '- name: ...' entry per application");
+    }
+    std::set<std::string> names, prefixes;
+    for (size_t i = 0; i < apps.size(); ++i) {
+      AppConfig app = App(apps[i], "applications[" + std::to_string(i) + "]");
+      if (!names.insert(app.name).second) {
+        Fail(apps[i], "applications[" + std::to_string(i) + "].name",
+             "'" + app.name + "' is used twice", "give each application its own name");
+      }
+      if (!app.route_prefix.empty() && !prefixes.insert(app.route_prefix).second) {
+        Fail(apps[i], "applications[" + std::to_string(i) + "].route_prefix",
+             "'" + app.route_prefix + "' is used by another application",
+             "give each application its own prefix");
+      }
+      c.applications.push_back(std::move(app));
+    }
+    return c;
+  }
+
+ private:
+  [[noreturn]] void Fail(const YAML::Node& at, const std::string& field, const std::string& what,
+                         const std::string& fix) {
+    std::string where = file_;
+    if (at.IsDefined() && at.Mark().line >= 0) where += ":" + std::to_string(at.Mark().line + 1);
+    throw ConfigError{where + ": " + field + ": " + what + ". Fix: " + fix};
+  }
+
+  void Known(const YAML::Node& n, const std::string& path, const std::set<std::string>& keys) {
+    if (!n.IsMap()) Fail(n, path.empty() ? "(top level)" : path, "expected a mapping", "use key: value lines");
+    for (const auto& kv : n) {
+      std::string key = kv.first.as<std::string>();
+      if (keys.count(key)) continue;
+      std::string allowed;
+      for (const auto& k : keys) allowed += (allowed.empty() ? "" : ", ") + k;
+      Fail(kv.first, (path.empty() ? "" : path + ".") + key, "unknown field",
+           "use one of: " + allowed);
+    }
+  }
+
+  std::string Str(const YAML::Node& n, const std::string& field) {
+    if (!n.IsScalar()) Fail(n, field, "expected text", "write a single value");
+    return n.as<std::string>();
+  }
+
+  int Int(const YAML::Node& n, const std::string& field, int lo, int hi) {
+    int v = 0;
+    try {
+      if (!n.IsScalar()) throw YAML::Exception(n.Mark(), "");
+      v = n.as<int>();
+    } catch (const YAML::Exception&) {
+      Fail(n, field, "expected a whole number, got '" + (n.IsScalar() ? n.as<std::string>() : "a structure") + "'",
+           "write a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+    }
+    if (v < lo || v > hi) {
+      Fail(n, field, std::to_string(v) + " is out of range",
+           "write a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+    }
+    return v;
+  }
+
+  double Num(const YAML::Node& n, const std::string& field, double lo) {
+    double v = 0;
+    try {
+      if (!n.IsScalar()) throw YAML::Exception(n.Mark(), "");
+      v = n.as<double>();
+    } catch (const YAML::Exception&) {
+      Fail(n, field, "expected a number, got '" + (n.IsScalar() ? n.as<std::string>() : "a structure") + "'",
+           "write a number such as 2 or 0.5");
+    }
+    if (!(v >= lo)) Fail(n, field, "must be at least " + std::to_string(lo), "write a larger number");
+    return v;
+  }
+
+  static Json ToJson(const YAML::Node& n) {
+    switch (n.Type()) {
+      case YAML::NodeType::Map: {
+        Json j = Json::object();
+        for (const auto& kv : n) j[kv.first.as<std::string>()] = ToJson(kv.second);
+        return j;
+      }
+      case YAML::NodeType::Sequence: {
+        Json j = Json::array();
+        for (const auto& e : n) j.push_back(ToJson(e));
+        return j;
+      }
+      case YAML::NodeType::Scalar: {
+        std::string s = n.as<std::string>();
+        if (n.Tag() == "!") return s;  // quoted: text
+        if (s == "true" || s == "false") return s == "true";
+        if (s == "null" || s == "~") return nullptr;
+        try {
+          size_t used = 0;
+          long long i = std::stoll(s, &used);
+          if (used == s.size()) return i;
+          double d = std::stod(s, &used);
+          if (used == s.size()) return d;
+        } catch (...) {
+        }
+        return s;
+      }
+      default:
+        return nullptr;
+    }
+  }
+
+  AppConfig App(const YAML::Node& n, const std::string& path) {
+    Known(n, path, {"name", "route_prefix", "code", "ingress", "deployments"});
+    AppConfig app;
+    if (!n["name"]) Fail(n, path + ".name", "missing", "name the application, e.g. 'name: ocr'");
+    app.name = Str(n["name"], path + ".name");
+    if (app.name.empty() || app.name.find('/') != std::string::npos) {
+      Fail(n["name"], path + ".name", "must be non-empty without '/'", "use letters, digits, '-' or '_'");
+    }
+    if (n["route_prefix"]) {
+      app.route_prefix = Str(n["route_prefix"], path + ".route_prefix");
+      if (app.route_prefix.empty() || app.route_prefix[0] != '/') {
+        Fail(n["route_prefix"], path + ".route_prefix", "must start with '/'", "write e.g. /ocr");
+      }
+      if (app.route_prefix.size() > 1 && app.route_prefix.back() == '/') app.route_prefix.pop_back();
+    }
+    if (n["code"]) {
+      std::vector<YAML::Node> files;
+      if (n["code"].IsSequence()) {
+        for (const auto& f : n["code"]) files.push_back(f);
+      } else {
+        files.push_back(n["code"]);
+      }
+      for (const auto& f : files) {
+        std::string p = Str(f, path + ".code");
+        std::filesystem::path fp(p);
+        if (fp.is_relative()) fp = std::filesystem::path(base_dir_) / fp;
+        std::error_code ec;
+        auto canonical = std::filesystem::canonical(fp, ec);
+        if (ec) {
+          Fail(f, path + ".code", "no file " + fp.string(),
+               "build the application's shared library first, or give its path (relative paths "
+               "are from the directory you run lumen in)");
+        }
+        app.code.push_back(canonical.string());
+      }
+    }
+    const YAML::Node& deps = n["deployments"];
+    if (!deps || !deps.IsSequence() || deps.size() == 0) {
+      Fail(n, path + ".deployments", "missing or empty", "list at least one '- name: ...' deployment");
+    }
+    std::set<std::string> names;
+    for (size_t i = 0; i < deps.size(); ++i) {
+      std::string dpath = path + ".deployments[" + std::to_string(i) + "]";
+      DeploymentConfig d = Deployment(deps[i], dpath);
+      if (!names.insert(d.name).second) {
+        Fail(deps[i], dpath + ".name", "'" + d.name + "' is used twice", "give each deployment its own name");
+      }
+      app.deployments.push_back(std::move(d));
+    }
+    if (n["ingress"]) {
+      app.ingress = Str(n["ingress"], path + ".ingress");
+      if (!names.count(app.ingress)) {
+        Fail(n["ingress"], path + ".ingress", "no deployment named '" + app.ingress + "'",
+             "name one of this application's deployments");
+      }
+    } else {
+      app.ingress = app.deployments.front().name;
+    }
+    return app;
+  }
+
+  DeploymentConfig Deployment(const YAML::Node& n, const std::string& path) {
+    Known(n, path,
+          {"name", "class", "num_replicas", "resources", "max_ongoing_requests",
+           "max_queued_requests", "router", "hash_header", "request_timeout_s",
+           "health_check_period_s", "init_args", "user_config", "autoscaling"});
+    DeploymentConfig d;
+    if (!n["name"]) Fail(n, path + ".name", "missing", "name the deployment, e.g. 'name: Detector'");
+    d.name = Str(n["name"], path + ".name");
+    d.cls = n["class"] ? Str(n["class"], path + ".class") : d.name;
+    if (n["num_replicas"]) d.num_replicas = Int(n["num_replicas"], path + ".num_replicas", 0, 10'000);
+    if (n["resources"]) {
+      const YAML::Node& r = n["resources"];
+      if (!r.IsMap()) Fail(r, path + ".resources", "expected a mapping", "write e.g. {CPU: 1, GPU: 1}");
+      d.resources.clear();
+      for (const auto& kv : r) {
+        std::string name = kv.first.as<std::string>();
+        d.resources[name] = Num(kv.second, path + ".resources." + name, 0);
+      }
+    }
+    if (n["max_ongoing_requests"]) {
+      d.max_ongoing_requests = Int(n["max_ongoing_requests"], path + ".max_ongoing_requests", 1, 100'000);
+    }
+    if (n["max_queued_requests"]) {
+      d.max_queued_requests = Int(n["max_queued_requests"], path + ".max_queued_requests", -1, 10'000'000);
+    }
+    if (n["router"]) {
+      d.router = Str(n["router"], path + ".router");
+      const auto& known = RouterPolicies();
+      if (std::find(known.begin(), known.end(), d.router) == known.end()) {
+        Fail(n["router"], path + ".router", "unknown router '" + d.router + "'",
+             "use pow2 (default), swrr, queue, hash or rr");
+      }
+    }
+    if (n["hash_header"]) d.hash_header = Str(n["hash_header"], path + ".hash_header");
+    if (n["request_timeout_s"]) {
+      d.request_timeout_s = Num(n["request_timeout_s"], path + ".request_timeout_s", 0.001);
+    }
+    if (n["health_check_period_s"]) {
+      d.health_check_period_s = Num(n["health_check_period_s"], path + ".health_check_period_s", 0.05);
+    }
+    if (n["init_args"]) d.init_args = ToJson(n["init_args"]);
+    if (n["user_config"]) d.user_config = ToJson(n["user_config"]);
+    if (n["autoscaling"]) {
+      const YAML::Node& a = n["autoscaling"];
+      std::string apath = path + ".autoscaling";
+      Known(a, apath,
+            {"min_replicas", "max_replicas", "target_ongoing_requests", "upscale_delay_s",
+             "downscale_delay_s"});
+      AutoscalingConfig as;
+      if (a["min_replicas"]) as.min_replicas = Int(a["min_replicas"], apath + ".min_replicas", 0, 10'000);
+      as.max_replicas = std::max(as.min_replicas, 1);
+      if (a["max_replicas"]) as.max_replicas = Int(a["max_replicas"], apath + ".max_replicas", 1, 10'000);
+      if (as.max_replicas < as.min_replicas) {
+        Fail(a["max_replicas"], apath + ".max_replicas",
+             "is below min_replicas (" + std::to_string(as.min_replicas) + ")",
+             "make max_replicas at least min_replicas");
+      }
+      if (a["target_ongoing_requests"]) {
+        as.target_ongoing_requests = Num(a["target_ongoing_requests"], apath + ".target_ongoing_requests", 0.01);
+      }
+      if (a["upscale_delay_s"]) as.upscale_delay_s = Num(a["upscale_delay_s"], apath + ".upscale_delay_s", 0);
+      if (a["downscale_delay_s"]) {
+        as.downscale_delay_s = Num(a["downscale_delay_s"], apath + ".downscale_delay_s", 0);
+      }
+      d.autoscaling = as;
+    }
+    return d;
+  }
+
+  std::string file_;
+  std::string base_dir_;
+};
+
+}  // namespace
+
+const DeploymentConfig* AppConfig::Find(const std::string& deployment) const {
+  for (const auto& d : deployments) {
+    if (d.name == deployment) return &d;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ServeConfig> ParseServeConfig(const std::string& yaml, const std::string& file_name,
+                                             const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    return absl::InvalidArgumentError(file_name + ":" + std::to_string(e.mark.line + 1) +
+                                      ": not valid YAML (" + e.msg +
+                                      "). Fix: check the indentation and the ':' after each key");
+  }
+  try {
+    return Parser(file_name, base_dir).Parse(root);
+  } catch (const ConfigError& e) {
+    return absl::InvalidArgumentError(e.message);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(file_name + ":" + std::to_string(e.mark.line + 1) + ": " +
+                                      e.msg);
+  }
+}
+
+absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError("cannot read " + path + ": no such file or not readable");
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseServeConfig(text.str(), path, std::filesystem::current_path().string());
+}
+
+absl::Status ValidateServeConfig(const ServeConfig& config) {
+  std::set<std::string> names;
+  for (const auto& app : config.applications) {
+    if (app.name.empty() || !names.insert(app.name).second) {
+      return absl::InvalidArgumentError("application names must be set and unique ('" + app.name + "')");
+    }
+    if (app.deployments.empty()) {
+      return absl::InvalidArgumentError("application '" + app.name + "' has no deployments");
+    }
+    if (app.Find(app.ingress) == nullptr) {
+      return absl::InvalidArgumentError("application '" + app.name + "': ingress '" + app.ingress +
+                                        "' is not one of its deployments");
+    }
+    for (const auto& d : app.deployments) {
+      if (!MakeRouter(d.router, {}).ok()) {
+        return absl::InvalidArgumentError("deployment '" + d.name + "': unknown router '" + d.router + "'");
+      }
+      if (d.max_ongoing_requests < 1) {
+        return absl::InvalidArgumentError("deployment '" + d.name + "': max_ongoing_requests must be at least 1");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace lumen::serve

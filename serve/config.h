@@ -1,0 +1,65 @@
+// The serve config: what `lumen serve deploy/run FILE` reads (YAML) and
+// what the C++ API builds directly. Parsing checks every field and says
+// which one is wrong, on which line, and how to fix it; unknown fields are
+// errors (a typo must not silently mean the default).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lumen/serve.h"
+
+namespace lumen::serve {
+
+struct AutoscalingConfig {
+  int min_replicas = 1;
+  int max_replicas = 1;
+  double target_ongoing_requests = 2;
+  double upscale_delay_s = 3;
+  double downscale_delay_s = 60;
+};
+
+struct DeploymentConfig {
+  std::string name;
+  std::string cls;  // the LUMEN_DEPLOYMENT class; `name` when not given
+  int num_replicas = 1;
+  std::map<std::string, double> resources = {{"CPU", 1}};
+  int max_ongoing_requests = 8;
+  int max_queued_requests = 100;  // -1: no bound
+  std::string router = "pow2";
+  std::string hash_header = "x-lumen-shard-key";
+  double request_timeout_s = 60;
+  double health_check_period_s = 2;
+  Json init_args;
+  Json user_config;
+  std::optional<AutoscalingConfig> autoscaling;
+};
+
+struct AppConfig {
+  std::string name;
+  std::string route_prefix;  // "" : reachable only through handles
+  std::vector<std::string> code;  // shared libraries, absolute paths
+  std::string ingress;
+  std::vector<DeploymentConfig> deployments;
+  const DeploymentConfig* Find(const std::string& deployment) const;
+};
+
+struct ServeConfig {
+  std::string http_host = "127.0.0.1";
+  int http_port = 8000;
+  int grpc_port = 0;  // 0: no gRPC proxy
+  std::vector<AppConfig> applications;
+};
+
+// INVALID_ARGUMENT "FILE:LINE: FIELD: what is wrong. Fix: ..." on a bad
+// file. Relative code paths are taken from `base_dir`.
+absl::StatusOr<ServeConfig> ParseServeConfig(const std::string& yaml, const std::string& file_name,
+                                             const std::string& base_dir);
+absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path);
+// Checks what the YAML parser checks, for configs built in C++.
+absl::Status ValidateServeConfig(const ServeConfig& config);
+
+}  // namespace lumen::serve

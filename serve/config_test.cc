@@ -1,0 +1,120 @@
+// The serve config: good files parse, bad ones say field, line and fix.
+#include "serve/config.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
+namespace lumen::serve {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("lumen_config_test_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_ / "build");
+    std::ofstream(dir_ / "build" / "libapp.so") << "not really";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  absl::StatusOr<ServeConfig> Parse(const std::string& yaml) {
+    return ParseServeConfig(yaml, "serve.yaml", dir_.string());
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigTest, TheIssuesExampleParses) {
+  auto c = Parse(R"(
+http: {host: 127.0.0.1, port: 8000}
+grpc: {port: 9000}
+applications:
+  - name: ocr
+    route_prefix: /ocr
+    code: ./build/libapp.so
+    ingress: Pipeline
+    deployments:
+      - name: Pipeline
+      - name: Detector
+        num_replicas: 2
+        resources: {CPU: 1}
+        max_ongoing_requests: 8
+        max_queued_requests: 100
+        router: swrr          # pow2 (default) | swrr | queue | hash
+        user_config: {threshold: 0.5}
+        autoscaling: {min_replicas: 1, max_replicas: 8, target_ongoing_requests: 2,
+                      upscale_delay_s: 3, downscale_delay_s: 60}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->http_port, 8000);
+  EXPECT_EQ(c->grpc_port, 9000);
+  ASSERT_EQ(c->applications.size(), 1u);
+  const AppConfig& app = c->applications[0];
+  EXPECT_EQ(app.route_prefix, "/ocr");
+  EXPECT_EQ(app.ingress, "Pipeline");
+  ASSERT_EQ(app.code.size(), 1u);
+  EXPECT_TRUE(std::filesystem::path(app.code[0]).is_absolute());
+  const DeploymentConfig* d = app.Find("Detector");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->cls, "Detector");
+  EXPECT_EQ(d->router, "swrr");
+  EXPECT_DOUBLE_EQ(d->user_config["threshold"].get<double>(), 0.5);
+  ASSERT_TRUE(d->autoscaling.has_value());
+  EXPECT_EQ(d->autoscaling->max_replicas, 8);
+  EXPECT_DOUBLE_EQ(d->autoscaling->downscale_delay_s, 60);
+  EXPECT_EQ(app.Find("Pipeline")->num_replicas, 1) << "defaults";
+}
+
+TEST_F(ConfigTest, BadFilesNameTheFieldTheLineAndTheFix) {
+  struct Case {
+    std::string yaml;
+    std::vector<std::string> expect;
+  };
+  std::vector<Case> cases = {
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        num_replicas: two\n",
+       {"serve.yaml:5", "applications[0].deployments[0].num_replicas", "whole number", "Fix:"}},
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        routr: swrr\n",
+       {"serve.yaml:5", "routr", "unknown field", "router"}},
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        router: fastest\n",
+       {"serve.yaml:5", "unknown router 'fastest'", "pow2"}},
+      {"applications:\n  - name: a\n    ingress: Nope\n    deployments:\n      - name: D\n",
+       {"serve.yaml:3", "ingress", "no deployment named 'Nope'"}},
+      {"applications:\n  - name: a\n    code: ./missing.so\n    deployments:\n      - name: D\n",
+       {"serve.yaml:3", "code", "no file", "missing.so"}},
+      {"applications:\n  - name: a\n    route_prefix: ocr\n    deployments:\n      - name: D\n",
+       {"serve.yaml:3", "route_prefix", "must start with '/'"}},
+      {"applications:\n  - name: a\n    deployments: []\n", {"deployments", "missing or empty"}},
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n  - name: a\n    deployments:\n      - name: D\n",
+       {"serve.yaml:5", "used twice"}},
+      {"applications:\n  - name: a\n   deployments: [\n", {"serve.yaml:", "not valid YAML"}},
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        autoscaling: {min_replicas: 4, max_replicas: 2}\n",
+       {"serve.yaml:5", "max_replicas", "below min_replicas"}},
+      {"http: {port: 99999}\napplications: []\n", {"http.port", "out of range"}},
+  };
+  for (const auto& c : cases) {
+    auto parsed = Parse(c.yaml);
+    ASSERT_FALSE(parsed.ok()) << c.yaml;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    for (const auto& e : c.expect) {
+      EXPECT_NE(parsed.status().message().find(e), std::string::npos)
+          << "'" << e << "' missing from: " << parsed.status().message();
+    }
+  }
+}
+
+TEST_F(ConfigTest, ValidateChecksConfigsBuiltInCode) {
+  ServeConfig c;
+  AppConfig app;
+  app.name = "a";
+  app.ingress = "D";
+  DeploymentConfig d;
+  d.name = "D";
+  d.router = "bogus";
+  app.deployments.push_back(d);
+  c.applications.push_back(app);
+  EXPECT_FALSE(ValidateServeConfig(c).ok());
+  c.applications[0].deployments[0].router = "queue";
+  EXPECT_TRUE(ValidateServeConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace lumen::serve

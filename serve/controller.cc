@@ -1,0 +1,436 @@
+// The serve controller; see controller.h.
+#include "serve/controller.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/logging.h"
+#include "common/status.h"
+#include "lumen/actor.h"
+
+namespace lumen::serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+Controller::Controller(Options options) : options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Controller::~Controller() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  for (auto& [name, app] : apps_) {
+    for (auto& [dname, d] : app.deployments) {
+      for (auto& r : d.replicas) (void)Kill(r.actor);
+    }
+    if (options_.local) options_.local->RemoveApp(name);
+  }
+  for (auto& r : stopping_) (void)Kill(r.actor);
+}
+
+std::string Controller::VersionOf(const AppConfig& app, const DeploymentConfig& d) {
+  Json v = {{"code", app.code}, {"class", d.cls}, {"init_args", d.init_args},
+            {"resources", d.resources}, {"max_ongoing", d.max_ongoing_requests}};
+  return v.dump();
+}
+
+absl::Status Controller::Apply(const ServeConfig& config) {
+  LUMEN_RETURN_IF_ERROR(ValidateServeConfig(config));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = apps_.begin(); it != apps_.end();) {  // apps no longer declared
+    bool kept = std::any_of(config.applications.begin(), config.applications.end(),
+                            [&](const AppConfig& a) { return a.name == it->first; });
+    if (kept) {
+      ++it;
+      continue;
+    }
+    for (auto& [dname, d] : it->second.deployments) {
+      for (auto& r : d.replicas) Stop(it->second, r, true), stopping_.push_back(r);
+    }
+    if (options_.local) options_.local->RemoveApp(it->first);
+    if (auto* rt = lumen::internal::CurrentRuntime()) {
+      (void)rt->KvPut(kServeKvNamespace, RoutesKey(it->first), "");
+    }
+    it = apps_.erase(it);
+  }
+  for (const AppConfig& declared : config.applications) {
+    App& app = apps_[declared.name];
+    app.config = declared;
+    app.dirty = true;
+    for (auto it = app.deployments.begin(); it != app.deployments.end();) {
+      if (declared.Find(it->first)) {
+        ++it;
+        continue;
+      }
+      for (auto& r : it->second.replicas) Stop(app, r, true), stopping_.push_back(r);
+      it = app.deployments.erase(it);
+    }
+    for (const DeploymentConfig& dc : declared.deployments) {
+      bool fresh = !app.deployments.count(dc.name);
+      Deployment& d = app.deployments[dc.name];
+      std::string version = VersionOf(declared, dc);
+      std::string user_config = dc.user_config.dump();
+      if (!fresh && version != d.version) {
+        d.status = "UPDATING";
+        d.start_failures = 0;
+      }
+      if (!fresh && version == d.version && user_config != d.user_config) {
+        for (auto& r : d.replicas) {  // same replicas, new user_config
+          if (r.state == State::kStopping) continue;
+          (void)r.actor.Task(&serve::Replica::Reconfigure).Remote(user_config);
+        }
+      }
+      bool limits_changed = fresh || d.config.num_replicas != dc.num_replicas ||
+                            d.config.autoscaling.has_value() != dc.autoscaling.has_value();
+      d.config = dc;
+      d.version = version;
+      d.user_config = user_config;
+      if (limits_changed) {
+        d.target = dc.autoscaling ? std::clamp(dc.num_replicas, dc.autoscaling->min_replicas,
+                                               dc.autoscaling->max_replicas)
+                                  : dc.num_replicas;
+        if (dc.autoscaling && fresh) d.target = std::max(dc.autoscaling->min_replicas, 0);
+      }
+      if (dc.autoscaling) {
+        d.target = std::clamp(d.target, dc.autoscaling->min_replicas, dc.autoscaling->max_replicas);
+      }
+    }
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status Controller::Delete(const std::string& name) {
+  ServeConfig keep;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!apps_.count(name)) {
+      return absl::NotFoundError("no application '" + name + "' is deployed");
+    }
+    for (const auto& [n, app] : apps_) {
+      if (n != name) keep.applications.push_back(app.config);
+    }
+  }
+  return Apply(keep);
+}
+
+void Controller::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    Tick();
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms), [&] { return stop_; });
+  }
+}
+
+void Controller::Tick() {
+  for (auto& [name, app] : apps_) {
+    for (auto& [dname, d] : app.deployments) {
+      for (auto& r : d.replicas) Poll(app, d, r);
+      if (d.config.autoscaling) Autoscale(app, d);
+      Reconcile(app, d);
+    }
+    if (app.dirty) Publish(app);
+  }
+  // Replicas of deleted apps and deployments: killed once drained.
+  auto now = Clock::now();
+  std::erase_if(stopping_, [&](Replica& r) {
+    bool idle = r.stats.ongoing_now == 0 && r.stats_sent > r.since;
+    if (idle || Seconds(now - r.since) > 30) {
+      (void)Kill(r.actor);
+      return true;
+    }
+    if (!r.stats_call) {
+      r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
+      r.stats_sent = now;
+    } else if (auto s = Get(*r.stats_call, 0); s.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      if (s.ok()) r.stats = *s;
+      if (!s.ok()) r.stats.ongoing_now = 0;  // dead: nothing to wait for
+      r.stats_call.reset();
+    }
+    return false;
+  });
+}
+
+void Controller::Poll(App& app, Deployment& d, Replica& r) {
+  auto now = Clock::now();
+  if (r.state == State::kStarting) {
+    absl::Status ready = r.actor.Ready(0);
+    if (ready.ok()) {
+      r.state = State::kRunning;
+      r.since = now;
+      d.start_failures = 0;
+      d.message.clear();
+      app.dirty = true;
+    } else if (ready.code() != absl::StatusCode::kDeadlineExceeded) {
+      d.start_failures++;
+      d.message = "replica " + r.id + " failed to start: " + std::string(ready.message());
+      LUMEN_LOG_WARN("serve: {}", d.message);
+      d.retry_after = now + std::chrono::milliseconds(std::min(5'000, 250 << std::min(d.start_failures, 5)));
+      r.state = State::kStopping;  // removed below
+      r.since = now - std::chrono::hours(1);
+    }
+    return;
+  }
+  if (r.state != State::kRunning) return;
+  // Load, for autoscaling and swrr.
+  if (r.stats_call) {
+    auto s = Get(*r.stats_call, 0);
+    if (s.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      r.stats_call.reset();
+      if (s.ok()) {
+        r.stats = *s;
+        r.node = s->node;
+        app.dirty = true;  // new load for the routers
+      } else {
+        d.message = "replica " + r.id + " died: " + std::string(s.status().message());
+        LUMEN_LOG_WARN("serve: {}", d.message);
+        r.state = State::kStopping;  // dead: replaced below
+        r.since = now - std::chrono::hours(1);
+        app.dirty = true;
+        return;
+      }
+    }
+  } else if (now - r.stats_sent >= std::chrono::milliseconds(options_.stats_period_ms)) {
+    r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
+    r.stats_sent = now;
+  }
+  // Health.
+  auto period = std::chrono::milliseconds(static_cast<int64_t>(d.config.health_check_period_s * 1000));
+  if (r.health_call) {
+    auto h = Get(*r.health_call, 0);
+    bool late = now - r.health_sent > std::max(period * 3, std::chrono::milliseconds(3000));
+    if (h.status().code() == absl::StatusCode::kDeadlineExceeded && !late) return;
+    r.health_call.reset();
+    if (!h.ok() || !*h || late) {
+      d.message = "replica " + r.id + " failed its health check" +
+                  (h.ok() ? "" : ": " + std::string(h.status().message()));
+      LUMEN_LOG_WARN("serve: {}", d.message);
+      r.state = State::kStopping;
+      r.since = now - std::chrono::hours(1);  // no draining: it is broken
+      app.dirty = true;
+    }
+  } else if (now - r.health_sent >= period) {
+    r.health_call = r.actor.Task(&serve::Replica::Health).Remote();
+    r.health_sent = now;
+  }
+}
+
+void Controller::Autoscale(App& app, Deployment& d) {
+  const AutoscalingConfig& as = *d.config.autoscaling;
+  double ongoing = 0;
+  int running = 0;
+  for (const auto& r : d.replicas) {
+    if (r.state != State::kRunning) continue;
+    running++;
+    ongoing += r.stats.ongoing;
+  }
+  size_t queued = 0;
+  if (options_.local) {
+    auto counters = options_.local->Counters();
+    auto it = counters.find(app.config.name + "/" + d.config.name);
+    if (it != counters.end()) {
+      queued = it->second.queued;
+      ongoing = std::max(ongoing, static_cast<double>(it->second.ongoing));
+    }
+  }
+  int want = static_cast<int>(std::ceil((ongoing + queued) / as.target_ongoing_requests - 1e-9));
+  want = std::clamp(want, as.min_replicas, as.max_replicas);
+  auto now = Clock::now();
+  if (d.target == 0 && queued > 0) {  // from zero: at once, requests are waiting
+    d.target = std::max(1, want);
+    d.want = -1;
+    return;
+  }
+  if (want == d.target) {
+    d.want = -1;
+    return;
+  }
+  if (want != d.want) {
+    d.want = want;
+    d.want_since = now;
+    return;
+  }
+  double delay = want > d.target ? as.upscale_delay_s : as.downscale_delay_s;
+  if (Seconds(now - d.want_since) >= delay) {
+    LUMEN_LOG_INFO("serve: {} scales {} -> {} replicas (ongoing {:.1f}, queued {})",
+                   d.config.name, d.target, want, ongoing, queued);
+    d.target = want;
+    d.want = -1;
+  }
+}
+
+void Controller::Start(App& app, Deployment& d) {
+  Replica r;
+  r.id = d.config.name + "#" + std::to_string(d.next_index++);
+  auto creator = Actor(serve::Replica::Create)
+                     .SetResources(d.config.resources)
+                     .SetMaxConcurrency(d.config.max_ongoing_requests + 4)
+                     .SetMaxRestarts(0);
+  r.actor = creator.Remote(app.config.name, d.config.name, d.config.cls, d.config.init_args.dump(),
+                           d.user_config);
+  r.version = d.version;
+  r.since = Clock::now();
+  d.replicas.push_back(std::move(r));
+}
+
+void Controller::Stop(App& app, Replica& r, bool drain) {
+  if (r.state != State::kStopping) {
+    r.state = State::kStopping;
+    r.since = Clock::now();
+    if (!drain) r.since -= std::chrono::hours(1);
+    r.stats_sent = r.since;  // a Stats sent after this shows whether it drained
+    r.stats_call.reset();
+  }
+  app.dirty = true;
+}
+
+void Controller::Reconcile(App& app, Deployment& d) {
+  auto now = Clock::now();
+  int running_new = 0, starting_new = 0, running_old = 0;
+  for (auto& r : d.replicas) {
+    bool current = r.version == d.version;
+    if (r.state == State::kStarting && !current) Stop(app, r, false);
+    if (r.state == State::kRunning) (current ? running_new : running_old)++;
+    if (r.state == State::kStarting) starting_new++;
+  }
+  bool may_start = now >= d.retry_after;
+  if (running_old > 0) {  // rolling: one new replica ahead, then one old leaves
+    if (starting_new == 0 && running_new + running_old < d.target + 1 && may_start) {
+      Start(app, d);
+    }
+    if (running_new + running_old > d.target) {
+      for (auto& r : d.replicas) {
+        if (r.state == State::kRunning && r.version != d.version) {
+          Stop(app, r, true);
+          break;
+        }
+      }
+    }
+  } else {
+    int live = running_new + starting_new;
+    for (; live < d.target && may_start; ++live) Start(app, d);
+    for (auto it = d.replicas.rbegin(); live > d.target && it != d.replicas.rend(); ++it) {
+      if (it->state == State::kStarting || it->state == State::kRunning) {
+        Stop(app, *it, true);
+        live--;
+      }
+    }
+  }
+  // Stopping replicas leave once drained (or at once when broken or dead).
+  std::erase_if(d.replicas, [&](Replica& r) {
+    if (r.state != State::kStopping) return false;
+    bool drained = r.stats_sent > r.since && !r.stats_call && r.stats.ongoing_now == 0;
+    double waited = Seconds(now - r.since);
+    // Proxies elsewhere read the table once a second: give them that long.
+    if ((drained && waited > 1.5) || waited > d.config.request_timeout_s + 2) {
+      (void)Kill(r.actor);
+      app.dirty = true;
+      return true;
+    }
+    if (!r.stats_call) {
+      r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
+      r.stats_sent = now;
+    } else if (auto s = Get(*r.stats_call, 0);
+               s.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      r.stats_call.reset();
+      r.stats = s.ok() ? *s : ReplicaStats{};
+    }
+    return false;
+  });
+  int running = 0;
+  for (const auto& r : d.replicas) running += r.state == State::kRunning && r.version == d.version;
+  bool settled = running == d.target && static_cast<int>(d.replicas.size()) == d.target;
+  std::string status = settled ? "HEALTHY" : (d.start_failures >= 3 ? "DEPLOY_FAILED" : "UPDATING");
+  if (status != d.status) {
+    d.status = status;
+    app.dirty = true;
+  }
+}
+
+void Controller::Publish(App& app) {
+  app.dirty = false;
+  RouteTable t;
+  t.app = app.config.name;
+  t.route_prefix = app.config.route_prefix;
+  t.ingress = app.config.ingress;
+  t.version = ++app.version;
+  int64_t now = WallMs();
+  for (const auto& [name, d] : app.deployments) {
+    DeploymentRoute route;
+    route.router = d.config.router;
+    route.max_ongoing = d.config.max_ongoing_requests;
+    route.max_queued = d.config.max_queued_requests;
+    route.hash_header = d.config.hash_header;
+    route.request_timeout_s = d.config.request_timeout_s;
+    for (const auto& r : d.replicas) {
+      if (r.state != State::kRunning) continue;
+      ReplicaRoute rr;
+      rr.id = r.id;
+      rr.actor = r.actor.ID();
+      rr.node = r.node;
+      rr.load.ongoing = r.stats.ongoing;
+      rr.load.completed_per_s = r.stats.completed_per_s;
+      rr.load.reported_at_ms = r.stats.completed_total > 0 || r.stats.ongoing > 0 ? now : 0;
+      route.replicas.push_back(rr);
+    }
+    t.deployments[name] = std::move(route);
+  }
+  if (options_.local) options_.local->SetTable(t);
+  if (auto* rt = lumen::internal::CurrentRuntime()) {
+    (void)rt->KvPut(kServeKvNamespace, RoutesKey(t.app), t.ToJson());
+  }
+}
+
+Json Controller::Status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Json out = {{"applications", Json::object()}};
+  for (const auto& [name, app] : apps_) {
+    Json aj = {{"route_prefix", app.config.route_prefix},
+               {"ingress", app.config.ingress},
+               {"deployments", Json::object()}};
+    std::string app_status = "RUNNING";
+    for (const auto& [dname, d] : app.deployments) {
+      Json dj = {{"status", d.status}, {"message", d.message}, {"target", d.target},
+                 {"router", d.config.router}, {"replicas", Json::array()}};
+      for (const auto& r : d.replicas) {
+        const char* state = r.state == State::kStarting  ? "STARTING"
+                            : r.state == State::kRunning ? "RUNNING"
+                                                         : "STOPPING";
+        dj["replicas"].push_back({{"id", r.id}, {"state", state}, {"node", r.node},
+                                  {"ongoing", r.stats.ongoing_now},
+                                  {"current_version", r.version == d.version}});
+      }
+      if (d.status == "DEPLOY_FAILED") app_status = "DEPLOY_FAILED";
+      if (d.status == "UPDATING" && app_status == "RUNNING") app_status = "DEPLOYING";
+      aj["deployments"][dname] = dj;
+    }
+    aj["status"] = app_status;
+    out["applications"][name] = aj;
+  }
+  return out;
+}
+
+bool Controller::Settled() const {
+  Json s = Status();
+  for (const auto& [name, app] : s["applications"].items()) {
+    if (app["status"] != "RUNNING") return false;
+  }
+  return true;
+}
+
+}  // namespace lumen::serve

@@ -1,0 +1,83 @@
+// The serve runtime in a driver; see instance.h.
+#include "serve/instance.h"
+
+#include <algorithm>
+
+#include "common/file_util.h"
+#include "lumen/internal/runtime.h"
+
+namespace lumen::serve {
+
+std::string ServeLibraryPath() {
+  return ObjectFileOf(reinterpret_cast<const void*>(&internal::RegisterDeployment));
+}
+
+ServeInstance::ServeInstance(InstanceOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOptions options) {
+  if (lumen::internal::CurrentRuntime() == nullptr) {
+    return absl::FailedPreconditionError("call lumen::Init before starting serve");
+  }
+  std::unique_ptr<ServeInstance> s(new ServeInstance(options));
+  s->dispatcher_ = std::make_unique<Dispatcher>(Dispatcher::Options{.read_kv = false});
+  s->controller_ = std::make_unique<Controller>(Controller::Options{.local = s->dispatcher_.get()});
+  s->proxy_ = std::make_unique<Proxy>(Proxy::Options{.host = options.http_host,
+                                                     .port = options.http_port,
+                                                     .threads = options.proxy_threads},
+                                      s->dispatcher_.get());
+  LUMEN_RETURN_IF_ERROR(s->proxy_->Start());
+  ServeInstance* self = s.get();
+  s->admin_ = std::make_unique<HttpServer>(
+      HttpServer::Options{.host = "127.0.0.1", .port = options.admin_port},
+      [self](Request r, HttpServer::Reply reply) { self->Admin(std::move(r), std::move(reply)); });
+  LUMEN_RETURN_IF_ERROR(s->admin_->Start());
+  LUMEN_RETURN_IF_ERROR(lumen::internal::CurrentRuntime()->KvPut(
+      kServeKvNamespace, kAdminKey, "127.0.0.1:" + std::to_string(s->admin_->port())));
+  return s;
+}
+
+ServeInstance::~ServeInstance() {
+  admin_.reset();
+  proxy_.reset();
+  controller_.reset();  // kills the replicas
+  if (auto* rt = lumen::internal::CurrentRuntime()) (void)rt->KvPut(kServeKvNamespace, kAdminKey, "");
+  dispatcher_.reset();
+}
+
+absl::Status ServeInstance::Deploy(const ServeConfig& config) {
+  for (const auto& app : config.applications) {
+    for (const auto& file : app.code) {
+      if (std::find(options_.code.begin(), options_.code.end(), file) == options_.code.end()) {
+        return absl::FailedPreconditionError(
+            "application '" + app.name + "' needs " + file +
+            ", which this serve instance was not started with; start it with the file (lumen "
+            "serve run FILE, or lumen serve start --code " +
+            file + ")");
+      }
+    }
+  }
+  return controller_->Apply(config);
+}
+
+void ServeInstance::Admin(Request request, HttpServer::Reply reply) {
+  const std::string base = "/api/serve/applications";
+  if (request.path == base && request.method == "GET") {
+    return reply(Response::FromJson(controller_->Status()));
+  }
+  if (request.path == base && request.method == "PUT") {
+    auto config = ParseServeConfig(request.body, request.Header("x-lumen-file", "config"),
+                                   request.Header("x-lumen-base-dir", "/"));
+    if (!config.ok()) return reply(Response::Error(400, std::string(config.status().message())));
+    absl::Status s = Deploy(*config);
+    if (!s.ok()) return reply(Response::Error(409, std::string(s.message())));
+    return reply(Response::FromJson(controller_->Status()));
+  }
+  if (request.path.rfind(base + "/", 0) == 0 && request.method == "DELETE") {
+    absl::Status s = controller_->Delete(request.path.substr(base.size() + 1));
+    if (!s.ok()) return reply(Response::Error(404, std::string(s.message())));
+    return reply(Response::FromJson(controller_->Status()));
+  }
+  reply(Response::Error(404, "the admin API has GET/PUT " + base + " and DELETE " + base + "/APP"));
+}
+
+}  // namespace lumen::serve

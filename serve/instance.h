@@ -1,0 +1,57 @@
+// ServeInstance: the serve runtime inside one driver process: controller,
+// HTTP proxy, and the admin API that `lumen serve deploy/status/delete`
+// talk to (loopback only; its address is kept in the GCS KV under
+// serve/admin). lumen must be initialised, with the applications' code in
+// the job's code package (Config::code_paths).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "serve/config.h"
+#include "serve/controller.h"
+#include "serve/dispatcher.h"
+#include "serve/http_server.h"
+#include "serve/proxy.h"
+
+namespace lumen::serve {
+
+inline constexpr char kAdminKey[] = "admin";
+
+struct InstanceOptions {
+  std::string http_host = "127.0.0.1";
+  int http_port = 8000;  // 0: any free port
+  int admin_port = 0;    // 0: any free port
+  int proxy_threads = 1;
+  // The code libraries this process was started with: an app whose code
+  // is not among them cannot run here.
+  std::vector<std::string> code;
+};
+
+class ServeInstance {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServeInstance>> Start(InstanceOptions options);
+  ~ServeInstance();
+
+  absl::Status Deploy(const ServeConfig& config);
+  Controller& controller() { return *controller_; }
+  int http_port() const { return proxy_->port(); }
+  int admin_port() const { return admin_->port(); }
+
+ private:
+  explicit ServeInstance(InstanceOptions options);
+  void Admin(Request request, HttpServer::Reply reply);
+
+  InstanceOptions options_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<Proxy> proxy_;
+  std::unique_ptr<HttpServer> admin_;
+};
+
+// The code library that holds the serve runtime's replica actor: it goes
+// first in a serve driver's Config::code_paths.
+std::string ServeLibraryPath();
+
+}  // namespace lumen::serve
