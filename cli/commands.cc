@@ -51,13 +51,6 @@ std::string TailOf(const std::string& path, int lines) {
   return out;
 }
 
-std::string ResolveToken(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("LUMEN_TOKEN"); env && *env) return env;
-  auto file = ReadFile(Home() + "/" + kTokenFile);
-  return file.ok() ? Trim(*file) : "";
-}
-
 // A GCS that `lumen start --head` started here and that still runs.
 std::optional<pid_t> RunningHead() {
   auto content = ReadFile(Home() + "/" + kProcessesFile);
@@ -138,12 +131,19 @@ std::string LocalAddresses() {
   return out;
 }
 
+}  // namespace
+
 int Fail(const std::string& what) {
   std::cerr << "lumen: " << what << "\n";
   return 1;
 }
 
-}  // namespace
+std::string ResolveToken(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("LUMEN_TOKEN"); env && *env) return env;
+  auto file = ReadFile(Home() + "/" + kTokenFile);
+  return file.ok() ? Trim(*file) : "";
+}
 
 int Start(const StartFlags& f) {
   if (f.head == !f.address.empty()) {
@@ -281,8 +281,6 @@ std::string Amount(const proto::NodeInfo& n, const std::string& name, bool bytes
 
 }  // namespace
 
-namespace {
-
 // --address, else $LUMEN_ADDRESS, else the head started on this machine.
 absl::StatusOr<std::string> ClusterAddress(const std::string& flag) {
   if (!flag.empty()) return flag;
@@ -295,8 +293,6 @@ absl::StatusOr<std::string> ClusterAddress(const std::string& flag) {
   }
   return Trim(*file);
 }
-
-}  // namespace
 
 int Drain(const DrainFlags& f) {
   auto address = ClusterAddress(f.address);

@@ -4,8 +4,18 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace lumen::cli {
+
+// Prints "lumen: WHAT" on stderr; returns 1.
+int Fail(const std::string& what);
+// --token, else $LUMEN_TOKEN, else the token file of a head started here.
+std::string ResolveToken(const std::string& flag);
+// --address, else $LUMEN_ADDRESS, else the head started on this machine.
+absl::StatusOr<std::string> ClusterAddress(const std::string& flag);
 
 struct StartFlags {
   bool head = false;
@@ -61,5 +71,22 @@ struct NodeManagerFlags {
 // pipe once serving.
 int RunGcsServer(const GcsServerFlags& flags);
 int RunNodeManager(const NodeManagerFlags& flags);
+
+// `lumen serve ...` (cli/serve_commands.cc).
+struct ServeFlags {
+  std::string file;     // run, deploy
+  std::string app;      // delete
+  std::string address;  // the cluster's GCS (run: empty starts a local one)
+  std::string token;
+  int nodes = 1;                  // run: local cluster nodes
+  std::vector<std::string> code;  // start: code libraries
+  int http_port = -1;             // start/run: overrides the file's
+  bool json = false;              // status
+};
+int ServeRun(const ServeFlags& flags);
+int ServeStart(const ServeFlags& flags);
+int ServeDeploy(const ServeFlags& flags);
+int ServeStatus(const ServeFlags& flags);
+int ServeDelete(const ServeFlags& flags);
 
 }  // namespace lumen::cli

@@ -70,7 +70,44 @@ int Run(int argc, char** argv) {
   n->add_flag("--head", nm.head);
   n->add_option("--session-dir", nm.session_dir);
 
+  lumen::cli::ServeFlags sv;
+  auto* serve = app.add_subcommand("serve", "run C++ deployments behind HTTP");
+  serve->require_subcommand(1);
+  auto cluster_flags = [&](CLI::App* c) {
+    c->add_option("--address", sv.address, "GCS HOST:PORT (default: the one started here)");
+    c->add_option("--token", sv.token, "cluster token");
+  };
+  auto* srun = serve->add_subcommand(
+      "run", "run the applications of FILE in the foreground (a local cluster unless --address)");
+  srun->add_option("file", sv.file, "serve config (YAML)")->required();
+  srun->add_option("--address", sv.address, "join this cluster instead of starting a local one");
+  srun->add_option("--token", sv.token, "cluster token");
+  srun->add_option("--nodes", sv.nodes, "local cluster: node processes")->check(CLI::Range(1, 64));
+  srun->add_option("--http-port", sv.http_port, "override the file's http.port (0: any free)")
+      ->check(CLI::Range(0, 65535));
+  auto* sstart = serve->add_subcommand(
+      "start", "run the serve runtime in the foreground in a running cluster, for `serve deploy`");
+  cluster_flags(sstart);
+  sstart->add_option("--code", sv.code, "application libraries deployments may come from");
+  sstart->add_option("--http-port", sv.http_port, "HTTP port (default 8000; 0: any free)")
+      ->check(CLI::Range(0, 65535));
+  auto* sdeploy = serve->add_subcommand(
+      "deploy", "make FILE's applications the running ones (only what changed changes)");
+  sdeploy->add_option("file", sv.file, "serve config (YAML)")->required();
+  cluster_flags(sdeploy);
+  auto* sstatus = serve->add_subcommand("status", "applications, deployments and replicas");
+  cluster_flags(sstatus);
+  sstatus->add_flag("--json", sv.json, "print the status as JSON");
+  auto* sdelete = serve->add_subcommand("delete", "stop an application and its replicas");
+  sdelete->add_option("app", sv.app, "application name")->required();
+  cluster_flags(sdelete);
+
   CLI11_PARSE(app, argc, argv);
+  if (*srun) return lumen::cli::ServeRun(sv);
+  if (*sstart) return lumen::cli::ServeStart(sv);
+  if (*sdeploy) return lumen::cli::ServeDeploy(sv);
+  if (*sstatus) return lumen::cli::ServeStatus(sv);
+  if (*sdelete) return lumen::cli::ServeDelete(sv);
   if (*s) return lumen::cli::Start(start);
   if (*stop) return lumen::cli::Stop();
   if (*st) return lumen::cli::Status(status);

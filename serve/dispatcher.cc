@@ -337,9 +337,15 @@ void Dispatcher::ExpireLoop() {
     }
     Answers out;
     int64_t now = NowMs();
+    std::vector<std::string> waiting;  // apps with queued requests and an old table
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [app, a] : apps_) {
+        bool queued = false;
+        for (auto& [name, d] : a.deployments) queued = queued || !d.queue.empty();
+        if (queued && options_.read_kv && now - a.fetched_ms >= options_.refresh_ms / 4) {
+          waiting.push_back(app);
+        }
         for (auto& [name, d] : a.deployments) {
           for (auto it = d.queue.begin(); it != d.queue.end();) {
             auto& p = *it;
@@ -359,6 +365,7 @@ void Dispatcher::ExpireLoop() {
       }
     }
     Deliver(std::move(out));
+    for (const auto& app : waiting) Refresh(app);  // new replicas may take them
   }
 }
 

@@ -52,6 +52,7 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string cl
   }
   SetCurrentApp(app);
   Json init_args = ParseOrThrow(init_args_json, "init_args");
+  if (init_args.is_null()) init_args = Json::object();  // so init_args.value(...) works
   Json user_config = ParseOrThrow(user_config_json, "user_config");
   auto instance = (*factory)(init_args);
   if (!instance) throw std::runtime_error(cls + "::Create returned nothing");
