@@ -111,6 +111,10 @@ absl::Status Controller::Apply(const ServeConfig& config) {
       }
     }
   }
+  // Routing changes (router, limits) take effect before Apply returns.
+  for (auto& [name, app] : apps_) {
+    if (app.dirty) Publish(app);
+  }
   cv_.notify_all();
   return absl::OkStatus();
 }

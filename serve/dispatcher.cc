@@ -59,6 +59,7 @@ Dispatcher::~Dispatcher() {
     stopping_ = true;
   }
   done_cv_.notify_all();
+  stop_cv_.notify_all();
   done_thread_.join();
   expire_thread_.join();
 }
@@ -333,7 +334,7 @@ void Dispatcher::ExpireLoop() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(done_mu_);
-      if (done_cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return stopping_; })) return;
+      if (stop_cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return stopping_; })) return;
     }
     Answers out;
     int64_t now = NowMs();

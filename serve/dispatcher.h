@@ -101,7 +101,8 @@ class Dispatcher {
   std::map<std::string, App> apps_;
   // Completions run here, in order.
   std::mutex done_mu_;
-  std::condition_variable done_cv_;
+  std::condition_variable done_cv_;  // the done thread's only
+  std::condition_variable stop_cv_;  // wakes the expiry thread to stop
   std::deque<std::function<void()>> done_queue_;
   bool stopping_ = false;
   std::thread done_thread_;

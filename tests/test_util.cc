@@ -25,12 +25,13 @@ bool HasFileStartingWith(const std::string& dir, const std::string& prefix) {
 }
 
 absl::StatusOr<std::unique_ptr<worker::LocalCluster>> StartAndConnect(
-    const worker::LocalClusterOptions& options) {
+    const worker::LocalClusterOptions& options, const std::vector<std::string>& code_paths) {
   auto cluster = worker::LocalCluster::Start(options);
   if (!cluster.ok()) return cluster.status();
   Config config;
   config.address = (*cluster)->gcs_address();
   config.token = (*cluster)->token();
+  config.code_paths = code_paths;
   if (absl::Status s = Init(config); !s.ok()) return s;
   return cluster;
 }

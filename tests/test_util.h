@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "worker/local_cluster.h"
@@ -42,7 +43,8 @@ bool HasFileStartingWith(const std::string& dir, const std::string& prefix);
 
 // Starts a cluster of real processes and makes this program its driver
 // (lumen::Init against it).
+// `code_paths`: Config::code_paths of the driver.
 absl::StatusOr<std::unique_ptr<worker::LocalCluster>> StartAndConnect(
-    const worker::LocalClusterOptions& options);
+    const worker::LocalClusterOptions& options, const std::vector<std::string>& code_paths = {});
 
 }  // namespace lumen::testing

@@ -132,9 +132,9 @@ class Echo {
     return e;
   }
   Response Call(const Request& req) {
-    if (req.path == "/pid") return Response::FromJson({{"pid", getpid()}});
     if (req.path == "/fail") throw std::runtime_error("asked to fail");
     SleepFor(req, delay_ms_);
+    if (req.path == "/pid") return Response::FromJson({{"pid", getpid()}});
     Response r;
     r.body = req.body;
     return r;

@@ -1,0 +1,486 @@
+// Serving on a real two-node cluster (GCS, node managers, replica worker
+// processes), driven over real HTTP: routing by prefix, composition,
+// every router, backpressure codes, async answers, autoscaling up, down and
+// from zero, reconfiguration, a rolling update and kill -9 of a replica
+// under steady load with no failed request, bad configs and bad requests.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "lumen/api.h"
+#include "serve/config.h"
+#include "serve/http_client.h"
+#include "serve/instance.h"
+#include "test_util.h"
+
+namespace lumen {
+namespace {
+
+using serve::HttpCall;
+using serve::Response;
+using testing::WaitUntil;
+
+class ServeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    worker::LocalClusterOptions o;
+    o.nodes = {{{{"CPU", 4}}}, {{{"CPU", 4}}}};
+    code_ = {serve::ServeLibraryPath(), LUMEN_OCR_APP};
+    auto c = testing::StartAndConnect(o, code_);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = c->release();
+    serve::InstanceOptions io;
+    io.http_port = 0;
+    io.code = code_;
+    auto s = serve::ServeInstance::Start(io);
+    ASSERT_TRUE(s.ok()) << s.status();
+    instance_ = s->release();
+  }
+  static void TearDownTestSuite() {
+    delete instance_;
+    Shutdown();
+    delete cluster_;
+  }
+  void TearDown() override {
+    ASSERT_TRUE(instance_->Deploy(serve::ServeConfig()).ok());  // no apps between tests
+  }
+
+  // Deploys `yaml` (the applications part) and waits until it runs.
+  void Deploy(const std::string& yaml) {
+    std::string text = "applications:\n" + yaml;
+    for (size_t at = 0; (at = text.find("$APP", at)) != std::string::npos;) {
+      text.replace(at, 4, LUMEN_OCR_APP);
+    }
+    auto config = serve::ParseServeConfig(text, "test.yaml", "/");
+    ASSERT_TRUE(config.ok()) << config.status();
+    ASSERT_TRUE(instance_->Deploy(*config).ok());
+    ASSERT_TRUE(WaitUntil([&] { return instance_->controller().Settled(); }, 60'000))
+        << instance_->controller().Status().dump(2);
+  }
+  absl::StatusOr<Response> Post(const std::string& path, const std::string& body,
+                                std::map<std::string, std::string> headers = {}) {
+    return HttpCall("127.0.0.1", instance_->http_port(), "POST", path, body, headers);
+  }
+  absl::StatusOr<Response> GetPath(const std::string& path) {
+    return HttpCall("127.0.0.1", instance_->http_port(), "GET", path);
+  }
+  int PidAt(const std::string& path, std::map<std::string, std::string> headers = {}) {
+    auto r = HttpCall("127.0.0.1", instance_->http_port(), "GET", path, "", headers);
+    if (!r.ok() || r->status != 200) return -1;
+    return Json::parse(r->body)["pid"].get<int>();
+  }
+  Json Status() { return instance_->controller().Status(); }
+  // The first sample of a /metrics gauge, or -1.
+  double Gauge(const std::string& name) {
+    auto m = GetPath("/metrics");
+    if (!m.ok()) return -1;
+    size_t at = m->body.find("\n" + name + "{");
+    if (at == std::string::npos) return -1;
+    size_t value = m->body.find("} ", at) + 2;
+    return std::stod(m->body.substr(value, m->body.find('\n', value) - value));
+  }
+  int Running(const std::string& app, const std::string& dep) {
+    int n = 0;
+    Json s = Status();  // kept: the loop below walks into it
+    for (const auto& r : s["applications"][app]["deployments"][dep]["replicas"]) {
+      n += r["state"] == "RUNNING";
+    }
+    return n;
+  }
+
+  // Sends requests from `threads` threads until stopped; counts failures.
+  struct Load {
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::atomic<int> failed{0};
+    std::string last_error;
+    std::mutex mu;
+    std::vector<std::thread> threads;
+    ~Load() { Stop(); }
+    void Stop() {
+      stop = true;
+      for (auto& t : threads) t.join();
+      threads.clear();
+    }
+  };
+  void StartLoad(Load* load, const std::string& path, int threads) {
+    int port = instance_->http_port();
+    for (int i = 0; i < threads; ++i) {
+      load->threads.emplace_back([load, path, port] {
+        while (!load->stop) {
+          auto r = HttpCall("127.0.0.1", port, "POST", path + "?sleep_ms=5", "x");
+          if (r.ok() && r->status == 200 && r->body == "x") {
+            load->ok++;
+          } else {
+            load->failed++;
+            std::lock_guard<std::mutex> lock(load->mu);
+            load->last_error = r.ok() ? std::to_string(r->status) + " " + r->body
+                                      : std::string(r.status().message());
+          }
+        }
+      });
+    }
+  }
+
+  static inline worker::LocalCluster* cluster_ = nullptr;
+  static inline serve::ServeInstance* instance_ = nullptr;
+  static inline std::vector<std::string> code_;
+};
+
+TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
+  Deploy(R"(
+  - name: ocr
+    route_prefix: /ocr
+    code: $APP
+    ingress: Pipeline
+    deployments:
+      - {name: Pipeline, resources: {CPU: 0.1}}
+      - {name: Detector, num_replicas: 2, resources: {CPU: 0.1}, router: swrr}
+      - {name: Recognize, num_replicas: 2, resources: {CPU: 0.1}}
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, resources: {CPU: 0.1}}
+)");
+  auto r = Post("/ocr", R"({"image": "read these words x"})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["text"], "READ THESE WORDS") << "one-letter boxes dropped";
+  auto stream = Post("/ocr/stream", R"({"image": "two words"})");
+  ASSERT_TRUE(stream.ok());
+  EXPECT_EQ(stream->headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(stream->body, "TWO\nWORDS\n");
+  auto echo = Post("/echo/anything", "hello");
+  ASSERT_TRUE(echo.ok());
+  EXPECT_EQ(echo->body, "hello");
+  auto none = GetPath("/nothing-here");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->status, 404);
+  EXPECT_NE(none->body.find("/-/routes"), std::string::npos);
+  // Replicas are spread by resources over both nodes and report where.
+  std::set<std::string> nodes;
+  ASSERT_TRUE(WaitUntil([&] {
+    nodes.clear();
+    Json s = Status();
+    for (const auto& rep : s["applications"]["ocr"]["deployments"]["Detector"]["replicas"]) {
+      if (!rep["node"].get<std::string>().empty()) nodes.insert(rep["node"].get<std::string>());
+    }
+    return nodes.size() >= 1;
+  }));
+  auto metrics = GetPath("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find(
+                "lumen_serve_requests_total{app=\"ocr\",deployment=\"Pipeline\",code=\"200\"}"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("lumen_serve_request_latency_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics->body.find("lumen_serve_replicas{app=\"ocr\",deployment=\"Detector\"} 2"),
+            std::string::npos);
+}
+
+TEST_F(ServeTest, BadRequestsGetClearAnswersAndNothingBreaks) {
+  Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, resources: {CPU: 0.1}}
+  - name: ocr
+    route_prefix: /ocr
+    code: $APP
+    ingress: Detector
+    deployments:
+      - {name: Detector, resources: {CPU: 0.1}}
+)");
+  auto thrown = GetPath("/echo/fail");
+  ASSERT_TRUE(thrown.ok());
+  EXPECT_EQ(thrown->status, 500);
+  EXPECT_NE(thrown->body.find("asked to fail"), std::string::npos) << thrown->body;
+  auto bad_json = Post("/ocr", "{not json");
+  ASSERT_TRUE(bad_json.ok());
+  EXPECT_EQ(bad_json->status, 400);
+  // Bytes that are not HTTP.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(instance_->http_port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string junk = "THIS IS NOT HTTP\r\n\r\n";
+  ASSERT_EQ(::write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  char buf[512] = {};
+  ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 400", 0), 0u) << buf;
+  auto after = Post("/echo", "still here");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->body, "still here") << "the proxy kept serving";
+}
+
+TEST_F(ServeTest, FullQueuesAnswer503AndSlowRequests504) {
+  Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, resources: {CPU: 0.1}, max_ongoing_requests: 1, max_queued_requests: 1,
+         request_timeout_s: 1.5}
+)");
+  std::vector<std::thread> threads;
+  std::vector<int> codes(3, 0);
+  std::map<int, std::string> retry_after;
+  std::mutex mu;
+  auto send = [&](int i, int sleep_ms) {
+    threads.emplace_back([&, i, sleep_ms] {
+      auto r = Post("/echo?sleep_ms=" + std::to_string(sleep_ms), "x");
+      std::lock_guard<std::mutex> lock(mu);
+      codes[i] = r.ok() ? r->status : -1;
+      if (r.ok()) retry_after[r->status] = r->headers["retry-after"];
+    });
+  };
+  send(0, 1000);  // runs
+  ASSERT_TRUE(WaitUntil([&] { return Gauge("lumen_serve_ongoing_requests") == 1; }));
+  send(1, 3000);  // waits in the queue
+  ASSERT_TRUE(WaitUntil([&] { return Gauge("lumen_serve_queued_requests") == 1; }));
+  send(2, 0);  // finds the queue full
+  for (auto& t : threads) t.join();
+  std::multiset<int> got(codes.begin(), codes.end());
+  EXPECT_EQ(got.count(200), 1u) << codes[0] << " " << codes[1] << " " << codes[2];
+  EXPECT_EQ(got.count(503), 1u) << "the queue holds one";
+  EXPECT_EQ(got.count(504), 1u) << "the queued one (3 s of work) passes its 1.5 s timeout";
+  EXPECT_EQ(retry_after[503], "1");
+}
+
+TEST_F(ServeTest, AsyncAnswersAreFetchedLater) {
+  Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, resources: {CPU: 0.1}, router: queue}
+)");
+  auto accepted = Post("/echo?sleep_ms=300", "later", {{"prefer", "respond-async"}});
+  ASSERT_TRUE(accepted.ok());
+  ASSERT_EQ(accepted->status, 202) << accepted->body;
+  std::string url = Json::parse(accepted->body)["status_url"];
+  auto pending = GetPath(url);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->status, 202) << "still running";
+  ASSERT_TRUE(WaitUntil([&] {
+    auto r = GetPath(url);
+    return r.ok() && r->status == 200 && r->body == "later";
+  }));
+  auto unknown = GetPath("/-/results/nope");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->status, 404);
+}
+
+TEST_F(ServeTest, EveryRouterSpreadsWorkAndHashKeepsKeysOnOneReplica) {
+  for (std::string router : {"pow2", "swrr", "queue", "rr", "hash"}) {
+    Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, num_replicas: 2, resources: {CPU: 0.1}, router: )" +
+           router + "}\n");
+    std::set<int> pids;
+    if (router == "hash") {
+      for (int i = 0; i < 40; ++i) {
+        pids.insert(PidAt("/echo/pid", {{"x-lumen-shard-key", "k" + std::to_string(i)}}));
+      }
+    } else {  // rounds of concurrent requests: every policy uses both replicas
+      for (int round = 0; round < 3; ++round) {
+        std::vector<std::thread> ts;
+        std::mutex mu;
+        for (int i = 0; i < 6; ++i) {
+          ts.emplace_back([&] {
+            int pid = PidAt("/echo/pid?sleep_ms=100");
+            std::lock_guard<std::mutex> lock(mu);
+            pids.insert(pid);
+          });
+        }
+        for (auto& t : ts) t.join();
+      }
+    }
+    EXPECT_EQ(pids.count(-1), 0u) << router;
+    EXPECT_EQ(pids.size(), 2u) << router << " did not use both replicas";
+    if (router == "hash") {
+      int first = PidAt("/echo/pid", {{"x-lumen-shard-key", "user-7"}});
+      for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(PidAt("/echo/pid", {{"x-lumen-shard-key", "user-7"}}), first);
+      }
+    }
+  }
+}
+
+TEST_F(ServeTest, UserConfigReconfiguresWithoutRestarting) {
+  std::string base = R"(
+  - name: ocr
+    route_prefix: /ocr
+    code: $APP
+    ingress: Detector
+    deployments:
+      - {name: Detector, resources: {CPU: 0.1}, user_config: {threshold: THRESHOLD}}
+)";
+  auto with = [&](const std::string& t) {
+    std::string y = base;
+    y.replace(y.find("THRESHOLD"), 9, t);
+    return y;
+  };
+  Deploy(with("0.5"));
+  auto id_before = Status()["applications"]["ocr"]["deployments"]["Detector"]["replicas"][0]["id"];
+  auto r = Post("/ocr", R"({"image": "a bb"})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Json::parse(r->body)["boxes"].size(), 1u);
+  Deploy(with("0.1"));
+  ASSERT_TRUE(WaitUntil([&] {
+    auto again = Post("/ocr", R"({"image": "a bb"})");
+    return again.ok() && Json::parse(again->body)["boxes"].size() == 2u;
+  }));
+  EXPECT_EQ(Status()["applications"]["ocr"]["deployments"]["Detector"]["replicas"][0]["id"],
+            id_before)
+      << "same replica";
+}
+
+TEST_F(ServeTest, RollingUpdateUnderLoadFailsNoRequest) {
+  std::string base = R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, num_replicas: 2, resources: {CPU: 0.1}, init_args: {delay_ms: DELAY}}
+)";
+  auto with = [&](const std::string& d) {
+    std::string y = base;
+    y.replace(y.find("DELAY"), 5, d);
+    return y;
+  };
+  Deploy(with("0"));
+  std::set<int> before;
+  for (int i = 0; i < 20; ++i) before.insert(PidAt("/echo/pid"));
+  Load load;
+  StartLoad(&load, "/echo", 4);
+  ASSERT_TRUE(WaitUntil([&] { return load.ok > 50; }));
+  Deploy(with("1"));  // a new version: replicas roll one by one
+  int at_switch = load.ok;
+  ASSERT_TRUE(WaitUntil([&] { return load.ok > at_switch + 50; }));
+  load.Stop();
+  EXPECT_EQ(load.failed, 0) << load.last_error;
+  std::set<int> after;
+  for (int i = 0; i < 20; ++i) after.insert(PidAt("/echo/pid"));
+  for (int pid : after) EXPECT_EQ(before.count(pid), 0u) << "every replica was replaced";
+}
+
+TEST_F(ServeTest, AKilledReplicaIsReplacedAndNoRequestFails) {
+  Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, num_replicas: 2, resources: {CPU: 0.1}, health_check_period_s: 0.2}
+)");
+  std::set<int> pids;
+  ASSERT_TRUE(WaitUntil([&] {
+    pids.insert(PidAt("/echo/pid"));
+    return pids.size() == 2;
+  }));
+  Load load;
+  StartLoad(&load, "/echo", 4);
+  ASSERT_TRUE(WaitUntil([&] { return load.ok > 50; }));
+  int victim = *pids.begin();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  int at_kill = load.ok;
+  auto replaced = [&] {  // a third replica (Echo#3) runs beside the survivor
+    Json s = Status();
+    int fresh = 0;
+    for (const auto& r : s["applications"]["echo"]["deployments"]["Echo"]["replicas"]) {
+      fresh += r["state"] == "RUNNING" && r["id"] == "Echo#3";
+    }
+    return fresh == 1 && Running("echo", "Echo") == 2;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return replaced() && load.ok > at_kill + 100; }, 60'000))
+      << Status().dump(2);
+  load.Stop();
+  EXPECT_EQ(load.failed, 0) << load.last_error;
+  std::set<int> now;
+  for (int i = 0; i < 20; ++i) now.insert(PidAt("/echo/pid"));
+  EXPECT_EQ(now.count(victim), 0u);
+  EXPECT_EQ(now.size(), 2u) << "a new replica took its place";
+}
+
+TEST_F(ServeTest, AutoscalesUpDownAndFromZero) {
+  Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - name: Echo
+        resources: {CPU: 0.1}
+        max_ongoing_requests: 2
+        autoscaling: {min_replicas: 0, max_replicas: 3, target_ongoing_requests: 1,
+                      upscale_delay_s: 0.2, downscale_delay_s: 1}
+)");
+  EXPECT_EQ(Running("echo", "Echo"), 0) << "min_replicas 0: none until a request comes";
+  auto first = Post("/echo", "woke");  // waits while the first replica starts
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(first->body, "woke");
+  Load load;
+  int port = instance_->http_port();
+  for (int i = 0; i < 5; ++i) {
+    load.threads.emplace_back([&load, port] {
+      while (!load.stop) {
+        auto r = HttpCall("127.0.0.1", port, "POST", "/echo?sleep_ms=100", "x");
+        (r.ok() && r->status == 200 ? load.ok : load.failed)++;
+      }
+    });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Running("echo", "Echo") >= 3; }, 30'000)) << Status().dump(2);
+  load.Stop();
+  EXPECT_EQ(load.failed, 0);
+  ASSERT_TRUE(WaitUntil([&] { return Running("echo", "Echo") == 0; }, 30'000))
+      << "idle: back down to min_replicas 0\n"
+      << Status().dump(2);
+}
+
+TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
+  Deploy(R"(
+  - name: echo
+    route_prefix: /echo
+    code: $APP
+    deployments:
+      - {name: Echo, resources: {CPU: 0.1}}
+)");
+  std::string bad =
+      "applications:\n  - name: echo\n    deployments:\n      - name: Echo\n        num_replicas: "
+      "many\n";
+  auto r = HttpCall("127.0.0.1", instance_->admin_port(), "PUT", "/api/serve/applications", bad,
+                    {{"x-lumen-file", "bad.yaml"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("bad.yaml:5"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("num_replicas"), std::string::npos) << r->body;
+  auto still = Post("/echo", "up");
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->body, "up");
+  // Through the CLI as well.
+  std::string out;
+  std::string cmd = std::string(LUMEN_CLI_PATH) + " serve status --address " +
+                    cluster_->gcs_address() + " --token " + cluster_->token();
+  ASSERT_EQ(testing::RunCommand(cmd, &out), 0) << out;
+  EXPECT_NE(out.find("echo  RUNNING  /echo"), std::string::npos) << out;
+  EXPECT_NE(out.find("RUNNING"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lumen
