@@ -77,7 +77,7 @@ absl::StatusOr<Response> DeploymentHandle::Call(const Json& body) const {
 }
 
 DeploymentHandle GetDeploymentHandle(const std::string& deployment, const std::string& app) {
-  return DeploymentHandle(app.empty() ? CurrentApp() : app, deployment);
+  return DeploymentHandle(app.empty() ? CurrentReplica().app : app, deployment);
 }
 
 namespace internal {

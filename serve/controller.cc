@@ -285,8 +285,8 @@ void Controller::Start(App& app, Deployment& d) {
                      .SetResources(d.config.resources)
                      .SetMaxConcurrency(d.config.max_ongoing_requests + 4)
                      .SetMaxRestarts(0);
-  r.actor = creator.Remote(app.config.name, d.config.name, d.config.cls, d.config.init_args.dump(),
-                           d.user_config);
+  r.actor = creator.Remote(app.config.name, d.config.name, r.id, d.config.cls,
+                           d.config.init_args.dump(), d.user_config);
   r.version = d.version;
   r.since = Clock::now();
   d.replicas.push_back(std::move(r));

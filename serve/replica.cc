@@ -9,8 +9,8 @@
 namespace lumen::serve {
 namespace {
 
-std::mutex app_mu;
-std::string current_app;
+std::mutex context_mu;
+ReplicaContext current;  // one replica per worker process
 
 Json ParseOrThrow(const std::string& text, const char* what) {
   if (text.empty()) return Json();
@@ -23,14 +23,9 @@ Json ParseOrThrow(const std::string& text, const char* what) {
 
 }  // namespace
 
-std::string CurrentApp() {
-  std::lock_guard<std::mutex> lock(app_mu);
-  return current_app;
-}
-
-void SetCurrentApp(const std::string& app) {
-  std::lock_guard<std::mutex> lock(app_mu);
-  current_app = app;
+ReplicaContext CurrentReplica() {
+  std::lock_guard<std::mutex> lock(context_mu);
+  return current;
 }
 
 Replica::Replica(std::string deployment, std::unique_ptr<internal::DeploymentInstance> instance)
@@ -39,8 +34,9 @@ Replica::Replica(std::string deployment, std::unique_ptr<internal::DeploymentIns
       last_change_(std::chrono::steady_clock::now()),
       last_report_(last_change_) {}
 
-Replica* Replica::Create(std::string app, std::string deployment, std::string cls,
-                         std::string init_args_json, std::string user_config_json) {
+Replica* Replica::Create(std::string app, std::string deployment, std::string replica_id,
+                         std::string cls, std::string init_args_json,
+                         std::string user_config_json) {
   const internal::DeploymentFactory* factory = internal::FindDeployment(cls);
   if (factory == nullptr) {
     std::string known;
@@ -50,7 +46,10 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string cl
                                 (known.empty() ? "none" : known) +
                                 "); declare it with LUMEN_DEPLOYMENT(" + cls + ")");
   }
-  SetCurrentApp(app);
+  {
+    std::lock_guard<std::mutex> lock(context_mu);
+    current = ReplicaContext{app, deployment, replica_id};
+  }
   Json init_args = ParseOrThrow(init_args_json, "init_args");
   if (init_args.is_null()) init_args = Json::object();  // so init_args.value(...) works
   Json user_config = ParseOrThrow(user_config_json, "user_config");

@@ -28,8 +28,9 @@ class Replica {
  public:
   // Throws (making the actor dead with the reason) when no loaded library
   // declares `cls`, or when its Create throws.
-  static Replica* Create(std::string app, std::string deployment, std::string cls,
-                         std::string init_args_json, std::string user_config_json);
+  static Replica* Create(std::string app, std::string deployment, std::string replica_id,
+                         std::string cls, std::string init_args_json,
+                         std::string user_config_json);
 
   Response Handle(Request request);
   // "" once applied; else why not.
@@ -52,8 +53,5 @@ class Replica {
   std::chrono::steady_clock::time_point last_report_;
 };
 
-// The application of the replica in this process ("" elsewhere).
-std::string CurrentApp();
-void SetCurrentApp(const std::string& app);
 
 }  // namespace lumen::serve

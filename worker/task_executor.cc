@@ -1,6 +1,8 @@
 // Running tasks and actor calls in a worker; see task_executor.h.
 #include "worker/task_executor.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include "common/ids.h"
@@ -69,10 +71,14 @@ void TaskExecutor::EnqueueActorCalls(const proto::PushActorTasksRequest& request
 
 void TaskExecutor::Push(std::vector<Item> items) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (!stopped_) {
+      size_t n = items.size();
       for (auto& item : items) queue_.push_back(std::move(item));
-      cv_.notify_all();
+      lock.unlock();
+      // Wake as many threads as there are calls, not every thread of a
+      // threaded actor (hundreds of them would all wake for one call).
+      for (size_t i = 0; i < std::min(n, extra_threads_.size() + 1); ++i) cv_.notify_one();
       return;
     }
   }

@@ -122,13 +122,19 @@ class Pipeline {
 LUMEN_DEPLOYMENT(Pipeline);
 
 // A no-op deployment: answers its body back. GET /pid tells which process
-// answered; ?sleep_ms=N waits first; init_args {"delay_ms": N} always waits
-// (a slow replica); /fail throws.
+// answered; ?sleep_ms=N waits first; init_args {"delay_ms": N} always waits,
+// and {"slow": [1, 3], "slow_factor": 3} makes replicas Echo#1 and Echo#3
+// that many times slower (uneven machines); /fail throws.
 class Echo {
  public:
   static Echo* Create(const Json& init_args) {
     auto* e = new Echo();
     e->delay_ms_ = init_args.value("delay_ms", 0.0);
+    std::string id = lumen::serve::CurrentReplica().replica;
+    int index = std::atoi(id.substr(id.find('#') + 1).c_str());
+    for (const auto& slow : init_args.value("slow", Json::array())) {
+      if (slow.get<int>() == index) e->delay_ms_ *= init_args.value("slow_factor", 3.0);
+    }
     return e;
   }
   Response Call(const Request& req) {

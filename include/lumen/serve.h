@@ -88,6 +88,14 @@ class DeploymentHandle {
   std::string deployment_;
 };
 
+// Inside a replica: which one this is (empty strings elsewhere).
+struct ReplicaContext {
+  std::string app;
+  std::string deployment;
+  std::string replica;  // "Detector#3": the deployment's name and a number
+};
+ReplicaContext CurrentReplica();
+
 // A handle to `deployment` of the application this replica belongs to (or
 // of `app`). Only inside a replica, or a driver running the serve runtime.
 DeploymentHandle GetDeploymentHandle(const std::string& deployment, const std::string& app = "");
