@@ -180,14 +180,15 @@ struct HttpServer::Impl {
 HttpServer::HttpServer(Options options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)), impl_(std::make_unique<Impl>()) {}
 
-HttpServer::~HttpServer() {
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Stop() {
   impl_->work.reset();
-  net::post(impl_->io, [this] {
-    beast::error_code ignored;
-    if (impl_->acceptor) impl_->acceptor->close(ignored);
-  });
   impl_->io.stop();
   for (auto& t : threads_) t.join();
+  threads_.clear();
+  beast::error_code ignored;
+  if (impl_->acceptor) impl_->acceptor->close(ignored);
 }
 
 absl::Status HttpServer::Start() {
@@ -231,11 +232,18 @@ absl::Status HttpServer::Start() {
   return absl::OkStatus();
 }
 
-void HttpServer::After(int64_t delay_ms, std::function<void()> fn) {
+std::function<void()> HttpServer::After(int64_t delay_ms, std::function<void()> fn) {
   auto timer = std::make_shared<net::steady_timer>(impl_->io, std::chrono::milliseconds(delay_ms));
   timer->async_wait([timer, fn = std::move(fn)](beast::error_code ec) {
     if (!ec) fn();
   });
+  // Timers are not thread-safe: cancel on the I/O threads.
+  std::weak_ptr<net::steady_timer> weak = timer;
+  return [this, weak] {
+    net::post(impl_->io, [weak] {
+      if (auto t = weak.lock()) t->cancel();
+    });
+  };
 }
 
 }  // namespace lumen::serve

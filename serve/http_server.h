@@ -33,8 +33,12 @@ class HttpServer {
   // Binds and starts serving; the error names the address on failure.
   absl::Status Start();
   int port() const { return port_; }
-  // Runs `fn` after `delay_ms` on the server's threads (request timeouts).
-  void After(int64_t delay_ms, std::function<void()> fn);
+  // Runs `fn` after `delay_ms` on the server's threads (request timeouts);
+  // the returned function cancels it (from any thread).
+  std::function<void()> After(int64_t delay_ms, std::function<void()> fn);
+  // Stops accepting and serving and joins the threads: no handler runs
+  // after it returns; replies given later are dropped. Idempotent.
+  void Stop();
 
  private:
   struct Impl;

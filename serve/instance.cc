@@ -37,11 +37,14 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
 }
 
 ServeInstance::~ServeInstance() {
+  // No new requests; then the replicas go, the dispatcher answers what
+  // waits (to the proxy, still alive), and the proxy goes last.
+  proxy_->Stop();
   admin_.reset();
-  proxy_.reset();
   controller_.reset();  // kills the replicas
   if (auto* rt = lumen::internal::CurrentRuntime()) (void)rt->KvPut(kServeKvNamespace, kAdminKey, "");
   dispatcher_.reset();
+  proxy_.reset();
 }
 
 absl::Status ServeInstance::Deploy(const ServeConfig& config) {

@@ -75,7 +75,14 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
     timeout_s = d->second.request_timeout_s;
   }
   auto start = std::chrono::steady_clock::now();
-  auto answered = std::make_shared<std::atomic<bool>>(false);
+  // Answered once, by the deployment or the timeout; the other is dropped
+  // (and the timer cancelled, so it does not hold the connection).
+  struct Once {
+    std::atomic<bool> answered{false};
+    std::mutex mu;
+    std::function<void()> cancel_timer;
+  };
+  auto once = std::make_shared<Once>();
   bool async = request.Header("prefer").find("respond-async") != std::string::npos;
   std::string id;
   if (async) {
@@ -95,8 +102,12 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
     accepted.headers["location"] = "/-/results/" + id;
     reply(accepted);
   }
-  auto finish = [this, app, deployment, start, answered, reply, id](Response r) {
-    if (answered->exchange(true)) return;
+  auto finish = [this, app, deployment, start, once, reply, id](Response r) {
+    if (once->answered.exchange(true)) return;
+    {
+      std::lock_guard<std::mutex> lock(once->mu);
+      if (once->cancel_timer) once->cancel_timer();
+    }
     Record(app, deployment, r.status,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (id.empty()) {
@@ -111,10 +122,18 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
     it->second.at = std::chrono::steady_clock::now();
   };
   auto timeout_ms = static_cast<int64_t>(timeout_s * 1000);
-  server_.After(timeout_ms, [finish, deployment, timeout_s] {
+  auto cancel = server_.After(timeout_ms, [finish, deployment, timeout_s] {
     finish(Response::Error(504, deployment + " did not answer within " +
                                     std::to_string(timeout_s) + " s (request_timeout_s)"));
   });
+  {
+    std::lock_guard<std::mutex> lock(once->mu);
+    if (once->answered) {
+      cancel();  // answered already
+    } else {
+      once->cancel_timer = std::move(cancel);
+    }
+  }
   dispatcher_->Send(
       app, deployment, std::move(request),
       [finish](absl::StatusOr<Response> r) { finish(r.ok() ? std::move(*r) : FromStatus(r.status())); },

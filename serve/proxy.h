@@ -32,6 +32,8 @@ class Proxy {
   Proxy(Options options, Dispatcher* dispatcher);
 
   absl::Status Start() { return server_.Start(); }
+  // No request is handled after this returns (see HttpServer::Stop).
+  void Stop() { server_.Stop(); }
   int port() const { return server_.port(); }
   std::string MetricsText() const;
 
