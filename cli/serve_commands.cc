@@ -55,6 +55,7 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
   if (config) {
     o.http_host = config->http_host;
     o.http_port = config->http_port;
+    o.grpc_port = config->grpc_port;
   }
   if (f.http_port >= 0) o.http_port = f.http_port;
   auto instance = serve::ServeInstance::Start(o);
@@ -70,6 +71,9 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
     }
   }
   std::cout << "lumen serve: HTTP on http://" << o.http_host << ":" << (*instance)->http_port()
+            << ((*instance)->grpc_port() >= 0
+                    ? ", gRPC on " + o.http_host + ":" + std::to_string((*instance)->grpc_port())
+                    : std::string())
             << ", admin on 127.0.0.1:" << (*instance)->admin_port() << " (Ctrl-C stops)"
             << std::endl;
   int sig = WaitForSignal();

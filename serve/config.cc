@@ -34,7 +34,7 @@ class Parser {
     }
     if (root["grpc"]) {
       Known(root["grpc"], "grpc", {"port"});
-      if (root["grpc"]["port"]) c.grpc_port = Int(root["grpc"]["port"], "grpc.port", 0, 65535);
+      if (root["grpc"]["port"]) c.grpc_port = Int(root["grpc"]["port"], "grpc.port", -1, 65535);
     }
     const YAML::Node& apps = root["applications"];
     if (!apps || !apps.IsSequence()) {

@@ -50,7 +50,7 @@ struct AppConfig {
 struct ServeConfig {
   std::string http_host = "127.0.0.1";
   int http_port = 8000;
-  int grpc_port = 0;  // 0: no gRPC proxy
+  int grpc_port = -1;  // -1: no gRPC ingress; 0: any free port
   std::vector<AppConfig> applications;
 };
 

@@ -26,6 +26,10 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
                                                      .threads = options.proxy_threads},
                                       s->dispatcher_.get());
   LUMEN_RETURN_IF_ERROR(s->proxy_->Start());
+  if (options.grpc_port >= 0) {
+    s->grpc_ = std::make_unique<GrpcProxy>(options.http_host, options.grpc_port, s->dispatcher_.get());
+    LUMEN_RETURN_IF_ERROR(s->grpc_->Start());
+  }
   ServeInstance* self = s.get();
   s->admin_ = std::make_unique<HttpServer>(
       HttpServer::Options{.host = "127.0.0.1", .port = options.admin_port},
@@ -40,12 +44,16 @@ ServeInstance::~ServeInstance() {
   // No new requests; then the replicas go, the dispatcher answers what
   // waits (to the proxy, still alive), and the proxy goes last.
   proxy_->Stop();
+  if (grpc_) grpc_->Stop();
   admin_.reset();
   controller_.reset();  // kills the replicas
   if (auto* rt = lumen::internal::CurrentRuntime()) (void)rt->KvPut(kServeKvNamespace, kAdminKey, "");
   dispatcher_.reset();
   proxy_.reset();
+  grpc_.reset();
 }
+
+int ServeInstance::grpc_port() const { return grpc_ ? grpc_->port() : -1; }
 
 absl::Status ServeInstance::Deploy(const ServeConfig& config) {
   for (const auto& app : config.applications) {

@@ -12,6 +12,7 @@
 #include "serve/config.h"
 #include "serve/controller.h"
 #include "serve/dispatcher.h"
+#include "serve/grpc_proxy.h"
 #include "serve/http_server.h"
 #include "serve/proxy.h"
 
@@ -23,6 +24,7 @@ struct InstanceOptions {
   std::string http_host = "127.0.0.1";
   int http_port = 8000;  // 0: any free port
   int admin_port = 0;    // 0: any free port
+  int grpc_port = -1;    // -1: no gRPC ingress; 0: any free port
   int proxy_threads = 1;
   // The code libraries this process was started with: an app whose code
   // is not among them cannot run here.
@@ -38,6 +40,7 @@ class ServeInstance {
   Controller& controller() { return *controller_; }
   int http_port() const { return proxy_->port(); }
   int admin_port() const { return admin_->port(); }
+  int grpc_port() const;  // -1 without a gRPC ingress
 
  private:
   explicit ServeInstance(InstanceOptions options);
@@ -47,6 +50,7 @@ class ServeInstance {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<Proxy> proxy_;
+  std::unique_ptr<GrpcProxy> grpc_;
   std::unique_ptr<HttpServer> admin_;
 };
 

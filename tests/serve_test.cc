@@ -13,8 +13,12 @@
 #include <set>
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
 #include "lumen/api.h"
+#include "proto/health.grpc.pb.h"
+#include "proto/serve.grpc.pb.h"
 #include "serve/config.h"
 #include "serve/http_client.h"
 #include "serve/instance.h"
@@ -38,6 +42,7 @@ class ServeTest : public ::testing::Test {
     cluster_ = c->release();
     serve::InstanceOptions io;
     io.http_port = 0;
+    io.grpc_port = 0;
     io.code = code_;
     auto s = serve::ServeInstance::Start(io);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -184,6 +189,59 @@ TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
   EXPECT_NE(metrics->body.find("lumen_serve_request_latency_seconds_bucket"), std::string::npos);
   EXPECT_NE(metrics->body.find("lumen_serve_replicas{app=\"ocr\",deployment=\"Detector\"} 2"),
             std::string::npos);
+}
+
+TEST_F(ServeTest, TheGrpcIngressPredictsAndAnswersHealthChecks) {
+  Deploy(R"(
+  - name: ocr
+    route_prefix: /ocr
+    code: $APP
+    ingress: Pipeline
+    deployments:
+      - {name: Pipeline, resources: {CPU: 0.1}}
+      - {name: Detector, resources: {CPU: 0.1}}
+      - {name: Recognize, resources: {CPU: 0.1}}
+)");
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(instance_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = proto::ServePredict::NewStub(channel);
+  auto predict = [&](proto::PredictRequest req, proto::PredictReply* reply) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub->Predict(&ctx, req, reply);
+  };
+  proto::PredictRequest by_name;
+  by_name.set_application("ocr");
+  by_name.set_body(R"({"image": "grpc works"})");
+  proto::PredictReply reply;
+  grpc::Status s = predict(by_name, &reply);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(reply.status(), 200);
+  EXPECT_EQ(Json::parse(reply.body())["text"], "GRPC WORKS");
+  proto::PredictRequest by_route;
+  by_route.set_route("/ocr/stream");
+  by_route.set_body(R"({"image": "two words"})");
+  ASSERT_TRUE(predict(by_route, &reply).ok());
+  ASSERT_EQ(reply.chunks_size(), 2);
+  EXPECT_EQ(reply.chunks(1), "WORDS\n");
+  proto::PredictRequest one_deployment;
+  one_deployment.set_application("ocr");
+  one_deployment.set_deployment("Recognize");
+  one_deployment.set_body(R"({"word": "direct"})");
+  ASSERT_TRUE(predict(one_deployment, &reply).ok());
+  EXPECT_EQ(Json::parse(reply.body())["text"], "DIRECT");
+  proto::PredictRequest unknown;
+  unknown.set_application("nope");
+  s = predict(unknown, &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("nope"), std::string::npos);
+
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest hreq;
+  grpc::health::v1::HealthCheckResponse hres;
+  ASSERT_TRUE(health->Check(&ctx, hreq, &hres).ok());
+  EXPECT_EQ(hres.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
 TEST_F(ServeTest, BadRequestsGetClearAnswersAndNothingBreaks) {

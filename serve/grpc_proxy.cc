@@ -1,0 +1,124 @@
+// The serving gRPC ingress; see grpc_proxy.h.
+#include "serve/grpc_proxy.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "proto/serve.grpc.pb.h"
+
+namespace lumen::serve {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(s.code())),
+                      std::string(s.message()));
+}
+
+}  // namespace
+
+class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
+ public:
+  explicit Service(Dispatcher* dispatcher) : dispatcher_(dispatcher) {}
+
+  grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* ctx,
+                                    const proto::PredictRequest* in,
+                                    proto::PredictReply* out) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    Request r;
+    r.method = in->method().empty() ? "POST" : in->method();
+    r.path = "/";
+    for (const auto& [k, v] : in->headers()) {
+      std::string name = k;
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = v;
+    }
+    r.query.insert(in->query().begin(), in->query().end());
+    r.body = in->body();
+    std::optional<RouteTable> table;
+    if (!in->application().empty()) {
+      for (auto& t : dispatcher_->Tables()) {
+        if (t.app == in->application()) table = std::move(t);
+      }
+    } else if (!in->route().empty()) {
+      table = dispatcher_->Match(in->route());
+      if (table && table->route_prefix != "/") r.path = in->route().substr(table->route_prefix.size());
+      if (r.path.empty()) r.path = "/";
+    }
+    if (!table) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                   "no application " +
+                                       (in->application().empty() ? "serves route '" + in->route() + "'"
+                                                                  : "'" + in->application() + "'") +
+                                       ": set application (a name) or route (a path)"));
+      return reactor;
+    }
+    std::string deployment = in->deployment().empty() ? table->ingress : in->deployment();
+    int64_t timeout_ms = -1;  // the deployment's, unless the client set a deadline
+    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+      timeout_ms = std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() -
+                                                                   std::chrono::system_clock::now())
+                 .count());
+    }
+    dispatcher_->Send(
+        table->app, deployment, std::move(r),
+        [reactor, out](absl::StatusOr<Response> answer) {
+          if (!answer.ok()) {
+            reactor->Finish(ToGrpc(answer.status()));
+            return;
+          }
+          out->set_status(answer->status);
+          out->mutable_headers()->insert(answer->headers.begin(), answer->headers.end());
+          out->set_body(std::move(answer->body));
+          for (auto& c : answer->chunks) out->add_chunks(std::move(c));
+          reactor->Finish(grpc::Status::OK);
+        },
+        timeout_ms);
+    return reactor;
+  }
+
+ private:
+  Dispatcher* dispatcher_;
+};
+
+struct GrpcProxy::Server {
+  std::unique_ptr<grpc::Server> server;
+};
+
+GrpcProxy::GrpcProxy(std::string host, int port, Dispatcher* dispatcher)
+    : host_(std::move(host)),
+      port_(port),
+      dispatcher_(dispatcher),
+      service_(std::make_unique<Service>(dispatcher)),
+      server_(std::make_unique<Server>()) {}
+
+GrpcProxy::~GrpcProxy() { Stop(); }
+
+absl::Status GrpcProxy::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int selected = 0;
+  builder.AddListeningPort(host_ + ":" + std::to_string(port_), grpc::InsecureServerCredentials(),
+                           &selected);
+  builder.RegisterService(service_.get());
+  server_->server = builder.BuildAndStart();
+  if (!server_->server || selected == 0) {
+    return absl::UnavailableError("cannot serve gRPC on " + host_ + ":" + std::to_string(port_) +
+                                  " (is another server using the port?)");
+  }
+  port_ = selected;
+  if (auto* health = server_->server->GetHealthCheckService()) {
+    health->SetServingStatus(true);
+  }
+  return absl::OkStatus();
+}
+
+void GrpcProxy::Stop() {
+  if (server_ && server_->server) {
+    if (auto* health = server_->server->GetHealthCheckService()) health->SetServingStatus(false);
+    server_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->server.reset();
+  }
+}
+
+}  // namespace lumen::serve

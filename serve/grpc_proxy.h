@@ -1,0 +1,37 @@
+// GrpcProxy: the serving gRPC ingress. lumen.proto.ServePredict/Predict
+// reaches an application's deployment through the dispatcher, like an HTTP
+// request (proto/serve.proto), and the standard grpc.health.v1.Health
+// service answers SERVING while the proxy runs. It talks gRPC directly (an
+// ingress for outside clients, without lumen's cluster token), the one
+// place outside rpc/ that does. Requests run on gRPC's callback threads and
+// answer from the dispatcher's.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "serve/dispatcher.h"
+
+namespace lumen::serve {
+
+class GrpcProxy {
+ public:
+  GrpcProxy(std::string host, int port, Dispatcher* dispatcher);
+  ~GrpcProxy();  // stops
+
+  absl::Status Start();
+  int port() const { return port_; }
+  void Stop();
+
+ private:
+  class Service;
+  std::string host_;
+  int port_;
+  Dispatcher* dispatcher_;
+  std::unique_ptr<Service> service_;
+  struct Server;
+  std::unique_ptr<Server> server_;
+};
+
+}  // namespace lumen::serve
