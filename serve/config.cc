@@ -209,7 +209,7 @@ class Parser {
     Known(n, path,
           {"name", "class", "num_replicas", "resources", "max_ongoing_requests",
            "max_queued_requests", "router", "hash_header", "request_timeout_s",
-           "health_check_period_s", "init_args", "user_config", "autoscaling"});
+           "health_check_period_s", "init_args", "user_config", "autoscaling", "batching"});
     DeploymentConfig d;
     if (!n["name"]) Fail(n, path + ".name", "missing", "name the deployment, e.g. 'name: Detector'");
     d.name = Str(n["name"], path + ".name");
@@ -247,6 +247,21 @@ class Parser {
     }
     if (n["init_args"]) d.init_args = ToJson(n["init_args"]);
     if (n["user_config"]) d.user_config = ToJson(n["user_config"]);
+    if (n["batching"]) {
+      const YAML::Node& b = n["batching"];
+      std::string bpath = path + ".batching";
+      Known(b, bpath, {"max_batch_size", "batch_wait_timeout_s"});
+      d.max_batch_size = b["max_batch_size"] ? Int(b["max_batch_size"], bpath + ".max_batch_size", 1, 100'000) : 8;
+      if (b["batch_wait_timeout_s"]) {
+        d.batch_wait_timeout_s = Num(b["batch_wait_timeout_s"], bpath + ".batch_wait_timeout_s", 0);
+      }
+      if (d.max_batch_size > d.max_ongoing_requests) {
+        Fail(b, bpath + ".max_batch_size",
+             "is above max_ongoing_requests (" + std::to_string(d.max_ongoing_requests) +
+                 "), so batches could never fill",
+             "raise max_ongoing_requests to at least max_batch_size");
+      }
+    }
     if (n["autoscaling"]) {
       const YAML::Node& a = n["autoscaling"];
       std::string apath = path + ".autoscaling";

@@ -36,6 +36,9 @@ struct DeploymentConfig {
   Json init_args;
   Json user_config;
   std::optional<AutoscalingConfig> autoscaling;
+  // Requests handed to the class's CallBatch together (0: no batching).
+  int max_batch_size = 0;
+  double batch_wait_timeout_s = 0.01;
 };
 
 struct AppConfig {

@@ -89,6 +89,8 @@ TEST_F(ConfigTest, BadFilesNameTheFieldTheLineAndTheFix) {
       {"applications:\n  - name: a\n    deployments:\n      - name: D\n        autoscaling: {min_replicas: 4, max_replicas: 2}\n",
        {"serve.yaml:5", "max_replicas", "below min_replicas"}},
       {"http: {port: 99999}\napplications: []\n", {"http.port", "out of range"}},
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        max_ongoing_requests: 2\n        batching: {max_batch_size: 4}\n",
+       {"serve.yaml:6", "batching.max_batch_size", "above max_ongoing_requests"}},
   };
   for (const auto& c : cases) {
     auto parsed = Parse(c.yaml);

@@ -44,8 +44,10 @@ Controller::~Controller() {
 }
 
 std::string Controller::VersionOf(const AppConfig& app, const DeploymentConfig& d) {
-  Json v = {{"code", app.code}, {"class", d.cls}, {"init_args", d.init_args},
-            {"resources", d.resources}, {"max_ongoing", d.max_ongoing_requests}};
+  Json v = {{"code", app.code},          {"class", d.cls},
+            {"init_args", d.init_args},    {"resources", d.resources},
+            {"max_ongoing", d.max_ongoing_requests}, {"batch", d.max_batch_size},
+            {"batch_wait", d.batch_wait_timeout_s}};
   return v.dump();
 }
 
@@ -285,8 +287,13 @@ void Controller::Start(App& app, Deployment& d) {
                      .SetResources(d.config.resources)
                      .SetMaxConcurrency(d.config.max_ongoing_requests + 4)
                      .SetMaxRestarts(0);
+  Json options = Json::object();
+  if (d.config.max_batch_size > 0) {
+    options = {{"max_batch_size", d.config.max_batch_size},
+               {"batch_wait_timeout_s", d.config.batch_wait_timeout_s}};
+  }
   r.actor = creator.Remote(app.config.name, d.config.name, r.id, d.config.cls,
-                           d.config.init_args.dump(), d.user_config);
+                           d.config.init_args.dump(), d.user_config, options.dump());
   r.version = d.version;
   r.since = Clock::now();
   d.replicas.push_back(std::move(r));

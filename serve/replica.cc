@@ -34,9 +34,24 @@ Replica::Replica(std::string deployment, std::unique_ptr<internal::DeploymentIns
       last_change_(std::chrono::steady_clock::now()),
       last_report_(last_change_) {}
 
+struct Replica::Batch {
+  size_t max_size = 1;
+  std::chrono::microseconds max_wait{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  struct Waiting {
+    Request request;
+    std::promise<Response> answer;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<std::shared_ptr<Waiting>> waiting;
+  bool stop = false;
+  std::thread thread;
+};
+
 Replica* Replica::Create(std::string app, std::string deployment, std::string replica_id,
-                         std::string cls, std::string init_args_json,
-                         std::string user_config_json) {
+                         std::string cls, std::string init_args_json, std::string user_config_json,
+                         std::string options_json) {
   const internal::DeploymentFactory* factory = internal::FindDeployment(cls);
   if (factory == nullptr) {
     std::string known;
@@ -56,7 +71,85 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
   auto instance = (*factory)(init_args);
   if (!instance) throw std::runtime_error(cls + "::Create returned nothing");
   if (!user_config.is_null()) instance->Reconfigure(user_config);
-  return new Replica(std::move(deployment), std::move(instance));
+  Json options = ParseOrThrow(options_json, "replica options");
+  int max_batch = options.is_object() ? options.value("max_batch_size", 0) : 0;
+  if (max_batch > 0 && !instance->CanBatch()) {
+    throw std::invalid_argument(cls + " has no CallBatch(const std::vector<Request>&), which "
+                                      "batching needs: add it or remove `batching`");
+  }
+  auto* replica = new Replica(std::move(deployment), std::move(instance));
+  if (max_batch > 0) {
+    replica->batch_ = std::make_unique<Batch>();
+    replica->batch_->max_size = static_cast<size_t>(max_batch);
+    replica->batch_->max_wait = std::chrono::microseconds(
+        static_cast<int64_t>(options.value("batch_wait_timeout_s", 0.01) * 1e6));
+    replica->batch_->thread = std::thread([replica] { replica->RunBatches(); });
+  }
+  return replica;
+}
+
+Replica::~Replica() {
+  if (batch_) {
+    {
+      std::lock_guard<std::mutex> lock(batch_->mu);
+      batch_->stop = true;
+    }
+    batch_->cv.notify_all();
+    batch_->thread.join();
+  }
+}
+
+void Replica::RunBatches() {
+  Batch& b = *batch_;
+  std::unique_lock<std::mutex> lock(b.mu);
+  while (true) {
+    b.cv.wait(lock, [&] { return b.stop || !b.waiting.empty(); });
+    if (b.stop) break;
+    auto deadline = b.waiting.front()->since + b.max_wait;
+    b.cv.wait_until(lock, deadline, [&] { return b.stop || b.waiting.size() >= b.max_size; });
+    std::vector<std::shared_ptr<Batch::Waiting>> taken;
+    while (!b.waiting.empty() && taken.size() < b.max_size) {
+      taken.push_back(std::move(b.waiting.front()));
+      b.waiting.pop_front();
+    }
+    lock.unlock();
+    std::vector<Request> requests;
+    for (const auto& w : taken) requests.push_back(w->request);
+    std::vector<Response> answers;
+    std::string failure;
+    try {
+      answers = instance_->CallBatch(requests);
+      if (answers.size() != requests.size()) {
+        failure = deployment_ + ".CallBatch returned " + std::to_string(answers.size()) +
+                  " answers for " + std::to_string(requests.size()) + " requests";
+      }
+    } catch (const std::exception& e) {
+      failure = deployment_ + " failed: " + e.what();
+    } catch (...) {
+      failure = deployment_ + " failed with an unknown exception";
+    }
+    for (size_t i = 0; i < taken.size(); ++i) {
+      taken[i]->answer.set_value(failure.empty() ? std::move(answers[i])
+                                                 : Response::Error(500, failure));
+    }
+    lock.lock();
+  }
+  for (auto& w : b.waiting) w->answer.set_value(Response::Error(503, "the replica is stopping"));
+  b.waiting.clear();
+}
+
+Response Replica::Call(const Request& request) {
+  if (!batch_) return instance_->Call(request);
+  auto w = std::make_shared<Batch::Waiting>();
+  w->request = request;
+  w->since = std::chrono::steady_clock::now();
+  std::future<Response> answer = w->answer.get_future();
+  {
+    std::lock_guard<std::mutex> lock(batch_->mu);
+    batch_->waiting.push_back(std::move(w));
+  }
+  batch_->cv.notify_all();
+  return answer.get();
 }
 
 void Replica::Count(int delta) {
@@ -75,7 +168,7 @@ Response Replica::Handle(Request request) {
   Count(+1);
   Response response;
   try {
-    response = instance_->Call(request);
+    response = Call(request);
   } catch (const std::exception& e) {
     response = Response::Error(500, deployment_ + " failed: " + e.what());
   } catch (...) {

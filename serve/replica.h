@@ -5,6 +5,10 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <thread>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -28,9 +32,12 @@ class Replica {
  public:
   // Throws (making the actor dead with the reason) when no loaded library
   // declares `cls`, or when its Create throws.
+  // `options_json`: {"max_batch_size": N, "batch_wait_timeout_s": S} to
+  // batch requests into CallBatch ({} otherwise).
   static Replica* Create(std::string app, std::string deployment, std::string replica_id,
-                         std::string cls, std::string init_args_json,
-                         std::string user_config_json);
+                         std::string cls, std::string init_args_json, std::string user_config_json,
+                         std::string options_json);
+  ~Replica();
 
   Response Handle(Request request);
   // "" once applied; else why not.
@@ -41,6 +48,13 @@ class Replica {
  private:
   Replica(std::string deployment, std::unique_ptr<internal::DeploymentInstance> instance);
   void Count(int delta);
+  Response Call(const Request& request);
+  // Batching: requests wait here; one thread runs CallBatch on up to
+  // max_batch_size of them once that many wait or the oldest has waited
+  // batch_wait_timeout_s.
+  struct Batch;
+  void RunBatches();
+  std::unique_ptr<Batch> batch_;
 
   std::string deployment_;
   std::unique_ptr<internal::DeploymentInstance> instance_;

@@ -381,6 +381,50 @@ TEST_F(ServeTest, EveryRouterSpreadsWorkAndHashKeepsKeysOnOneReplica) {
   }
 }
 
+TEST_F(ServeTest, BatchingHandsRequestsThatArriveTogetherToCallBatch) {
+  Deploy(R"(
+  - name: batch
+    route_prefix: /batch
+    code: $APP
+    deployments:
+      - {name: Batcher, resources: {CPU: 0.1}, max_ongoing_requests: 8,
+         batching: {max_batch_size: 4, batch_wait_timeout_s: 1}}
+)");
+  std::vector<std::thread> ts;
+  std::mutex mu;
+  std::map<std::string, int> sizes;  // body -> its batch's size
+  for (int i = 0; i < 4; ++i) {
+    ts.emplace_back([&, i] {
+      auto r = Post("/batch", "r" + std::to_string(i));
+      std::lock_guard<std::mutex> lock(mu);
+      if (r.ok() && r->status == 200) {
+        Json j = Json::parse(r->body);
+        sizes[j["body"]] = j["batch_size"];
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_EQ(sizes.size(), 4u) << "every request answered with its own body";
+  for (const auto& [body, size] : sizes) EXPECT_EQ(size, 4) << body << ": four arrived together";
+  auto alone = Post("/batch", "solo");  // nobody to wait for: sent after the wait
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(Json::parse(alone->body)["batch_size"], 1);
+
+  // A class without CallBatch cannot batch: the deployment says so.
+  auto config = serve::ParseServeConfig(
+      "applications:\n  - name: nobatch\n    code: " + std::string(LUMEN_OCR_APP) +
+          "\n    deployments:\n      - {name: Echo, resources: {CPU: 0.1}, batching: "
+          "{max_batch_size: 2}}\n",
+      "t.yaml", "/");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(instance_->Deploy(*config).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    Json s = Status();
+    std::string msg = s["applications"]["nobatch"]["deployments"]["Echo"]["message"];
+    return msg.find("CallBatch") != std::string::npos;
+  })) << Status().dump(2);
+}
+
 TEST_F(ServeTest, UserConfigReconfiguresWithoutRestarting) {
   std::string base = R"(
   - name: ocr

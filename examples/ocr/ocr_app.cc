@@ -150,3 +150,20 @@ class Echo {
   double delay_ms_ = 0;
 };
 LUMEN_DEPLOYMENT(Echo);
+
+// Batching: with `batching` set, requests that arrive together reach
+// CallBatch as one batch; each answer says how big its batch was.
+class Batcher {
+ public:
+  static Batcher* Create(const Json&) { return new Batcher(); }
+  Response Call(const Request& req) { return CallBatch({req})[0]; }
+  std::vector<Response> CallBatch(const std::vector<Request>& requests) {
+    std::vector<Response> out;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      out.push_back(
+          Response::FromJson({{"batch_size", requests.size()}, {"body", requests[i].body}}));
+    }
+    return out;
+  }
+};
+LUMEN_DEPLOYMENT(Batcher);

@@ -8,6 +8,8 @@
 //     lumen::serve::Response Call(const lumen::serve::Request& req);  // required
 //     void Reconfigure(const lumen::Json& user_config);               // optional
 //     bool CheckHealth();                                              // optional
+//     // optional, used when the deployment sets `batching`: one answer per request
+//     std::vector<lumen::serve::Response> CallBatch(const std::vector<lumen::serve::Request>&);
 //   };
 //   LUMEN_DEPLOYMENT(Detector);
 //
@@ -110,6 +112,9 @@ class DeploymentInstance {
   // False when the class has no Reconfigure.
   virtual bool Reconfigure(const Json& user_config) = 0;
   virtual bool CheckHealth() = 0;
+  // False when the class has no CallBatch.
+  virtual bool CanBatch() const = 0;
+  virtual std::vector<Response> CallBatch(const std::vector<Request>& requests) = 0;
 };
 
 using DeploymentFactory = std::function<std::unique_ptr<DeploymentInstance>(const Json&)>;
@@ -136,6 +141,16 @@ class DeploymentAdapter : public DeploymentInstance {
       return object_->CheckHealth();
     } else {
       return true;
+    }
+  }
+  bool CanBatch() const override {
+    return requires(T & t, const std::vector<Request>& r) { t.CallBatch(r); };
+  }
+  std::vector<Response> CallBatch(const std::vector<Request>& requests) override {
+    if constexpr (requires(T & t, const std::vector<Request>& r) { t.CallBatch(r); }) {
+      return object_->CallBatch(requests);
+    } else {
+      return {};
     }
   }
 
