@@ -415,12 +415,17 @@ void GcsActorManager::OnJobFinished(const JobId& job) {
   }
 }
 
-void GcsActorManager::OnPlacementGroupRemoved(const PlacementGroupId& group) {
+std::vector<proto::ActorInfo> GcsActorManager::OnPlacementGroupRemoved(
+    const PlacementGroupId& group) {
+  std::vector<proto::ActorInfo> killed;
   for (auto& [id, a] : actors_) {
-    if (a.info.creation_spec().placement_group_id() == group.Binary()) {
+    if (a.info.creation_spec().placement_group_id() == group.Binary() &&
+        a.info.state() != proto::ActorInfo::DEAD) {
       MarkDead(a, "its placement group " + group.Short() + " was removed", true);
+      killed.push_back(a.info);
     }
   }
+  return killed;
 }
 
 void GcsActorManager::Shutdown() {

@@ -49,7 +49,8 @@ class GcsActorManager : public rpc::GcsActorHandler {
   // callers send what waits meanwhile to the new one.
   void OnNodeDraining(const NodeId& node);
   void OnJobFinished(const JobId& job);
-  void OnPlacementGroupRemoved(const PlacementGroupId& group);
+  // Kills the group's actors; returns them (now dead).
+  std::vector<proto::ActorInfo> OnPlacementGroupRemoved(const PlacementGroupId& group);
   // Stops retrying schedules and drops clients (the GCS is stopping).
   void Shutdown();
 

@@ -51,7 +51,7 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock, std::unique_ptr<StoreClient
     groups_.OnJobFinished(job);
   });
   groups_.AddRemovalListener(
-      [this](const PlacementGroupId& group) { actors_.OnPlacementGroupRemoved(group); });
+      [this](const PlacementGroupId& group) { return actors_.OnPlacementGroupRemoved(group); });
 }
 
 GcsServer::~GcsServer() { Stop(); }

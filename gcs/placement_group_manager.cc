@@ -355,9 +355,13 @@ void GcsPlacementGroupManager::HandleRemovePlacementGroup(
   SetState(g, proto::PlacementGroupInfo::REMOVED);
   (void)store_->Delete(kGroupsTable, id.Binary());
   groups_.erase(it);
-  send(absl::OkStatus());  // the rest only sends messages; the caller need not wait
+  // Its actors are dead before the answer, which lists them: the caller
+  // knows at once that later calls to them fail.
+  for (const auto& listener : removal_listeners_) {
+    for (auto& actor : listener(id)) *reply->add_killed_actors() = std::move(actor);
+  }
+  send(absl::OkStatus());
   ReturnOn(id, holders, /*removed=*/true);
-  for (const auto& listener : removal_listeners_) listener(id);
 }
 
 void GcsPlacementGroupManager::HandleGetPlacementGroup(

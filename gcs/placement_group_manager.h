@@ -47,8 +47,10 @@ class GcsPlacementGroupManager : public rpc::GcsPlacementGroupHandler {
 
   // nullptr for an unknown or removed group.
   const proto::PlacementGroupInfo* Find(const PlacementGroupId& id) const;
-  // Called with each removed group (the actor manager kills its actors).
-  void AddRemovalListener(std::function<void(const PlacementGroupId&)> listener) {
+  // Called with each removed group; returns the actors it killed (the
+  // actor manager kills the group's actors).
+  using RemovalListener = std::function<std::vector<proto::ActorInfo>(const PlacementGroupId&)>;
+  void AddRemovalListener(RemovalListener listener) {
     removal_listeners_.push_back(std::move(listener));
   }
 
@@ -104,7 +106,7 @@ class GcsPlacementGroupManager : public rpc::GcsPlacementGroupHandler {
   std::map<PlacementGroupId, Group> groups_;
   std::map<std::string, PlacementGroupId> names_;
   std::vector<Adjustment> adjustments_;
-  std::vector<std::function<void(const PlacementGroupId&)>> removal_listeners_;
+  std::vector<RemovalListener> removal_listeners_;
   bool shutting_down_ = false;
 };
 

@@ -18,7 +18,7 @@ grpc::Status ToGrpc(const absl::Status& s) {
 
 class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
  public:
-  explicit Service(Dispatcher* dispatcher) : dispatcher_(dispatcher) {}
+  Service(Dispatcher* dispatcher, ServeMetrics* metrics) : dispatcher_(dispatcher), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* ctx,
                                     const proto::PredictRequest* in,
@@ -53,6 +53,11 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
       return reactor;
     }
     std::string deployment = in->deployment().empty() ? table->ingress : in->deployment();
+    auto start = std::chrono::steady_clock::now();
+    auto record = [metrics = metrics_, app = table->app, deployment, start](int code) {
+      metrics->Record(app, deployment, "grpc", code,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    };
     int64_t timeout_ms = -1;  // the deployment's, unless the client set a deadline
     if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
       timeout_ms = std::max<int64_t>(
@@ -62,11 +67,13 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
     }
     dispatcher_->Send(
         table->app, deployment, std::move(r),
-        [reactor, out](absl::StatusOr<Response> answer) {
+        [reactor, out, record](absl::StatusOr<Response> answer) {
           if (!answer.ok()) {
+            record(HttpStatusOf(answer.status()));
             reactor->Finish(ToGrpc(answer.status()));
             return;
           }
+          record(answer->status);
           out->set_status(answer->status);
           out->mutable_headers()->insert(answer->headers.begin(), answer->headers.end());
           out->set_body(std::move(answer->body));
@@ -79,17 +86,18 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
 
  private:
   Dispatcher* dispatcher_;
+  ServeMetrics* metrics_;
 };
 
 struct GrpcProxy::Server {
   std::unique_ptr<grpc::Server> server;
 };
 
-GrpcProxy::GrpcProxy(std::string host, int port, Dispatcher* dispatcher)
+GrpcProxy::GrpcProxy(std::string host, int port, Dispatcher* dispatcher, ServeMetrics* metrics)
     : host_(std::move(host)),
       port_(port),
       dispatcher_(dispatcher),
-      service_(std::make_unique<Service>(dispatcher)),
+      service_(std::make_unique<Service>(dispatcher, metrics)),
       server_(std::make_unique<Server>()) {}
 
 GrpcProxy::~GrpcProxy() { Stop(); }

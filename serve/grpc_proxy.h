@@ -12,12 +12,13 @@
 
 #include "absl/status/status.h"
 #include "serve/dispatcher.h"
+#include "serve/metrics.h"
 
 namespace lumen::serve {
 
 class GrpcProxy {
  public:
-  GrpcProxy(std::string host, int port, Dispatcher* dispatcher);
+  GrpcProxy(std::string host, int port, Dispatcher* dispatcher, ServeMetrics* metrics);
   ~GrpcProxy();  // stops
 
   absl::Status Start();

@@ -24,10 +24,11 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
   s->proxy_ = std::make_unique<Proxy>(Proxy::Options{.host = options.http_host,
                                                      .port = options.http_port,
                                                      .threads = options.proxy_threads},
-                                      s->dispatcher_.get());
+                                      s->dispatcher_.get(), &s->metrics_);
   LUMEN_RETURN_IF_ERROR(s->proxy_->Start());
   if (options.grpc_port >= 0) {
-    s->grpc_ = std::make_unique<GrpcProxy>(options.http_host, options.grpc_port, s->dispatcher_.get());
+    s->grpc_ = std::make_unique<GrpcProxy>(options.http_host, options.grpc_port,
+                                           s->dispatcher_.get(), &s->metrics_);
     LUMEN_RETURN_IF_ERROR(s->grpc_->Start());
   }
   ServeInstance* self = s.get();

@@ -48,6 +48,7 @@ class ServeInstance {
 
   InstanceOptions options_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  ServeMetrics metrics_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<GrpcProxy> grpc_;

@@ -18,36 +18,23 @@ std::string NewId() {
 
 }  // namespace
 
-Proxy::Proxy(Options options, Dispatcher* dispatcher)
+Proxy::Proxy(Options options, Dispatcher* dispatcher, ServeMetrics* metrics)
     : options_(options),
       dispatcher_(dispatcher),
+      metrics_(metrics),
       server_({.host = options.host, .port = options.port, .threads = options.threads},
               [this](Request r, HttpServer::Reply reply) { Handle(std::move(r), std::move(reply)); }) {}
 
 Response Proxy::FromStatus(const absl::Status& s) {
-  std::string msg(s.message());
-  switch (s.code()) {
-    case absl::StatusCode::kNotFound:
-      return Response::Error(404, msg);
-    case absl::StatusCode::kInvalidArgument:
-      return Response::Error(400, msg);
-    case absl::StatusCode::kDeadlineExceeded:
-      return Response::Error(504, msg);
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kResourceExhausted: {
-      Response r = Response::Error(503, msg);
-      r.headers["retry-after"] = "1";
-      return r;
-    }
-    default:
-      return Response::Error(500, msg);
-  }
+  Response r = Response::Error(HttpStatusOf(s), std::string(s.message()));
+  if (r.status == 503) r.headers["retry-after"] = "1";
+  return r;
 }
 
 void Proxy::Handle(Request request, HttpServer::Reply reply) {
   if (request.path == "/-/healthz") return reply(Response::Text("ok\n"));
   if (request.path == "/metrics") {
-    Response r = Response::Text(MetricsText());
+    Response r = Response::Text(metrics_->Text(*dispatcher_));
     r.headers["content-type"] = "text/plain; version=0.0.4";
     return reply(r);
   }
@@ -108,7 +95,7 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
       std::lock_guard<std::mutex> lock(once->mu);
       if (once->cancel_timer) once->cancel_timer();
     }
-    Record(app, deployment, r.status,
+    metrics_->Record(app, deployment, "http", r.status,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (id.empty()) {
       reply(std::move(r));
@@ -149,78 +136,6 @@ Response Proxy::AsyncLookup(const std::string& id) {
   }
   if (!it->second.done) return Response::FromJson({{"id", id}, {"status", "pending"}}, 202);
   return it->second.response;
-}
-
-void Proxy::Record(const std::string& app, const std::string& deployment, int code, double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Series& s = series_[{app, deployment}];
-  s.by_code[code]++;
-  size_t b = 0;
-  while (b < kBuckets.size() && seconds > kBuckets[b]) ++b;
-  s.buckets[b]++;
-  s.sum_s += seconds;
-  s.count++;
-}
-
-std::string Proxy::MetricsText() const {
-  std::ostringstream out;
-  auto labels = [](const std::string& app, const std::string& dep) {
-    return "app=\"" + app + "\",deployment=\"" + dep + "\"";
-  };
-  std::lock_guard<std::mutex> lock(mu_);
-  out << "# HELP lumen_serve_requests_total Requests answered by the proxy, by HTTP status.\n"
-      << "# TYPE lumen_serve_requests_total counter\n";
-  for (const auto& [key, s] : series_) {
-    for (const auto& [code, n] : s.by_code) {
-      out << "lumen_serve_requests_total{" << labels(key.first, key.second) << ",code=\"" << code
-          << "\"} " << n << "\n";
-    }
-  }
-  out << "# HELP lumen_serve_errors_total Requests answered with a 5xx status.\n"
-      << "# TYPE lumen_serve_errors_total counter\n";
-  for (const auto& [key, s] : series_) {
-    uint64_t errors = 0;
-    for (const auto& [code, n] : s.by_code) errors += code >= 500 ? n : 0;
-    out << "lumen_serve_errors_total{" << labels(key.first, key.second) << "} " << errors << "\n";
-  }
-  out << "# HELP lumen_serve_request_latency_seconds Time from request to answer at the proxy.\n"
-      << "# TYPE lumen_serve_request_latency_seconds histogram\n";
-  for (const auto& [key, s] : series_) {
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= kBuckets.size(); ++b) {
-      cumulative += s.buckets[b];
-      std::string le = b < kBuckets.size() ? std::to_string(kBuckets[b]) : "+Inf";
-      out << "lumen_serve_request_latency_seconds_bucket{" << labels(key.first, key.second)
-          << ",le=\"" << le << "\"} " << cumulative << "\n";
-    }
-    out << "lumen_serve_request_latency_seconds_sum{" << labels(key.first, key.second) << "} "
-        << s.sum_s << "\n";
-    out << "lumen_serve_request_latency_seconds_count{" << labels(key.first, key.second) << "} "
-        << s.count << "\n";
-  }
-  out << "# HELP lumen_serve_queued_requests Requests waiting for a free replica slot.\n"
-      << "# TYPE lumen_serve_queued_requests gauge\n";
-  auto counters = dispatcher_->Counters();
-  for (const auto& [key, c] : counters) {
-    size_t slash = key.find('/');
-    out << "lumen_serve_queued_requests{" << labels(key.substr(0, slash), key.substr(slash + 1))
-        << "} " << c.queued << "\n";
-  }
-  out << "# HELP lumen_serve_ongoing_requests Requests sent to replicas and not yet answered.\n"
-      << "# TYPE lumen_serve_ongoing_requests gauge\n";
-  for (const auto& [key, c] : counters) {
-    size_t slash = key.find('/');
-    out << "lumen_serve_ongoing_requests{" << labels(key.substr(0, slash), key.substr(slash + 1))
-        << "} " << c.ongoing << "\n";
-  }
-  out << "# HELP lumen_serve_replicas Running replicas the proxy routes to.\n"
-      << "# TYPE lumen_serve_replicas gauge\n";
-  for (const auto& [key, c] : counters) {
-    size_t slash = key.find('/');
-    out << "lumen_serve_replicas{" << labels(key.substr(0, slash), key.substr(slash + 1)) << "} "
-        << c.replicas << "\n";
-  }
-  return out.str();
 }
 
 }  // namespace lumen::serve

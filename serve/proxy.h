@@ -17,6 +17,7 @@
 
 #include "serve/dispatcher.h"
 #include "serve/http_server.h"
+#include "serve/metrics.h"
 
 namespace lumen::serve {
 
@@ -29,23 +30,14 @@ class Proxy {
     size_t max_async_results = 10'000;
     int64_t async_result_ttl_ms = 600'000;
   };
-  Proxy(Options options, Dispatcher* dispatcher);
+  Proxy(Options options, Dispatcher* dispatcher, ServeMetrics* metrics);
 
   absl::Status Start() { return server_.Start(); }
   // No request is handled after this returns (see HttpServer::Stop).
   void Stop() { server_.Stop(); }
   int port() const { return server_.port(); }
-  std::string MetricsText() const;
 
  private:
-  static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                      0.1,    0.25,  0.5,    1,     2.5,  5,    10};
-  struct Series {
-    std::map<int, uint64_t> by_code;
-    std::array<uint64_t, kBuckets.size() + 1> buckets{};
-    double sum_s = 0;
-    uint64_t count = 0;
-  };
   struct AsyncResult {
     bool done = false;
     Response response;
@@ -53,15 +45,14 @@ class Proxy {
   };
 
   void Handle(Request request, HttpServer::Reply reply);
-  void Record(const std::string& app, const std::string& deployment, int code, double seconds);
   Response AsyncLookup(const std::string& id);
   static Response FromStatus(const absl::Status& s);
 
   Options options_;
   Dispatcher* dispatcher_;
+  ServeMetrics* metrics_;
   HttpServer server_;
   mutable std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, Series> series_;
   std::map<std::string, AsyncResult> results_;
 };
 

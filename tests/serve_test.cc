@@ -182,8 +182,8 @@ TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
   }));
   auto metrics = GetPath("/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_NE(metrics->body.find(
-                "lumen_serve_requests_total{app=\"ocr\",deployment=\"Pipeline\",code=\"200\"}"),
+  EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",deployment=\"Pipeline\","
+                               "protocol=\"http\",code=\"200\"}"),
             std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("lumen_serve_request_latency_seconds_bucket"), std::string::npos);
@@ -242,6 +242,12 @@ TEST_F(ServeTest, TheGrpcIngressPredictsAndAnswersHealthChecks) {
   grpc::health::v1::HealthCheckResponse hres;
   ASSERT_TRUE(health->Check(&ctx, hreq, &hres).ok());
   EXPECT_EQ(hres.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  auto metrics = GetPath("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",deployment=\"Recognize\","
+                               "protocol=\"grpc\",code=\"200\"} 1"),
+            std::string::npos)
+      << metrics->body;
 }
 
 TEST_F(ServeTest, BadRequestsGetClearAnswersAndNothingBreaks) {

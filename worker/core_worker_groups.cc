@@ -157,9 +157,15 @@ absl::Status CoreWorker::RemovePlacementGroup(const PlacementGroupId& group) {
   LUMEN_RETURN_IF_ERROR(creation);
   proto::RemovePlacementGroupRequest req;
   req.set_group_id(group.Binary());
-  return rpc::CallSync<proto::RemovePlacementGroupReply>(
-             [&](auto cb) { gcs_->RemovePlacementGroup(req, cb, kGcsCall); })
-      .status();
+  auto removed = rpc::CallSync<proto::RemovePlacementGroupReply>(
+      [&](auto cb) { gcs_->RemovePlacementGroup(req, cb, kGcsCall); });
+  if (!removed.ok()) return removed.status();
+  // Known here before any later call (the loop keeps order), as for Kill.
+  for (const auto& actor : removed->killed_actors()) {
+    loop_.Post("core_worker.group_actor_killed",
+               [this, actor] { actor_submitter_->OnActorChange(actor); });
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CoreWorker::WaitPlacementGroup(const PlacementGroupId& group, int64_t timeout_ms) {
