@@ -2,6 +2,8 @@
 // prints what went wrong (and how to fix it) on stderr.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,6 +11,11 @@
 #include "absl/status/statusor.h"
 
 namespace lumen::cli {
+
+// Blocks SIGTERM, SIGINT and SIGHUP in every thread (call before any
+// thread starts); WaitForStopSignal() then takes them synchronously.
+sigset_t BlockStopSignals();
+int WaitForStopSignal(const sigset_t& set);
 
 // Prints "lumen: WHAT" on stderr; returns 1.
 int Fail(const std::string& what);

@@ -18,8 +18,19 @@
 namespace lumen::cli {
 namespace {
 
-// Blocks the stop signals in every thread (call before any thread starts);
-// WaitForStopSignal() then takes them synchronously.
+std::string TokenFromEnv() {
+  const char* t = std::getenv("LUMEN_TOKEN");
+  std::string token = t ? t : "";
+  ::unsetenv("LUMEN_TOKEN");
+  return token;
+}
+
+void StopOnParentExit() {
+  WatchLifeline([] { ::kill(::getpid(), SIGTERM); });
+}
+
+}  // namespace
+
 sigset_t BlockStopSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -35,19 +46,6 @@ int WaitForStopSignal(const sigset_t& set) {
   sigwait(&set, &sig);
   return sig;
 }
-
-std::string TokenFromEnv() {
-  const char* t = std::getenv("LUMEN_TOKEN");
-  std::string token = t ? t : "";
-  ::unsetenv("LUMEN_TOKEN");
-  return token;
-}
-
-void StopOnParentExit() {
-  WatchLifeline([] { ::kill(::getpid(), SIGTERM); });
-}
-
-}  // namespace
 
 int RunGcsServer(const GcsServerFlags& flags) {
   sigset_t stop = BlockStopSignals();

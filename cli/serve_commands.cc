@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -18,30 +19,10 @@
 namespace lumen::cli {
 namespace {
 
-// Blocks SIGINT/SIGTERM in every thread started from here on, so that
-// WaitForSignal() gets them.
-void BlockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
-int WaitForSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-
-// Runs the serve runtime in this process until SIGINT/SIGTERM.
+// Runs the serve runtime in this process until SIGINT, SIGTERM or SIGHUP.
 int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
                 std::vector<std::string> code) {
-  BlockStopSignals();
+  sigset_t stop_signals = BlockStopSignals();
   Config c;
   c.address = f.address;
   c.token = f.token;
@@ -76,9 +57,8 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
                     : std::string())
             << ", admin on 127.0.0.1:" << (*instance)->admin_port() << " (Ctrl-C stops)"
             << std::endl;
-  int sig = WaitForSignal();
-  std::cout << "lumen serve: stopping (" << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ")"
-            << std::endl;
+  int sig = WaitForStopSignal(stop_signals);
+  std::cout << "lumen serve: stopping (" << strsignal(sig) << ")" << std::endl;
   instance->reset();
   Shutdown();
   return 0;

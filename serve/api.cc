@@ -1,20 +1,14 @@
 // The public serve API (lumen/serve.h): requests, responses, the registry
 // of deployment classes and deployment handles.
-#include <algorithm>
-#include <cctype>
 #include <mutex>
 
+#include "absl/strings/ascii.h"
 #include "lumen/serve.h"
 #include "serve/dispatcher.h"
 #include "serve/replica.h"
 
 namespace lumen::serve {
 namespace {
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 struct Registry {
   std::mutex mu;
@@ -36,7 +30,7 @@ absl::StatusOr<Json> Request::JsonBody() const {
 }
 
 std::string Request::Header(const std::string& name, const std::string& fallback) const {
-  auto it = headers.find(Lower(name));
+  auto it = headers.find(absl::AsciiStrToLower(name));
   return it == headers.end() ? fallback : it->second;
 }
 

@@ -24,7 +24,8 @@ class Parser {
 
   ServeConfig Parse(const YAML::Node& root) {
     ServeConfig c;
-    if (!root.IsMap()) Fail(root, "(top level)", "expected a mapping", "start with 'applications:'");
+    if (!root.IsMap())
+      Fail(root, "(top level)", "expected a mapping", "start with 'applications:'");
     Known(root, "", {"http", "grpc", "applications"});
     if (root["http"]) {
       const YAML::Node& h = root["http"];
@@ -67,7 +68,8 @@ class Parser {
   }
 
   void Known(const YAML::Node& n, const std::string& path, const std::set<std::string>& keys) {
-    if (!n.IsMap()) Fail(n, path.empty() ? "(top level)" : path, "expected a mapping", "use key: value lines");
+    if (!n.IsMap())
+      Fail(n, path.empty() ? "(top level)" : path, "expected a mapping", "use key: value lines");
     for (const auto& kv : n) {
       std::string key = kv.first.as<std::string>();
       if (keys.count(key)) continue;
@@ -83,32 +85,33 @@ class Parser {
     return n.as<std::string>();
   }
 
+  // The scalar at `n` as a T; else fails saying it expected `what`.
+  template <typename T>
+  T Scalar(const YAML::Node& n, const std::string& field, const std::string& what,
+           const std::string& fix) {
+    if (n.IsScalar()) {
+      try {
+        return n.as<T>();
+      } catch (const YAML::Exception&) {
+      }
+    }
+    Fail(
+        n, field,
+        "expected " + what + ", got '" + (n.IsScalar() ? n.as<std::string>() : "a structure") + "'",
+        fix);
+  }
+
   int Int(const YAML::Node& n, const std::string& field, int lo, int hi) {
-    int v = 0;
-    try {
-      if (!n.IsScalar()) throw YAML::Exception(n.Mark(), "");
-      v = n.as<int>();
-    } catch (const YAML::Exception&) {
-      Fail(n, field, "expected a whole number, got '" + (n.IsScalar() ? n.as<std::string>() : "a structure") + "'",
-           "write a number from " + std::to_string(lo) + " to " + std::to_string(hi));
-    }
-    if (v < lo || v > hi) {
-      Fail(n, field, std::to_string(v) + " is out of range",
-           "write a number from " + std::to_string(lo) + " to " + std::to_string(hi));
-    }
+    std::string fix = "write a number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    int v = Scalar<int>(n, field, "a whole number", fix);
+    if (v < lo || v > hi) Fail(n, field, std::to_string(v) + " is out of range", fix);
     return v;
   }
 
   double Num(const YAML::Node& n, const std::string& field, double lo) {
-    double v = 0;
-    try {
-      if (!n.IsScalar()) throw YAML::Exception(n.Mark(), "");
-      v = n.as<double>();
-    } catch (const YAML::Exception&) {
-      Fail(n, field, "expected a number, got '" + (n.IsScalar() ? n.as<std::string>() : "a structure") + "'",
-           "write a number such as 2 or 0.5");
-    }
-    if (!(v >= lo)) Fail(n, field, "must be at least " + std::to_string(lo), "write a larger number");
+    double v = Scalar<double>(n, field, "a number", "write a number such as 2 or 0.5");
+    if (!(v >= lo))
+      Fail(n, field, "must be at least " + std::to_string(lo), "write a larger number");
     return v;
   }
 
@@ -150,14 +153,16 @@ class Parser {
     if (!n["name"]) Fail(n, path + ".name", "missing", "name the application, e.g. 'name: ocr'");
     app.name = Str(n["name"], path + ".name");
     if (app.name.empty() || app.name.find('/') != std::string::npos) {
-      Fail(n["name"], path + ".name", "must be non-empty without '/'", "use letters, digits, '-' or '_'");
+      Fail(n["name"], path + ".name", "must be non-empty without '/'",
+           "use letters, digits, '-' or '_'");
     }
     if (n["route_prefix"]) {
       app.route_prefix = Str(n["route_prefix"], path + ".route_prefix");
       if (app.route_prefix.empty() || app.route_prefix[0] != '/') {
         Fail(n["route_prefix"], path + ".route_prefix", "must start with '/'", "write e.g. /ocr");
       }
-      if (app.route_prefix.size() > 1 && app.route_prefix.back() == '/') app.route_prefix.pop_back();
+      if (app.route_prefix.size() > 1 && app.route_prefix.back() == '/')
+        app.route_prefix.pop_back();
     }
     if (n["code"]) {
       std::vector<YAML::Node> files;
@@ -182,14 +187,16 @@ class Parser {
     }
     const YAML::Node& deps = n["deployments"];
     if (!deps || !deps.IsSequence() || deps.size() == 0) {
-      Fail(n, path + ".deployments", "missing or empty", "list at least one '- name: ...' deployment");
+      Fail(n, path + ".deployments", "missing or empty",
+           "list at least one '- name: ...' deployment");
     }
     std::set<std::string> names;
     for (size_t i = 0; i < deps.size(); ++i) {
       std::string dpath = path + ".deployments[" + std::to_string(i) + "]";
       DeploymentConfig d = Deployment(deps[i], dpath);
       if (!names.insert(d.name).second) {
-        Fail(deps[i], dpath + ".name", "'" + d.name + "' is used twice", "give each deployment its own name");
+        Fail(deps[i], dpath + ".name", "'" + d.name + "' is used twice",
+             "give each deployment its own name");
       }
       app.deployments.push_back(std::move(d));
     }
@@ -211,13 +218,16 @@ class Parser {
            "max_queued_requests", "router", "hash_header", "request_timeout_s",
            "health_check_period_s", "init_args", "user_config", "autoscaling", "batching"});
     DeploymentConfig d;
-    if (!n["name"]) Fail(n, path + ".name", "missing", "name the deployment, e.g. 'name: Detector'");
+    if (!n["name"])
+      Fail(n, path + ".name", "missing", "name the deployment, e.g. 'name: Detector'");
     d.name = Str(n["name"], path + ".name");
     d.cls = n["class"] ? Str(n["class"], path + ".class") : d.name;
-    if (n["num_replicas"]) d.num_replicas = Int(n["num_replicas"], path + ".num_replicas", 0, 10'000);
+    if (n["num_replicas"])
+      d.num_replicas = Int(n["num_replicas"], path + ".num_replicas", 0, 10'000);
     if (n["resources"]) {
       const YAML::Node& r = n["resources"];
-      if (!r.IsMap()) Fail(r, path + ".resources", "expected a mapping", "write e.g. {CPU: 1, GPU: 1}");
+      if (!r.IsMap())
+        Fail(r, path + ".resources", "expected a mapping", "write e.g. {CPU: 1, GPU: 1}");
       d.resources.clear();
       for (const auto& kv : r) {
         std::string name = kv.first.as<std::string>();
@@ -225,10 +235,12 @@ class Parser {
       }
     }
     if (n["max_ongoing_requests"]) {
-      d.max_ongoing_requests = Int(n["max_ongoing_requests"], path + ".max_ongoing_requests", 1, 100'000);
+      d.max_ongoing_requests =
+          Int(n["max_ongoing_requests"], path + ".max_ongoing_requests", 1, 100'000);
     }
     if (n["max_queued_requests"]) {
-      d.max_queued_requests = Int(n["max_queued_requests"], path + ".max_queued_requests", -1, 10'000'000);
+      d.max_queued_requests =
+          Int(n["max_queued_requests"], path + ".max_queued_requests", -1, 10'000'000);
     }
     if (n["router"]) {
       d.router = Str(n["router"], path + ".router");
@@ -243,7 +255,8 @@ class Parser {
       d.request_timeout_s = Num(n["request_timeout_s"], path + ".request_timeout_s", 0.001);
     }
     if (n["health_check_period_s"]) {
-      d.health_check_period_s = Num(n["health_check_period_s"], path + ".health_check_period_s", 0.05);
+      d.health_check_period_s =
+          Num(n["health_check_period_s"], path + ".health_check_period_s", 0.05);
     }
     if (n["init_args"]) d.init_args = ToJson(n["init_args"]);
     if (n["user_config"]) d.user_config = ToJson(n["user_config"]);
@@ -251,7 +264,8 @@ class Parser {
       const YAML::Node& b = n["batching"];
       std::string bpath = path + ".batching";
       Known(b, bpath, {"max_batch_size", "batch_wait_timeout_s"});
-      d.max_batch_size = b["max_batch_size"] ? Int(b["max_batch_size"], bpath + ".max_batch_size", 1, 100'000) : 8;
+      d.max_batch_size =
+          b["max_batch_size"] ? Int(b["max_batch_size"], bpath + ".max_batch_size", 1, 100'000) : 8;
       if (b["batch_wait_timeout_s"]) {
         d.batch_wait_timeout_s = Num(b["batch_wait_timeout_s"], bpath + ".batch_wait_timeout_s", 0);
       }
@@ -269,18 +283,22 @@ class Parser {
             {"min_replicas", "max_replicas", "target_ongoing_requests", "upscale_delay_s",
              "downscale_delay_s"});
       AutoscalingConfig as;
-      if (a["min_replicas"]) as.min_replicas = Int(a["min_replicas"], apath + ".min_replicas", 0, 10'000);
+      if (a["min_replicas"])
+        as.min_replicas = Int(a["min_replicas"], apath + ".min_replicas", 0, 10'000);
       as.max_replicas = std::max(as.min_replicas, 1);
-      if (a["max_replicas"]) as.max_replicas = Int(a["max_replicas"], apath + ".max_replicas", 1, 10'000);
+      if (a["max_replicas"])
+        as.max_replicas = Int(a["max_replicas"], apath + ".max_replicas", 1, 10'000);
       if (as.max_replicas < as.min_replicas) {
         Fail(a["max_replicas"], apath + ".max_replicas",
              "is below min_replicas (" + std::to_string(as.min_replicas) + ")",
              "make max_replicas at least min_replicas");
       }
       if (a["target_ongoing_requests"]) {
-        as.target_ongoing_requests = Num(a["target_ongoing_requests"], apath + ".target_ongoing_requests", 0.01);
+        as.target_ongoing_requests =
+            Num(a["target_ongoing_requests"], apath + ".target_ongoing_requests", 0.01);
       }
-      if (a["upscale_delay_s"]) as.upscale_delay_s = Num(a["upscale_delay_s"], apath + ".upscale_delay_s", 0);
+      if (a["upscale_delay_s"])
+        as.upscale_delay_s = Num(a["upscale_delay_s"], apath + ".upscale_delay_s", 0);
       if (a["downscale_delay_s"]) {
         as.downscale_delay_s = Num(a["downscale_delay_s"], apath + ".downscale_delay_s", 0);
       }
@@ -334,7 +352,8 @@ absl::Status ValidateServeConfig(const ServeConfig& config) {
   std::set<std::string> names;
   for (const auto& app : config.applications) {
     if (app.name.empty() || !names.insert(app.name).second) {
-      return absl::InvalidArgumentError("application names must be set and unique ('" + app.name + "')");
+      return absl::InvalidArgumentError("application names must be set and unique ('" + app.name +
+                                        "')");
     }
     if (app.deployments.empty()) {
       return absl::InvalidArgumentError("application '" + app.name + "' has no deployments");
@@ -345,10 +364,12 @@ absl::Status ValidateServeConfig(const ServeConfig& config) {
     }
     for (const auto& d : app.deployments) {
       if (!MakeRouter(d.router, {}).ok()) {
-        return absl::InvalidArgumentError("deployment '" + d.name + "': unknown router '" + d.router + "'");
+        return absl::InvalidArgumentError("deployment '" + d.name + "': unknown router '" +
+                                          d.router + "'");
       }
       if (d.max_ongoing_requests < 1) {
-        return absl::InvalidArgumentError("deployment '" + d.name + "': max_ongoing_requests must be at least 1");
+        return absl::InvalidArgumentError("deployment '" + d.name +
+                                          "': max_ongoing_requests must be at least 1");
       }
     }
   }

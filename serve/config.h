@@ -43,7 +43,7 @@ struct DeploymentConfig {
 
 struct AppConfig {
   std::string name;
-  std::string route_prefix;  // "" : reachable only through handles
+  std::string route_prefix;       // "" : reachable only through handles
   std::vector<std::string> code;  // shared libraries, absolute paths
   std::string ingress;
   std::vector<DeploymentConfig> deployments;

@@ -12,7 +12,8 @@ namespace {
 class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("lumen_config_test_" + std::to_string(getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("lumen_config_test_" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_ / "build");
     std::ofstream(dir_ / "build" / "libapp.so") << "not really";
   }
@@ -83,13 +84,16 @@ TEST_F(ConfigTest, BadFilesNameTheFieldTheLineAndTheFix) {
       {"applications:\n  - name: a\n    route_prefix: ocr\n    deployments:\n      - name: D\n",
        {"serve.yaml:3", "route_prefix", "must start with '/'"}},
       {"applications:\n  - name: a\n    deployments: []\n", {"deployments", "missing or empty"}},
-      {"applications:\n  - name: a\n    deployments:\n      - name: D\n  - name: a\n    deployments:\n      - name: D\n",
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n  - name: a\n    "
+       "deployments:\n      - name: D\n",
        {"serve.yaml:5", "used twice"}},
       {"applications:\n  - name: a\n   deployments: [\n", {"serve.yaml:", "not valid YAML"}},
-      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        autoscaling: {min_replicas: 4, max_replicas: 2}\n",
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        autoscaling: "
+       "{min_replicas: 4, max_replicas: 2}\n",
        {"serve.yaml:5", "max_replicas", "below min_replicas"}},
       {"http: {port: 99999}\napplications: []\n", {"http.port", "out of range"}},
-      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        max_ongoing_requests: 2\n        batching: {max_batch_size: 4}\n",
+      {"applications:\n  - name: a\n    deployments:\n      - name: D\n        "
+       "max_ongoing_requests: 2\n        batching: {max_batch_size: 4}\n",
        {"serve.yaml:6", "batching.max_batch_size", "above max_ongoing_requests"}},
   };
   for (const auto& c : cases) {

@@ -21,6 +21,20 @@ int64_t WallMs() {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// A call's answer once it has come (and forgets the call), without waiting.
+template <typename T>
+std::optional<absl::StatusOr<T>> TakeIfReady(std::optional<ObjectRef<T>>& call) {
+  if (!call) return std::nullopt;
+  absl::StatusOr<T> answer = Get(*call, 0);
+  if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) return std::nullopt;
+  call.reset();
+  return answer;
+}
+
+// Proxies elsewhere read the routing table once a second: a replica taken
+// out of it gets requests for that long.
+constexpr double kTableSpreadS = 1.5;
+
 }  // namespace
 
 Controller::Controller(Options options) : options_(options) {
@@ -44,9 +58,12 @@ Controller::~Controller() {
 }
 
 std::string Controller::VersionOf(const AppConfig& app, const DeploymentConfig& d) {
-  Json v = {{"code", app.code},          {"class", d.cls},
-            {"init_args", d.init_args},    {"resources", d.resources},
-            {"max_ongoing", d.max_ongoing_requests}, {"batch", d.max_batch_size},
+  Json v = {{"code", app.code},
+            {"class", d.cls},
+            {"init_args", d.init_args},
+            {"resources", d.resources},
+            {"max_ongoing", d.max_ongoing_requests},
+            {"batch", d.max_batch_size},
             {"batch_wait", d.batch_wait_timeout_s}};
   return v.dump();
 }
@@ -61,9 +78,7 @@ absl::Status Controller::Apply(const ServeConfig& config) {
       ++it;
       continue;
     }
-    for (auto& [dname, d] : it->second.deployments) {
-      for (auto& r : d.replicas) Stop(it->second, r, true), stopping_.push_back(r);
-    }
+    for (auto& [dname, d] : it->second.deployments) RetireAll(it->second, d);
     if (options_.local) options_.local->RemoveApp(it->first);
     if (auto* rt = lumen::internal::CurrentRuntime()) {
       (void)rt->KvPut(kServeKvNamespace, RoutesKey(it->first), "");
@@ -79,7 +94,7 @@ absl::Status Controller::Apply(const ServeConfig& config) {
         ++it;
         continue;
       }
-      for (auto& r : it->second.replicas) Stop(app, r, true), stopping_.push_back(r);
+      RetireAll(app, it->second);
       it = app.deployments.erase(it);
     }
     for (const DeploymentConfig& dc : declared.deployments) {
@@ -153,23 +168,7 @@ void Controller::Tick() {
     if (app.dirty) Publish(app);
   }
   // Replicas of deleted apps and deployments: killed once drained.
-  auto now = Clock::now();
-  std::erase_if(stopping_, [&](Replica& r) {
-    bool idle = r.stats.ongoing_now == 0 && r.stats_sent > r.since;
-    if (idle || Seconds(now - r.since) > 30) {
-      (void)Kill(r.actor);
-      return true;
-    }
-    if (!r.stats_call) {
-      r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
-      r.stats_sent = now;
-    } else if (auto s = Get(*r.stats_call, 0); s.status().code() != absl::StatusCode::kDeadlineExceeded) {
-      if (s.ok()) r.stats = *s;
-      if (!s.ok()) r.stats.ongoing_now = 0;  // dead: nothing to wait for
-      r.stats_call.reset();
-    }
-    return false;
-  });
+  std::erase_if(stopping_, [&](Replica& r) { return Retire(r); });
 }
 
 void Controller::Poll(App& app, Deployment& d, Replica& r) {
@@ -186,49 +185,42 @@ void Controller::Poll(App& app, Deployment& d, Replica& r) {
       d.start_failures++;
       d.message = "replica " + r.id + " failed to start: " + std::string(ready.message());
       LUMEN_LOG_WARN("serve: {}", d.message);
-      d.retry_after = now + std::chrono::milliseconds(std::min(5'000, 250 << std::min(d.start_failures, 5)));
-      r.state = State::kStopping;  // removed below
-      r.since = now - std::chrono::hours(1);
+      d.retry_after =
+          now + std::chrono::milliseconds(std::min(5'000, 250 << std::min(d.start_failures, 5)));
+      Stop(app, r, 0);  // removed below
     }
     return;
   }
   if (r.state != State::kRunning) return;
   // Load, for autoscaling and swrr.
-  if (r.stats_call) {
-    auto s = Get(*r.stats_call, 0);
-    if (s.status().code() != absl::StatusCode::kDeadlineExceeded) {
-      r.stats_call.reset();
-      if (s.ok()) {
-        r.stats = *s;
-        r.node = s->node;
-        app.dirty = true;  // new load for the routers
-      } else {
-        d.message = "replica " + r.id + " died: " + std::string(s.status().message());
-        LUMEN_LOG_WARN("serve: {}", d.message);
-        r.state = State::kStopping;  // dead: replaced below
-        r.since = now - std::chrono::hours(1);
-        app.dirty = true;
-        return;
-      }
+  if (auto s = TakeIfReady(r.stats_call)) {
+    if (!s->ok()) {
+      d.message = "replica " + r.id + " died: " + std::string(s->status().message());
+      LUMEN_LOG_WARN("serve: {}", d.message);
+      Stop(app, r, 0);  // dead: replaced below
+      return;
     }
-  } else if (now - r.stats_sent >= std::chrono::milliseconds(options_.stats_period_ms)) {
+    r.stats = **s;
+    r.node = r.stats.node;
+    app.dirty = true;  // new load for the routers
+  } else if (!r.stats_call &&
+             now - r.stats_sent >= std::chrono::milliseconds(options_.stats_period_ms)) {
     r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
     r.stats_sent = now;
   }
   // Health.
-  auto period = std::chrono::milliseconds(static_cast<int64_t>(d.config.health_check_period_s * 1000));
+  auto period =
+      std::chrono::milliseconds(static_cast<int64_t>(d.config.health_check_period_s * 1000));
   if (r.health_call) {
-    auto h = Get(*r.health_call, 0);
     bool late = now - r.health_sent > std::max(period * 3, std::chrono::milliseconds(3000));
-    if (h.status().code() == absl::StatusCode::kDeadlineExceeded && !late) return;
+    auto h = TakeIfReady(r.health_call);
+    if (!h && !late) return;
     r.health_call.reset();
-    if (!h.ok() || !*h || late) {
+    if (!h || !h->ok() || !**h) {
       d.message = "replica " + r.id + " failed its health check" +
-                  (h.ok() ? "" : ": " + std::string(h.status().message()));
+                  (h && !h->ok() ? ": " + std::string(h->status().message()) : "");
       LUMEN_LOG_WARN("serve: {}", d.message);
-      r.state = State::kStopping;
-      r.since = now - std::chrono::hours(1);  // no draining: it is broken
-      app.dirty = true;
+      Stop(app, r, 0);  // no draining: it is broken
     }
   } else if (now - r.health_sent >= period) {
     r.health_call = r.actor.Task(&serve::Replica::Health).Remote();
@@ -248,7 +240,7 @@ void Controller::Autoscale(App& app, Deployment& d) {
   size_t queued = 0;
   if (options_.local) {
     auto counters = options_.local->Counters();
-    auto it = counters.find(app.config.name + "/" + d.config.name);
+    auto it = counters.find({app.config.name, d.config.name});
     if (it != counters.end()) {
       queued = it->second.queued;
       ongoing = std::max(ongoing, static_cast<double>(it->second.ongoing));
@@ -273,8 +265,8 @@ void Controller::Autoscale(App& app, Deployment& d) {
   }
   double delay = want > d.target ? as.upscale_delay_s : as.downscale_delay_s;
   if (Seconds(now - d.want_since) >= delay) {
-    LUMEN_LOG_INFO("serve: {} scales {} -> {} replicas (ongoing {:.1f}, queued {})",
-                   d.config.name, d.target, want, ongoing, queued);
+    LUMEN_LOG_INFO("serve: {} scales {} -> {} replicas (ongoing {:.1f}, queued {})", d.config.name,
+                   d.target, want, ongoing, queued);
     d.target = want;
     d.want = -1;
   }
@@ -299,15 +291,39 @@ void Controller::Start(App& app, Deployment& d) {
   d.replicas.push_back(std::move(r));
 }
 
-void Controller::Stop(App& app, Replica& r, bool drain) {
+void Controller::Stop(App& app, Replica& r, double drain_s) {
   if (r.state != State::kStopping) {
     r.state = State::kStopping;
     r.since = Clock::now();
-    if (!drain) r.since -= std::chrono::hours(1);
+    r.drain_s = drain_s;
     r.stats_sent = r.since;  // a Stats sent after this shows whether it drained
     r.stats_call.reset();
   }
   app.dirty = true;
+}
+
+void Controller::RetireAll(App& app, Deployment& d) {
+  for (auto& r : d.replicas) {
+    Stop(app, r, d.config.request_timeout_s + 2);
+    stopping_.push_back(r);
+  }
+}
+
+bool Controller::Retire(Replica& r) {
+  auto now = Clock::now();
+  bool drained = r.stats_sent > r.since && !r.stats_call && r.stats.ongoing_now == 0;
+  double waited = Seconds(now - r.since);
+  if ((drained && waited > kTableSpreadS) || waited >= r.drain_s) {
+    (void)Kill(r.actor);
+    return true;
+  }
+  if (auto s = TakeIfReady(r.stats_call)) {
+    r.stats = s->ok() ? **s : ReplicaStats{};  // dead: nothing to wait for
+  } else if (!r.stats_call) {
+    r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
+    r.stats_sent = now;
+  }
+  return false;
 }
 
 void Controller::Reconcile(App& app, Deployment& d) {
@@ -315,7 +331,7 @@ void Controller::Reconcile(App& app, Deployment& d) {
   int running_new = 0, starting_new = 0, running_old = 0;
   for (auto& r : d.replicas) {
     bool current = r.version == d.version;
-    if (r.state == State::kStarting && !current) Stop(app, r, false);
+    if (r.state == State::kStarting && !current) Stop(app, r, 0);
     if (r.state == State::kRunning) (current ? running_new : running_old)++;
     if (r.state == State::kStarting) starting_new++;
   }
@@ -327,7 +343,7 @@ void Controller::Reconcile(App& app, Deployment& d) {
     if (running_new + running_old > d.target) {
       for (auto& r : d.replicas) {
         if (r.state == State::kRunning && r.version != d.version) {
-          Stop(app, r, true);
+          Stop(app, r, d.config.request_timeout_s + 2);
           break;
         }
       }
@@ -337,31 +353,16 @@ void Controller::Reconcile(App& app, Deployment& d) {
     for (; live < d.target && may_start; ++live) Start(app, d);
     for (auto it = d.replicas.rbegin(); live > d.target && it != d.replicas.rend(); ++it) {
       if (it->state == State::kStarting || it->state == State::kRunning) {
-        Stop(app, *it, true);
+        Stop(app, *it, d.config.request_timeout_s + 2);
         live--;
       }
     }
   }
   // Stopping replicas leave once drained (or at once when broken or dead).
   std::erase_if(d.replicas, [&](Replica& r) {
-    if (r.state != State::kStopping) return false;
-    bool drained = r.stats_sent > r.since && !r.stats_call && r.stats.ongoing_now == 0;
-    double waited = Seconds(now - r.since);
-    // Proxies elsewhere read the table once a second: give them that long.
-    if ((drained && waited > 1.5) || waited > d.config.request_timeout_s + 2) {
-      (void)Kill(r.actor);
-      app.dirty = true;
-      return true;
-    }
-    if (!r.stats_call) {
-      r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
-      r.stats_sent = now;
-    } else if (auto s = Get(*r.stats_call, 0);
-               s.status().code() != absl::StatusCode::kDeadlineExceeded) {
-      r.stats_call.reset();
-      r.stats = s.ok() ? *s : ReplicaStats{};
-    }
-    return false;
+    if (r.state != State::kStopping || !Retire(r)) return false;
+    app.dirty = true;
+    return true;
   });
   int running = 0;
   for (const auto& r : d.replicas) running += r.state == State::kRunning && r.version == d.version;
@@ -416,13 +417,18 @@ Json Controller::Status() const {
                {"deployments", Json::object()}};
     std::string app_status = "RUNNING";
     for (const auto& [dname, d] : app.deployments) {
-      Json dj = {{"status", d.status}, {"message", d.message}, {"target", d.target},
-                 {"router", d.config.router}, {"replicas", Json::array()}};
+      Json dj = {{"status", d.status},
+                 {"message", d.message},
+                 {"target", d.target},
+                 {"router", d.config.router},
+                 {"replicas", Json::array()}};
       for (const auto& r : d.replicas) {
         const char* state = r.state == State::kStarting  ? "STARTING"
                             : r.state == State::kRunning ? "RUNNING"
                                                          : "STOPPING";
-        dj["replicas"].push_back({{"id", r.id}, {"state", state}, {"node", r.node},
+        dj["replicas"].push_back({{"id", r.id},
+                                  {"state", state},
+                                  {"node", r.node},
                                   {"ongoing", r.stats.ongoing_now},
                                   {"current_version", r.version == d.version}});
       }

@@ -59,6 +59,7 @@ class Controller {
     std::string version;
     std::string node;
     std::chrono::steady_clock::time_point since;
+    double drain_s = 0;  // stopping: the longest it may take to drain
     ReplicaStats stats;
     std::optional<ObjectRef<ReplicaStats>> stats_call;
     std::chrono::steady_clock::time_point stats_sent;
@@ -67,7 +68,7 @@ class Controller {
   };
   struct Deployment {
     DeploymentConfig config;
-    std::string version;  // of code, class, init_args, resources
+    std::string version;      // of code, class, init_args, resources
     std::string user_config;  // as applied (JSON)
     int target = 1;
     int next_index = 1;
@@ -90,7 +91,13 @@ class Controller {
   void Tick();
   void Reconcile(App& app, Deployment& d);
   void Start(App& app, Deployment& d);
-  void Stop(App& app, Replica& r, bool drain);
+  // Takes the replica out of the routing table; it is killed once drained,
+  // or after `drain_s` (0: at once, it is broken or dead).
+  void Stop(App& app, Replica& r, double drain_s);
+  // Stops every replica of a deployment that goes away (kept in stopping_).
+  void RetireAll(App& app, Deployment& d);
+  // Polls a stopping replica; true once it was killed.
+  bool Retire(Replica& r);
   void Poll(App& app, Deployment& d, Replica& r);
   void Autoscale(App& app, Deployment& d);
   void Publish(App& app);

@@ -69,15 +69,18 @@ Dispatcher& Dispatcher::Default() {
   return *d;
 }
 
-void Dispatcher::Deliver(Answers answers) {
-  if (answers.empty()) return;
+void Dispatcher::OnDoneThread(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(done_mu_);
-    for (auto& [done, result] : answers) {
-      done_queue_.push_back([done = std::move(done), result = std::move(result)] { done(result); });
-    }
+    done_queue_.push_back(std::move(fn));
   }
   done_cv_.notify_one();
+}
+
+void Dispatcher::Deliver(Answers answers) {
+  for (auto& [done, result] : answers) {
+    OnDoneThread([done = std::move(done), result = std::move(result)] { done(result); });
+  }
 }
 
 void Dispatcher::Refresh(const std::string& app) {
@@ -87,7 +90,7 @@ void Dispatcher::Refresh(const std::string& app) {
   Answers out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!got.ok()) return;  // keep what we have; try again next time
+    if (!got.ok()) return;                       // keep what we have; try again next time
     if (!got->has_value() || (*got)->empty()) {  // never deployed, or deleted
       EraseApp(app, &out);
     } else if (auto table = RouteTable::FromJson(**got); table.ok()) {
@@ -188,12 +191,13 @@ std::vector<RouteTable> Dispatcher::Tables() const {
   return out;
 }
 
-std::map<std::string, Dispatcher::DeploymentCounters> Dispatcher::Counters() const {
+std::map<std::pair<std::string, std::string>, Dispatcher::DeploymentCounters> Dispatcher::Counters()
+    const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, DeploymentCounters> out;
+  std::map<std::pair<std::string, std::string>, DeploymentCounters> out;
   for (const auto& [name, app] : apps_) {
     for (const auto& [dname, d] : app.deployments) {
-      out[name + "/" + dname] = {d.queue.size(), d.ongoing, d.actors.size()};
+      out[{name, dname}] = {d.queue.size(), d.ongoing, d.actors.size()};
     }
   }
   return out;
@@ -216,24 +220,25 @@ void Dispatcher::Send(const std::string& app, const std::string& deployment, Req
     auto a = apps_.find(app);
     auto d = a == apps_.end() ? nullptr : &a->second.deployments;
     if (d == nullptr || !d->count(deployment)) {
-      out.emplace_back(std::move(done),
-                       absl::NotFoundError(
-                           a == apps_.end()
-                               ? "no application '" + app + "' is deployed"
-                               : "application '" + app + "' has no deployment '" + deployment + "'"));
+      out.emplace_back(
+          std::move(done),
+          absl::NotFoundError(a == apps_.end() ? "no application '" + app + "' is deployed"
+                                               : "application '" + app + "' has no deployment '" +
+                                                     deployment + "'"));
     } else {
       Deployment& dep = (*d)[deployment];
-      if (dep.route.max_queued >= 0 && dep.queue.size() >= static_cast<size_t>(dep.route.max_queued)) {
-        out.emplace_back(std::move(done),
-                         absl::UnavailableError(
-                             deployment + " is full: " + std::to_string(dep.queue.size()) +
-                             " requests wait (max_queued_requests); try again shortly"));
+      if (dep.route.max_queued >= 0 &&
+          dep.queue.size() >= static_cast<size_t>(dep.route.max_queued)) {
+        out.emplace_back(
+            std::move(done),
+            absl::UnavailableError(deployment + " is full: " + std::to_string(dep.queue.size()) +
+                                   " requests wait (max_queued_requests); try again shortly"));
       } else {
         auto p = std::make_shared<Pending>();
         p->request = std::move(request);
         p->done = std::move(done);
-        int64_t t = timeout_ms >= 0 ? timeout_ms
-                                    : static_cast<int64_t>(dep.route.request_timeout_s * 1000);
+        int64_t t =
+            timeout_ms >= 0 ? timeout_ms : static_cast<int64_t>(dep.route.request_timeout_s * 1000);
         p->deadline_ms = NowMs() + t;
         dep.queue.push_back(std::move(p));
         Pump(app, deployment, &out);
@@ -267,22 +272,20 @@ void Dispatcher::Pump(const std::string& app, const std::string& name, Answers* 
     std::string replica = d.router->id(i);
     ActorHandle<Replica> actor(d.actors[i]);
     ObjectRef<Response> ref = actor.Task(&Replica::Handle).Remote(p->request);
-    rt->OnReady(ref.ID(), [this, app, name, replica, p, ref](
-                              absl::StatusOr<std::shared_ptr<lumen::internal::Buffer>> got) {
-      std::lock_guard<std::mutex> lock(done_mu_);
-      done_queue_.push_back([this, app, name, replica, p, ref, got = std::move(got)]() mutable {
+    rt->OnReady(ref.ID(), [this, app, name, replica, p,
+                           ref](absl::StatusOr<std::shared_ptr<lumen::internal::Buffer>> got) {
+      OnDoneThread([this, app, name, replica, p, ref, got = std::move(got)]() mutable {
         absl::StatusOr<Response> result;
         if (!got.ok()) {
           result = got.status();
         } else {
           Response r;
           absl::Status s = lumen::internal::DeserializeInto((*got)->data(), (*got)->size(), &r,
-                                                     "the answer of " + replica);
+                                                            "the answer of " + replica);
           result = s.ok() ? absl::StatusOr<Response>(std::move(r)) : s;
         }
         OnAnswer(app, name, replica, p, std::move(result));
       });
-      done_cv_.notify_one();
     });
   }
 }
@@ -355,10 +358,10 @@ void Dispatcher::ExpireLoop() {
               continue;
             }
             if (!p->answered->exchange(true)) {
-              out.emplace_back(p->done,
-                               absl::DeadlineExceededError(
-                                   "no replica of " + name + " took the request within its timeout" +
-                                   (d.actors.empty() ? " (it has no running replica yet)" : "")));
+              out.emplace_back(
+                  p->done, absl::DeadlineExceededError(
+                               "no replica of " + name + " took the request within its timeout" +
+                               (d.actors.empty() ? " (it has no running replica yet)" : "")));
             }
             it = d.queue.erase(it);
           }

@@ -56,7 +56,8 @@ class Dispatcher {
   void RemoveApp(const std::string& app);
   // The app whose route prefix is the longest prefix of `path`.
   std::optional<RouteTable> Match(const std::string& path) const;
-  std::map<std::string, DeploymentCounters> Counters() const;  // "app/deployment"
+  // By application and deployment.
+  std::map<std::pair<std::string, std::string>, DeploymentCounters> Counters() const;
   // Every known table (for the proxy's routes and status).
   std::vector<RouteTable> Tables() const;
 
@@ -86,13 +87,15 @@ class Dispatcher {
   using Answers = std::vector<std::pair<Done, absl::StatusOr<Response>>>;
 
   void Refresh(const std::string& app);
-  void Apply(const RouteTable& table);               // mu_ held
+  void Apply(const RouteTable& table);                  // mu_ held
   void EraseApp(const std::string& app, Answers* out);  // mu_ held
   // Sends what the queue's head can send now; answers collect in `out`.
   void Pump(const std::string& app, const std::string& name, Answers* out);  // mu_ held
   void OnAnswer(const std::string& app, const std::string& name, const std::string& replica,
                 std::shared_ptr<Pending> p, absl::StatusOr<Response> result);
   void Deliver(Answers answers);
+  // Runs `fn` on the done thread, in order with the answers.
+  void OnDoneThread(std::function<void()> fn);
   void ExpireLoop();
   static int64_t NowMs();
 

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/strings/ascii.h"
 #include "proto/serve.grpc.pb.h"
 
 namespace lumen::serve {
@@ -18,7 +19,8 @@ grpc::Status ToGrpc(const absl::Status& s) {
 
 class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
  public:
-  Service(Dispatcher* dispatcher, ServeMetrics* metrics) : dispatcher_(dispatcher), metrics_(metrics) {}
+  Service(Dispatcher* dispatcher, ServeMetrics* metrics)
+      : dispatcher_(dispatcher), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* ctx,
                                     const proto::PredictRequest* in,
@@ -27,11 +29,7 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
     Request r;
     r.method = in->method().empty() ? "POST" : in->method();
     r.path = "/";
-    for (const auto& [k, v] : in->headers()) {
-      std::string name = k;
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = v;
-    }
+    for (const auto& [k, v] : in->headers()) r.headers[absl::AsciiStrToLower(k)] = v;
     r.query.insert(in->query().begin(), in->query().end());
     r.body = in->body();
     std::optional<RouteTable> table;
@@ -41,29 +39,29 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
       }
     } else if (!in->route().empty()) {
       table = dispatcher_->Match(in->route());
-      if (table && table->route_prefix != "/") r.path = in->route().substr(table->route_prefix.size());
-      if (r.path.empty()) r.path = "/";
+      if (table) r.path = table->PathBelowPrefix(in->route());
     }
     if (!table) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                   "no application " +
-                                       (in->application().empty() ? "serves route '" + in->route() + "'"
-                                                                  : "'" + in->application() + "'") +
-                                       ": set application (a name) or route (a path)"));
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::NOT_FOUND,
+                       "no application " +
+                           (in->application().empty() ? "serves route '" + in->route() + "'"
+                                                      : "'" + in->application() + "'") +
+                           ": set application (a name) or route (a path)"));
       return reactor;
     }
     std::string deployment = in->deployment().empty() ? table->ingress : in->deployment();
     auto start = std::chrono::steady_clock::now();
     auto record = [metrics = metrics_, app = table->app, deployment, start](int code) {
-      metrics->Record(app, deployment, "grpc", code,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      metrics->Record(
+          app, deployment, "grpc", code,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     };
     int64_t timeout_ms = -1;  // the deployment's, unless the client set a deadline
     if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
-      timeout_ms = std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() -
-                                                                   std::chrono::system_clock::now())
-                 .count());
+      timeout_ms = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            ctx->deadline() - std::chrono::system_clock::now())
+                                            .count());
     }
     dispatcher_->Send(
         table->app, deployment, std::move(r),

@@ -1,6 +1,8 @@
 // Blocking HTTP client; see http_client.h.
 #include "serve/http_client.h"
 
+#include "absl/strings/ascii.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -34,9 +36,7 @@ absl::StatusOr<Response> HttpCall(const std::string& host, int port, const std::
     Response out;
     out.status = res.result_int();
     for (const auto& f : res) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      out.headers[name] = std::string(f.value());
+      out.headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
     }
     out.body = res.body();
     beast::error_code ignored;

@@ -1,6 +1,8 @@
 // HTTP/1.1 server on Boost.Beast; see http_server.h.
 #include "serve/http_server.h"
 
+#include "absl/strings/ascii.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -14,12 +16,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 Request ToRequest(const http::request<http::string_body>& in) {
   Request r;
@@ -42,7 +38,8 @@ Request ToRequest(const http::request<http::string_body>& in) {
       start = end + 1;
     }
   }
-  for (const auto& f : in) r.headers[Lower(std::string_view(f.name_string().data(), f.name_string().size()))] = std::string(f.value());
+  for (const auto& f : in)
+    r.headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
   r.body = in.body();
   return r;
 }
@@ -57,15 +54,15 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(64 * 1024);
     stream_.expires_after(std::chrono::seconds(options_.idle_timeout_s));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
  private:
   void OnRead(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == net::error::eof ||
-        ec == beast::error::timeout || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
       Close();
       return;
     }
@@ -73,10 +70,10 @@ class Session : public std::enable_shared_from_this<Session> {
       keep_alive_ = false;
       version_ = 11;
       int status = ec == http::error::body_limit ? 413 : 400;
-      std::string why = ec == http::error::body_limit
-                            ? "the body is larger than " + std::to_string(options_.max_body_bytes) +
-                                  " bytes"
-                            : "malformed HTTP request: " + ec.message();
+      std::string why =
+          ec == http::error::body_limit
+              ? "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes"
+              : "malformed HTTP request: " + ec.message();
       Write(Response::Error(status, why));
       return;
     }
@@ -99,10 +96,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res->keep_alive(keep_alive_);
       res->body() = head_ ? "" : std::move(r.body);
       res->prepare_payload();
-      http::async_write(stream_, *res,
-                        [self = shared_from_this(), res](beast::error_code ec, size_t) {
-                          self->AfterWrite(ec);
-                        });
+      http::async_write(
+          stream_, *res,
+          [self = shared_from_this(), res](beast::error_code ec, size_t) { self->AfterWrite(ec); });
       return;
     }
     // A stream: the head, then each piece as one chunk.
@@ -212,17 +208,15 @@ absl::Status HttpServer::Start() {
   port_ = acc.local_endpoint().port();
   auto accept_loop = std::make_shared<std::function<void()>>();
   *accept_loop = [this, accept_loop] {
-    impl_->acceptor->async_accept(net::make_strand(impl_->io),
-                                  [this, accept_loop](beast::error_code ec, tcp::socket socket) {
-                                    if (ec == net::error::operation_aborted) return;
-                                    if (!ec) {
-                                      socket.set_option(tcp::no_delay(true), ec);
-                                      std::make_shared<Session>(std::move(socket), options_,
-                                                                &handler_)
-                                          ->Read();
-                                    }
-                                    (*accept_loop)();
-                                  });
+    impl_->acceptor->async_accept(
+        net::make_strand(impl_->io), [this, accept_loop](beast::error_code ec, tcp::socket socket) {
+          if (ec == net::error::operation_aborted) return;
+          if (!ec) {
+            socket.set_option(tcp::no_delay(true), ec);
+            std::make_shared<Session>(std::move(socket), options_, &handler_)->Read();
+          }
+          (*accept_loop)();
+        });
   };
   (*accept_loop)();
   impl_->work.emplace(impl_->io.get_executor());

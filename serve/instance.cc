@@ -21,10 +21,10 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
   std::unique_ptr<ServeInstance> s(new ServeInstance(options));
   s->dispatcher_ = std::make_unique<Dispatcher>(Dispatcher::Options{.read_kv = false});
   s->controller_ = std::make_unique<Controller>(Controller::Options{.local = s->dispatcher_.get()});
-  s->proxy_ = std::make_unique<Proxy>(Proxy::Options{.host = options.http_host,
-                                                     .port = options.http_port,
-                                                     .threads = options.proxy_threads},
-                                      s->dispatcher_.get(), &s->metrics_);
+  s->proxy_ = std::make_unique<Proxy>(
+      Proxy::Options{
+          .host = options.http_host, .port = options.http_port, .threads = options.proxy_threads},
+      s->dispatcher_.get(), &s->metrics_);
   LUMEN_RETURN_IF_ERROR(s->proxy_->Start());
   if (options.grpc_port >= 0) {
     s->grpc_ = std::make_unique<GrpcProxy>(options.http_host, options.grpc_port,
@@ -48,7 +48,8 @@ ServeInstance::~ServeInstance() {
   if (grpc_) grpc_->Stop();
   admin_.reset();
   controller_.reset();  // kills the replicas
-  if (auto* rt = lumen::internal::CurrentRuntime()) (void)rt->KvPut(kServeKvNamespace, kAdminKey, "");
+  if (auto* rt = lumen::internal::CurrentRuntime())
+    (void)rt->KvPut(kServeKvNamespace, kAdminKey, "");
   dispatcher_.reset();
   proxy_.reset();
   grpc_.reset();

@@ -35,61 +35,64 @@ void ServeMetrics::Record(const std::string& app, const std::string& deployment,
 
 std::string ServeMetrics::Text(const Dispatcher& dispatcher) const {
   std::ostringstream out;
-  auto labels = [](const std::string& app, const std::string& dep) {
-    return "app=\"" + app + "\",deployment=\"" + dep + "\"";
+  auto header = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  };
+  auto labels = [](const std::string& app, const std::string& deployment) {
+    return "app=\"" + app + "\",deployment=\"" + deployment + "\"";
   };
   std::lock_guard<std::mutex> lock(mu_);
-  out << "# HELP lumen_serve_requests_total Requests answered by the proxy, by HTTP status.\n"
-      << "# TYPE lumen_serve_requests_total counter\n";
+  std::map<std::tuple<std::string, std::string, std::string>, std::string> keys;
+  for (const auto& [key, s] : series_) {
+    const auto& [app, deployment, protocol] = key;
+    keys[key] = labels(app, deployment) + ",protocol=\"" + protocol + "\"";
+  }
+  header("lumen_serve_requests_total", "counter", "Requests answered, by HTTP status.");
   for (const auto& [key, s] : series_) {
     for (const auto& [code, n] : s.by_code) {
-      out << "lumen_serve_requests_total{" << labels(std::get<0>(key), std::get<1>(key))
-          << ",protocol=\"" << std::get<2>(key) << "\",code=\"" << code << "\"} " << n << "\n";
+      out << "lumen_serve_requests_total{" << keys[key] << ",code=\"" << code << "\"} " << n
+          << "\n";
     }
   }
-  out << "# HELP lumen_serve_errors_total Requests answered with a 5xx status.\n"
-      << "# TYPE lumen_serve_errors_total counter\n";
+  header("lumen_serve_errors_total", "counter", "Requests answered with a 5xx status.");
   for (const auto& [key, s] : series_) {
     uint64_t errors = 0;
     for (const auto& [code, n] : s.by_code) errors += code >= 500 ? n : 0;
-    out << "lumen_serve_errors_total{" << labels(std::get<0>(key), std::get<1>(key)) + ",protocol=\"" + std::get<2>(key) + "\"" << "} " << errors << "\n";
+    out << "lumen_serve_errors_total{" << keys[key] << "} " << errors << "\n";
   }
-  out << "# HELP lumen_serve_request_latency_seconds Time from request to answer at the proxy.\n"
-      << "# TYPE lumen_serve_request_latency_seconds histogram\n";
+  header("lumen_serve_request_latency_seconds", "histogram",
+         "Time from request to answer at the ingress.");
   for (const auto& [key, s] : series_) {
     uint64_t cumulative = 0;
     for (size_t b = 0; b <= kBuckets.size(); ++b) {
       cumulative += s.buckets[b];
       std::string le = b < kBuckets.size() ? std::to_string(kBuckets[b]) : "+Inf";
-      out << "lumen_serve_request_latency_seconds_bucket{" << labels(std::get<0>(key), std::get<1>(key)) + ",protocol=\"" + std::get<2>(key) + "\""
-          << ",le=\"" << le << "\"} " << cumulative << "\n";
+      out << "lumen_serve_request_latency_seconds_bucket{" << keys[key] << ",le=\"" << le << "\"} "
+          << cumulative << "\n";
     }
-    out << "lumen_serve_request_latency_seconds_sum{" << labels(std::get<0>(key), std::get<1>(key)) + ",protocol=\"" + std::get<2>(key) + "\"" << "} "
-        << s.sum_s << "\n";
-    out << "lumen_serve_request_latency_seconds_count{" << labels(std::get<0>(key), std::get<1>(key)) + ",protocol=\"" + std::get<2>(key) + "\"" << "} "
-        << s.count << "\n";
+    out << "lumen_serve_request_latency_seconds_sum{" << keys[key] << "} " << s.sum_s << "\n";
+    out << "lumen_serve_request_latency_seconds_count{" << keys[key] << "} " << s.count << "\n";
   }
-  out << "# HELP lumen_serve_queued_requests Requests waiting for a free replica slot.\n"
-      << "# TYPE lumen_serve_queued_requests gauge\n";
+  using Counters = Dispatcher::DeploymentCounters;
+  struct Gauge {
+    const char* name;
+    const char* help;
+    double (*value)(const Counters&);
+  };
+  const Gauge gauges[] = {
+      {"lumen_serve_queued_requests", "Requests waiting for a free replica slot.",
+       [](const Counters& c) { return static_cast<double>(c.queued); }},
+      {"lumen_serve_ongoing_requests", "Requests sent to replicas and not yet answered.",
+       [](const Counters& c) { return static_cast<double>(c.ongoing); }},
+      {"lumen_serve_replicas", "Running replicas the ingress routes to.",
+       [](const Counters& c) { return static_cast<double>(c.replicas); }},
+  };
   auto counters = dispatcher.Counters();
-  for (const auto& [key, c] : counters) {
-    size_t slash = key.find('/');
-    out << "lumen_serve_queued_requests{" << labels(key.substr(0, slash), key.substr(slash + 1))
-        << "} " << c.queued << "\n";
-  }
-  out << "# HELP lumen_serve_ongoing_requests Requests sent to replicas and not yet answered.\n"
-      << "# TYPE lumen_serve_ongoing_requests gauge\n";
-  for (const auto& [key, c] : counters) {
-    size_t slash = key.find('/');
-    out << "lumen_serve_ongoing_requests{" << labels(key.substr(0, slash), key.substr(slash + 1))
-        << "} " << c.ongoing << "\n";
-  }
-  out << "# HELP lumen_serve_replicas Running replicas the proxy routes to.\n"
-      << "# TYPE lumen_serve_replicas gauge\n";
-  for (const auto& [key, c] : counters) {
-    size_t slash = key.find('/');
-    out << "lumen_serve_replicas{" << labels(key.substr(0, slash), key.substr(slash + 1)) << "} "
-        << c.replicas << "\n";
+  for (const Gauge& g : gauges) {
+    header(g.name, "gauge", g.help);
+    for (const auto& [key, c] : counters) {
+      out << g.name << "{" << labels(key.first, key.second) << "} " << g.value(c) << "\n";
+    }
   }
   return out.str();
 }

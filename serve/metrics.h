@@ -27,9 +27,8 @@ class ServeMetrics {
   std::string Text(const Dispatcher& dispatcher) const;
 
  private:
-  static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                      0.025,  0.05,  0.1,    0.25,  0.5,
-                                                      1,      2.5,   5,      10};
+  static constexpr std::array<double, 14> kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   struct Series {
     std::map<int, uint64_t> by_code;
     std::array<uint64_t, kBuckets.size() + 1> buckets{};

@@ -22,8 +22,9 @@ Proxy::Proxy(Options options, Dispatcher* dispatcher, ServeMetrics* metrics)
     : options_(options),
       dispatcher_(dispatcher),
       metrics_(metrics),
-      server_({.host = options.host, .port = options.port, .threads = options.threads},
-              [this](Request r, HttpServer::Reply reply) { Handle(std::move(r), std::move(reply)); }) {}
+      server_(
+          {.host = options.host, .port = options.port, .threads = options.threads},
+          [this](Request r, HttpServer::Reply reply) { Handle(std::move(r), std::move(reply)); }) {}
 
 Response Proxy::FromStatus(const absl::Status& s) {
   Response r = Response::Error(HttpStatusOf(s), std::string(s.message()));
@@ -50,13 +51,12 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
   }
   std::optional<RouteTable> table = dispatcher_->Match(request.path);
   if (!table) {
-    return reply(Response::Error(404, "no application serves " + request.path +
-                                          " (see /-/routes for the route prefixes)"));
+    return reply(Response::Error(
+        404, "no application serves " + request.path + " (see /-/routes for the route prefixes)"));
   }
   const std::string app = table->app;
   const std::string deployment = table->ingress;
-  if (table->route_prefix != "/") request.path = request.path.substr(table->route_prefix.size());
-  if (request.path.empty()) request.path = "/";
+  request.path = table->PathBelowPrefix(request.path);
   double timeout_s = 60;
   if (auto d = table->deployments.find(deployment); d != table->deployments.end()) {
     timeout_s = d->second.request_timeout_s;
@@ -77,7 +77,8 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
     std::lock_guard<std::mutex> lock(mu_);
     auto now = std::chrono::steady_clock::now();
     std::erase_if(results_, [&](const auto& kv) {
-      return kv.second.done && now - kv.second.at > std::chrono::milliseconds(options_.async_result_ttl_ms);
+      return kv.second.done &&
+             now - kv.second.at > std::chrono::milliseconds(options_.async_result_ttl_ms);
     });
     if (results_.size() >= options_.max_async_results) {
       Response r = Response::Error(503, "too many async answers are waiting to be fetched");
@@ -95,8 +96,9 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
       std::lock_guard<std::mutex> lock(once->mu);
       if (once->cancel_timer) once->cancel_timer();
     }
-    metrics_->Record(app, deployment, "http", r.status,
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    metrics_->Record(
+        app, deployment, "http", r.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (id.empty()) {
       reply(std::move(r));
       return;
@@ -110,8 +112,8 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
   };
   auto timeout_ms = static_cast<int64_t>(timeout_s * 1000);
   auto cancel = server_.After(timeout_ms, [finish, deployment, timeout_s] {
-    finish(Response::Error(504, deployment + " did not answer within " +
-                                    std::to_string(timeout_s) + " s (request_timeout_s)"));
+    finish(Response::Error(504, deployment + " did not answer within " + std::to_string(timeout_s) +
+                                    " s (request_timeout_s)"));
   });
   {
     std::lock_guard<std::mutex> lock(once->mu);
@@ -123,7 +125,9 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
   }
   dispatcher_->Send(
       app, deployment, std::move(request),
-      [finish](absl::StatusOr<Response> r) { finish(r.ok() ? std::move(*r) : FromStatus(r.status())); },
+      [finish](absl::StatusOr<Response> r) {
+        finish(r.ok() ? std::move(*r) : FromStatus(r.status()));
+      },
       timeout_ms);
 }
 
@@ -132,7 +136,8 @@ Response Proxy::AsyncLookup(const std::string& id) {
   auto it = results_.find(id);
   if (it == results_.end()) {
     return Response::Error(404, "no async answer " + id + " (unknown, or fetched over " +
-                                    std::to_string(options_.async_result_ttl_ms / 1000) + " s ago)");
+                                    std::to_string(options_.async_result_ttl_ms / 1000) +
+                                    " s ago)");
   }
   if (!it->second.done) return Response::FromJson({{"id", id}, {"status", "pending"}}, 202);
   return it->second.response;

@@ -56,10 +56,9 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
   if (factory == nullptr) {
     std::string known;
     for (const auto& n : internal::DeploymentNames()) known += (known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("no deployment class '" + cls +
-                                "' in the application's code (declared: " +
-                                (known.empty() ? "none" : known) +
-                                "); declare it with LUMEN_DEPLOYMENT(" + cls + ")");
+    throw std::invalid_argument(
+        "no deployment class '" + cls + "' in the application's code (declared: " +
+        (known.empty() ? "none" : known) + "); declare it with LUMEN_DEPLOYMENT(" + cls + ")");
   }
   {
     std::lock_guard<std::mutex> lock(context_mu);
@@ -74,8 +73,9 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
   Json options = ParseOrThrow(options_json, "replica options");
   int max_batch = options.is_object() ? options.value("max_batch_size", 0) : 0;
   if (max_batch > 0 && !instance->CanBatch()) {
-    throw std::invalid_argument(cls + " has no CallBatch(const std::vector<Request>&), which "
-                                      "batching needs: add it or remove `batching`");
+    throw std::invalid_argument(cls +
+                                " has no CallBatch(const std::vector<Request>&), which "
+                                "batching needs: add it or remove `batching`");
   }
   auto* replica = new Replica(std::move(deployment), std::move(instance));
   if (max_batch > 0) {

@@ -6,13 +6,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <future>
-#include <thread>
-#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "lumen/serve.h"
 
@@ -66,6 +66,5 @@ class Replica {
   std::chrono::steady_clock::time_point last_change_;
   std::chrono::steady_clock::time_point last_report_;
 };
-
 
 }  // namespace lumen::serve

@@ -7,6 +7,11 @@ namespace lumen::serve {
 
 std::string RoutesKey(const std::string& app) { return "routes/" + app; }
 
+std::string RouteTable::PathBelowPrefix(const std::string& path) const {
+  std::string below = route_prefix == "/" ? path : path.substr(route_prefix.size());
+  return below.empty() ? "/" : below;
+}
+
 std::string RouteTable::ToJson() const {
   nlohmann::json j;
   j["app"] = app;

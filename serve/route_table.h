@@ -41,6 +41,9 @@ struct RouteTable {
   int64_t version = 0;
   std::map<std::string, DeploymentRoute> deployments;
 
+  // `path` (which the route prefix matches) without the prefix; "/" at least.
+  std::string PathBelowPrefix(const std::string& path) const;
+
   std::string ToJson() const;
   static absl::StatusOr<RouteTable> FromJson(const std::string& text);
 };

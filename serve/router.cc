@@ -29,9 +29,8 @@ void Router::SetReplicas(const std::vector<std::string>& ids, int64_t now_ms) {
 
 double SwrrWeight(const ReplicaLoad& load, int max_ongoing, double fallback_capacity) {
   max_ongoing = std::max(max_ongoing, 1);
-  double capacity = load.completed_per_s > 0
-                        ? load.completed_per_s / std::max(load.ongoing, 1e-3)
-                        : fallback_capacity;
+  double capacity = load.completed_per_s > 0 ? load.completed_per_s / std::max(load.ongoing, 1e-3)
+                                             : fallback_capacity;
   double utilisation = std::clamp(load.ongoing / max_ongoing, 0.0, 1.0);
   double remaining = 1.0 - utilisation;
   double room = std::max(std::log1p((std::exp(1.0) - 1.0) * remaining), 0.05);

@@ -18,9 +18,9 @@ namespace lumen::serve {
 
 // What a replica reported of itself (for swrr).
 struct ReplicaLoad {
-  double ongoing = 0;           // requests in progress, averaged over the report period
-  double completed_per_s = 0;   // throughput over the report period
-  int64_t reported_at_ms = 0;   // when the report was taken
+  double ongoing = 0;          // requests in progress, averaged over the report period
+  double completed_per_s = 0;  // throughput over the report period
+  int64_t reported_at_ms = 0;  // when the report was taken
 };
 
 class Router {
@@ -50,8 +50,8 @@ class Router {
     int ongoing = 0;
     int64_t added_ms = 0;
     ReplicaLoad load;
-    double weight = 1;    // swrr
-    double current = 0;   // swrr
+    double weight = 1;   // swrr
+    double current = 0;  // swrr
   };
   bool Free(int i) const { return replicas_[i].ongoing < max_ongoing_; }
   virtual void OnReplicasChanged(int64_t now_ms) {}

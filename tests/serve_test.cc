@@ -57,6 +57,14 @@ class ServeTest : public ::testing::Test {
     ASSERT_TRUE(instance_->Deploy(serve::ServeConfig()).ok());  // no apps between tests
   }
 
+  // The "echo" app at /echo: one Echo deployment with `options` added
+  // (", num_replicas: 2, router: queue").
+  static std::string EchoApp(const std::string& options = "") {
+    return "  - name: echo\n    route_prefix: /echo\n    code: $APP\n    deployments:\n"
+           "      - {name: Echo, resources: {CPU: 0.1}" +
+           options + "}\n";
+  }
+
   // Deploys `yaml` (the applications part) and waits until it runs.
   void Deploy(const std::string& yaml) {
     std::string text = "applications:\n" + yaml;
@@ -149,12 +157,7 @@ TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
       - {name: Pipeline, resources: {CPU: 0.1}}
       - {name: Detector, num_replicas: 2, resources: {CPU: 0.1}, router: swrr}
       - {name: Recognize, num_replicas: 2, resources: {CPU: 0.1}}
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, resources: {CPU: 0.1}}
-)");
+)" + EchoApp());
   auto r = Post("/ocr", R"({"image": "read these words x"})");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->status, 200) << r->body;
@@ -251,12 +254,7 @@ TEST_F(ServeTest, TheGrpcIngressPredictsAndAnswersHealthChecks) {
 }
 
 TEST_F(ServeTest, BadRequestsGetClearAnswersAndNothingBreaks) {
-  Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, resources: {CPU: 0.1}}
+  Deploy(EchoApp() + R"(
   - name: ocr
     route_prefix: /ocr
     code: $APP
@@ -291,14 +289,7 @@ TEST_F(ServeTest, BadRequestsGetClearAnswersAndNothingBreaks) {
 }
 
 TEST_F(ServeTest, FullQueuesAnswer503AndSlowRequests504) {
-  Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, resources: {CPU: 0.1}, max_ongoing_requests: 1, max_queued_requests: 1,
-         request_timeout_s: 1.5}
-)");
+  Deploy(EchoApp(", max_ongoing_requests: 1, max_queued_requests: 1, request_timeout_s: 1.5"));
   std::vector<std::thread> threads;
   std::vector<int> codes(3, 0);
   std::map<int, std::string> retry_after;
@@ -325,13 +316,7 @@ TEST_F(ServeTest, FullQueuesAnswer503AndSlowRequests504) {
 }
 
 TEST_F(ServeTest, AsyncAnswersAreFetchedLater) {
-  Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, resources: {CPU: 0.1}, router: queue}
-)");
+  Deploy(EchoApp(", router: queue"));
   auto accepted = Post("/echo?sleep_ms=300", "later", {{"prefer", "respond-async"}});
   ASSERT_TRUE(accepted.ok());
   ASSERT_EQ(accepted->status, 202) << accepted->body;
@@ -350,13 +335,7 @@ TEST_F(ServeTest, AsyncAnswersAreFetchedLater) {
 
 TEST_F(ServeTest, EveryRouterSpreadsWorkAndHashKeepsKeysOnOneReplica) {
   for (std::string router : {"pow2", "swrr", "queue", "rr", "hash"}) {
-    Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, num_replicas: 2, resources: {CPU: 0.1}, router: )" +
-           router + "}\n");
+    Deploy(EchoApp(", num_replicas: 2, router: " + router));
     std::set<int> pids;
     if (router == "hash") {
       for (int i = 0; i < 40; ++i) {
@@ -461,17 +440,8 @@ TEST_F(ServeTest, UserConfigReconfiguresWithoutRestarting) {
 }
 
 TEST_F(ServeTest, RollingUpdateUnderLoadFailsNoRequest) {
-  std::string base = R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, num_replicas: 2, resources: {CPU: 0.1}, init_args: {delay_ms: DELAY}}
-)";
-  auto with = [&](const std::string& d) {
-    std::string y = base;
-    y.replace(y.find("DELAY"), 5, d);
-    return y;
+  auto with = [](const std::string& delay_ms) {
+    return EchoApp(", num_replicas: 2, init_args: {delay_ms: " + delay_ms + "}");
   };
   Deploy(with("0"));
   std::set<int> before;
@@ -490,13 +460,7 @@ TEST_F(ServeTest, RollingUpdateUnderLoadFailsNoRequest) {
 }
 
 TEST_F(ServeTest, AKilledReplicaIsReplacedAndNoRequestFails) {
-  Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, num_replicas: 2, resources: {CPU: 0.1}, health_check_period_s: 0.2}
-)");
+  Deploy(EchoApp(", num_replicas: 2, health_check_period_s: 0.2"));
   std::set<int> pids;
   ASSERT_TRUE(WaitUntil([&] {
     pids.insert(PidAt("/echo/pid"));
@@ -527,17 +491,9 @@ TEST_F(ServeTest, AKilledReplicaIsReplacedAndNoRequestFails) {
 }
 
 TEST_F(ServeTest, AutoscalesUpDownAndFromZero) {
-  Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - name: Echo
-        resources: {CPU: 0.1}
-        max_ongoing_requests: 2
-        autoscaling: {min_replicas: 0, max_replicas: 3, target_ongoing_requests: 1,
-                      upscale_delay_s: 0.2, downscale_delay_s: 1}
-)");
+  Deploy(
+      EchoApp(", max_ongoing_requests: 2, autoscaling: {min_replicas: 0, max_replicas: 3, "
+              "target_ongoing_requests: 1, upscale_delay_s: 0.2, downscale_delay_s: 1}"));
   EXPECT_EQ(Running("echo", "Echo"), 0) << "min_replicas 0: none until a request comes";
   auto first = Post("/echo", "woke");  // waits while the first replica starts
   ASSERT_TRUE(first.ok());
@@ -562,13 +518,7 @@ TEST_F(ServeTest, AutoscalesUpDownAndFromZero) {
 }
 
 TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
-  Deploy(R"(
-  - name: echo
-    route_prefix: /echo
-    code: $APP
-    deployments:
-      - {name: Echo, resources: {CPU: 0.1}}
-)");
+  Deploy(EchoApp());
   std::string bad =
       "applications:\n  - name: echo\n    deployments:\n      - name: Echo\n        num_replicas: "
       "many\n";
