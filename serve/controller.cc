@@ -174,14 +174,30 @@ void Controller::Tick() {
 void Controller::Poll(App& app, Deployment& d, Replica& r) {
   auto now = Clock::now();
   if (r.state == State::kStarting) {
-    absl::Status ready = r.actor.Ready(0);
+    // Running once made and its first load report (with its data plane's
+    // address) is in.
+    absl::Status ready = r.stats_call ? absl::OkStatus() : r.actor.Ready(0);
+    if (ready.ok() && !r.stats_call) {
+      r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
+      r.stats_sent = now;
+      return;
+    }
     if (ready.ok()) {
-      r.state = State::kRunning;
-      r.since = now;
-      d.start_failures = 0;
-      d.message.clear();
-      app.dirty = true;
-    } else if (ready.code() != absl::StatusCode::kDeadlineExceeded) {
+      auto s = TakeIfReady(r.stats_call);
+      if (!s) return;
+      ready = s->status();
+      if (ready.ok()) {
+        r.stats = **s;
+        r.node = r.stats.node;
+        r.state = State::kRunning;
+        r.since = now;
+        d.start_failures = 0;
+        d.message.clear();
+        app.dirty = true;
+        return;
+      }
+    }
+    if (ready.code() != absl::StatusCode::kDeadlineExceeded) {
       d.start_failures++;
       d.message = "replica " + r.id + " failed to start: " + std::string(ready.message());
       LUMEN_LOG_WARN("serve: {}", d.message);
@@ -279,10 +295,10 @@ void Controller::Start(App& app, Deployment& d) {
                      .SetResources(d.config.resources)
                      .SetMaxConcurrency(d.config.max_ongoing_requests + 4)
                      .SetMaxRestarts(0);
-  Json options = Json::object();
+  Json options = {{"max_ongoing", d.config.max_ongoing_requests}};
   if (d.config.max_batch_size > 0) {
-    options = {{"max_batch_size", d.config.max_batch_size},
-               {"batch_wait_timeout_s", d.config.batch_wait_timeout_s}};
+    options["max_batch_size"] = d.config.max_batch_size;
+    options["batch_wait_timeout_s"] = d.config.batch_wait_timeout_s;
   }
   r.actor = creator.Remote(app.config.name, d.config.name, r.id, d.config.cls,
                            d.config.init_args.dump(), d.user_config, options.dump());
@@ -395,6 +411,7 @@ void Controller::Publish(App& app) {
       rr.id = r.id;
       rr.actor = r.actor.ID();
       rr.node = r.node;
+      rr.address = r.stats.address;
       rr.load.ongoing = r.stats.ongoing;
       rr.load.completed_per_s = r.stats.completed_per_s;
       rr.load.reported_at_ms = r.stats.completed_total > 0 || r.stats.ongoing > 0 ? now : 0;
@@ -429,6 +446,7 @@ Json Controller::Status() const {
         dj["replicas"].push_back({{"id", r.id},
                                   {"state", state},
                                   {"node", r.node},
+                                  {"address", r.stats.address},
                                   {"ongoing", r.stats.ongoing_now},
                                   {"current_version", r.version == d.version}});
       }

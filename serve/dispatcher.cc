@@ -2,8 +2,10 @@
 #include "serve/dispatcher.h"
 
 #include <algorithm>
+#include <set>
 
 #include "lumen/api.h"
+#include "serve/channel.h"
 #include "serve/replica.h"
 
 namespace lumen::serve {
@@ -53,7 +55,13 @@ Dispatcher::~Dispatcher() {
       }
     }
   }
-  Deliver(std::move(out));
+  Deliver({.answers = std::move(out)});
+  std::map<std::string, std::shared_ptr<ReplicaChannel>> channels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    channels.swap(channels_);
+  }
+  channels.clear();  // what is in flight is answered CANCELLED
   {
     std::lock_guard<std::mutex> lock(done_mu_);
     stopping_ = true;
@@ -77,8 +85,9 @@ void Dispatcher::OnDoneThread(std::function<void()> fn) {
   done_cv_.notify_one();
 }
 
-void Dispatcher::Deliver(Answers answers) {
-  for (auto& [done, result] : answers) {
+void Dispatcher::Deliver(Outbox out) {
+  for (auto& send : out.sends) send();
+  for (auto& [done, result] : out.answers) {
     OnDoneThread([done = std::move(done), result = std::move(result)] { done(result); });
   }
 }
@@ -87,14 +96,14 @@ void Dispatcher::Refresh(const std::string& app) {
   lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
   if (rt == nullptr) return;
   auto got = rt->KvGet(kServeKvNamespace, RoutesKey(app));
-  Answers out;
+  Outbox out;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!got.ok()) return;                       // keep what we have; try again next time
     if (!got->has_value() || (*got)->empty()) {  // never deployed, or deleted
-      EraseApp(app, &out);
+      EraseApp(app, &out.answers);
     } else if (auto table = RouteTable::FromJson(**got); table.ok()) {
-      Apply(*table);
+      Apply(*table, &out);
       apps_[app].fetched_ms = NowMs();
       for (auto& [name, d] : apps_[app].deployments) Pump(app, name, &out);
     }
@@ -103,10 +112,10 @@ void Dispatcher::Refresh(const std::string& app) {
 }
 
 void Dispatcher::SetTable(const RouteTable& table) {
-  Answers out;
+  Outbox out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Apply(table);
+    Apply(table, &out);
     apps_[table.app].fetched_ms = NowMs();
     for (auto& [name, d] : apps_[table.app].deployments) Pump(table.app, name, &out);
   }
@@ -119,7 +128,7 @@ void Dispatcher::RemoveApp(const std::string& app) {
     std::lock_guard<std::mutex> lock(mu_);
     EraseApp(app, &out);
   }
-  Deliver(std::move(out));
+  Deliver({.answers = std::move(out)});
 }
 
 void Dispatcher::EraseApp(const std::string& app, Answers* out) {
@@ -135,7 +144,7 @@ void Dispatcher::EraseApp(const std::string& app, Answers* out) {
   apps_.erase(it);
 }
 
-void Dispatcher::Apply(const RouteTable& table) {
+void Dispatcher::Apply(const RouteTable& table, Outbox* out) {
   App& app = apps_[table.app];
   if (table.version < app.table.version) return;  // older news
   int64_t now = NowMs();
@@ -149,11 +158,8 @@ void Dispatcher::Apply(const RouteTable& table) {
     }
     d.route = route;
     std::vector<std::string> ids;
-    d.actors.clear();
-    for (const auto& r : route.replicas) {
-      ids.push_back(r.id);
-      d.actors.push_back(r.actor);
-    }
+    for (const auto& r : route.replicas) ids.push_back(r.id);
+    d.replicas = route.replicas;
     d.router->SetReplicas(ids, now);
     for (const auto& r : route.replicas) d.router->Report(r.id, r.load);
   }
@@ -165,6 +171,29 @@ void Dispatcher::Apply(const RouteTable& table) {
     }
   }
   app.table = table;
+  // Close the channels to replicas no table names any more, once their
+  // calls are answered (a replica being drained finishes what it has).
+  std::set<std::string> live;
+  for (const auto& [name, a] : apps_) {
+    for (const auto& [dname, d] : a.deployments) {
+      for (const auto& r : d.replicas) live.insert(r.address);
+    }
+  }
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    if (live.count(it->first) || it->second->in_flight() > 0) {
+      ++it;
+    } else {
+      out->dropped.push_back(std::move(it->second));
+      it = channels_.erase(it);
+    }
+  }
+}
+
+std::shared_ptr<ReplicaChannel> Dispatcher::ChannelTo(const std::string& address,
+                                                      lumen::internal::Runtime* rt) {
+  std::shared_ptr<ReplicaChannel>& c = channels_[address];
+  if (!c || c->broken()) c = std::make_shared<ReplicaChannel>(address, rt->ClusterToken());
+  return c;
 }
 
 std::optional<RouteTable> Dispatcher::Match(const std::string& path) const {
@@ -197,7 +226,7 @@ std::map<std::pair<std::string, std::string>, Dispatcher::DeploymentCounters> Di
   std::map<std::pair<std::string, std::string>, DeploymentCounters> out;
   for (const auto& [name, app] : apps_) {
     for (const auto& [dname, d] : app.deployments) {
-      out[{name, dname}] = {d.queue.size(), d.ongoing, d.actors.size()};
+      out[{name, dname}] = {d.queue.size(), d.ongoing, d.replicas.size()};
     }
   }
   return out;
@@ -214,13 +243,13 @@ void Dispatcher::Send(const std::string& app, const std::string& deployment, Req
     }
     if (stale) Refresh(app);
   }
-  Answers out;
+  Outbox out;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto a = apps_.find(app);
     auto d = a == apps_.end() ? nullptr : &a->second.deployments;
     if (d == nullptr || !d->count(deployment)) {
-      out.emplace_back(
+      out.answers.emplace_back(
           std::move(done),
           absl::NotFoundError(a == apps_.end() ? "no application '" + app + "' is deployed"
                                                : "application '" + app + "' has no deployment '" +
@@ -229,7 +258,7 @@ void Dispatcher::Send(const std::string& app, const std::string& deployment, Req
       Deployment& dep = (*d)[deployment];
       if (dep.route.max_queued >= 0 &&
           dep.queue.size() >= static_cast<size_t>(dep.route.max_queued)) {
-        out.emplace_back(
+        out.answers.emplace_back(
             std::move(done),
             absl::UnavailableError(deployment + " is full: " + std::to_string(dep.queue.size()) +
                                    " requests wait (max_queued_requests); try again shortly"));
@@ -248,7 +277,7 @@ void Dispatcher::Send(const std::string& app, const std::string& deployment, Req
   Deliver(std::move(out));
 }
 
-void Dispatcher::Pump(const std::string& app, const std::string& name, Answers* out) {
+void Dispatcher::Pump(const std::string& app, const std::string& name, Outbox* out) {
   Deployment& d = apps_[app].deployments[name];
   lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
   while (!d.queue.empty()) {
@@ -260,7 +289,7 @@ void Dispatcher::Pump(const std::string& app, const std::string& name, Answers* 
     if (rt == nullptr) {
       d.queue.pop_front();
       p->answered->store(true);
-      out->emplace_back(p->done, absl::FailedPreconditionError("lumen is not initialized"));
+      out->answers.emplace_back(p->done, absl::FailedPreconditionError("lumen is not initialized"));
       continue;
     }
     int i = d.router->Pick(p->request.Header(d.route.hash_header), NowMs());
@@ -270,21 +299,27 @@ void Dispatcher::Pump(const std::string& app, const std::string& name, Answers* 
     d.ongoing++;
     p->attempts++;
     std::string replica = d.router->id(i);
-    ActorHandle<Replica> actor(d.actors[i]);
-    ObjectRef<Response> ref = actor.Task(&Replica::Handle).Remote(p->request);
-    rt->OnReady(ref.ID(), [this, app, name, replica, p,
-                           ref](absl::StatusOr<std::shared_ptr<lumen::internal::Buffer>> got) {
-      OnDoneThread([this, app, name, replica, p, ref, got = std::move(got)]() mutable {
-        absl::StatusOr<Response> result;
-        if (!got.ok()) {
-          result = got.status();
-        } else {
+    auto answer = [this, app, name, replica, p](absl::StatusOr<Response> result) {
+      OnAnswer(app, name, replica, p, std::move(result));
+    };
+    if (!d.replicas[i].address.empty()) {
+      out->sends.push_back([channel = ChannelTo(d.replicas[i].address, rt), p, answer] {
+        channel->Call(p->request, answer);
+      });
+      continue;
+    }
+    out->sends.push_back([this, rt, actor = d.replicas[i].actor, p, replica, answer] {
+      ObjectRef<Response> ref =
+          ActorHandle<Replica>(actor).Task(&Replica::Handle).Remote(p->request);
+      rt->OnReady(ref.ID(), [this, replica, ref,
+                             answer](absl::StatusOr<std::shared_ptr<lumen::internal::Buffer>> got) {
+        OnDoneThread([replica, ref, answer, got = std::move(got)] {
+          if (!got.ok()) return answer(got.status());
           Response r;
           absl::Status s = lumen::internal::DeserializeInto((*got)->data(), (*got)->size(), &r,
                                                             "the answer of " + replica);
-          result = s.ok() ? absl::StatusOr<Response>(std::move(r)) : s;
-        }
-        OnAnswer(app, name, replica, p, std::move(result));
+          answer(s.ok() ? absl::StatusOr<Response>(std::move(r)) : s);
+        });
       });
     });
   }
@@ -293,7 +328,7 @@ void Dispatcher::Pump(const std::string& app, const std::string& name, Answers* 
 void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
                           const std::string& replica, std::shared_ptr<Pending> p,
                           absl::StatusOr<Response> result) {
-  Answers out;
+  Outbox out;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto a = apps_.find(app);
@@ -307,14 +342,14 @@ void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
         if (!result.ok() && Retryable(result.status())) {
           // Gone: route around it until the controller's next table.
           std::vector<std::string> ids;
-          std::vector<ActorId> actors;
+          std::vector<ReplicaRoute> replicas;
           for (int j = 0; j < static_cast<int>(d.router->size()); ++j) {
             if (j == i) continue;
             ids.push_back(d.router->id(j));
-            actors.push_back(d.actors[j]);
+            replicas.push_back(d.replicas[j]);
           }
           d.router->SetReplicas(ids, NowMs());
-          d.actors = std::move(actors);
+          d.replicas = std::move(replicas);
           a->second.fetched_ms = 0;
         }
         break;
@@ -326,11 +361,12 @@ void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
     if (again) {
       apps_[app].deployments[name].queue.push_front(p);
     } else if (!p->answered->exchange(true)) {
-      out.emplace_back(p->done, std::move(result));
+      out.answers.emplace_back(p->done, std::move(result));
     }
     if (known) Pump(app, name, &out);
   }
-  for (auto& [done, r] : out) done(r);  // already on the answering thread
+  for (auto& send : out.sends) send();
+  for (auto& [done, r] : out.answers) done(r);  // already on an answering thread
 }
 
 void Dispatcher::ExpireLoop() {
@@ -361,14 +397,14 @@ void Dispatcher::ExpireLoop() {
               out.emplace_back(
                   p->done, absl::DeadlineExceededError(
                                "no replica of " + name + " took the request within its timeout" +
-                               (d.actors.empty() ? " (it has no running replica yet)" : "")));
+                               (d.replicas.empty() ? " (it has no running replica yet)" : "")));
             }
             it = d.queue.erase(it);
           }
         }
       }
     }
-    Deliver(std::move(out));
+    Deliver({.answers = std::move(out)});
     for (const auto& app : waiting) Refresh(app);  // new replicas may take them
   }
 }

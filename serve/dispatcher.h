@@ -8,8 +8,11 @@
 // request. Tables come from the controller (SetTable) or from the GCS KV,
 // read again when older than `refresh_ms`.
 //
-// Thread-safe. Answers run on the dispatcher's own thread, never under its
-// lock; keep them short.
+// Requests go to a replica over its data plane (channel.h) when the table
+// gives its address, else as actor calls.
+//
+// Thread-safe. Answers run on the dispatcher's own thread or a channel's
+// reader, never under its lock; keep them short.
 #pragma once
 
 #include <atomic>
@@ -26,10 +29,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lumen/internal/runtime.h"
 #include "lumen/serve.h"
 #include "serve/route_table.h"
 
 namespace lumen::serve {
+
+class ReplicaChannel;
 
 class Dispatcher {
  public:
@@ -75,7 +81,7 @@ class Dispatcher {
   struct Deployment {
     DeploymentRoute route;
     std::unique_ptr<Router> router;
-    std::vector<ActorId> actors;  // by router index
+    std::vector<ReplicaRoute> replicas;  // by router index
     std::deque<std::shared_ptr<Pending>> queue;
     int ongoing = 0;
   };
@@ -85,15 +91,25 @@ class Dispatcher {
     std::map<std::string, Deployment> deployments;
   };
   using Answers = std::vector<std::pair<Done, absl::StatusOr<Response>>>;
+  // What to do once mu_ is released.
+  struct Outbox {
+    Answers answers;
+    std::vector<std::function<void()>> sends;
+    std::vector<std::shared_ptr<ReplicaChannel>> dropped;  // closed when the outbox goes
+  };
 
   void Refresh(const std::string& app);
-  void Apply(const RouteTable& table);                  // mu_ held
+  void Apply(const RouteTable& table, Outbox* out);     // mu_ held
   void EraseApp(const std::string& app, Answers* out);  // mu_ held
-  // Sends what the queue's head can send now; answers collect in `out`.
-  void Pump(const std::string& app, const std::string& name, Answers* out);  // mu_ held
+  // Sends what the queue's head can send now; sends and answers collect in `out`.
+  void Pump(const std::string& app, const std::string& name, Outbox* out);  // mu_ held
+  // The open channel to `address` (made now if there is none or it broke).
+  std::shared_ptr<ReplicaChannel> ChannelTo(const std::string& address,
+                                            lumen::internal::Runtime* rt);  // mu_ held
   void OnAnswer(const std::string& app, const std::string& name, const std::string& replica,
                 std::shared_ptr<Pending> p, absl::StatusOr<Response> result);
-  void Deliver(Answers answers);
+  // Sends first, then the answers on the done thread.
+  void Deliver(Outbox out);
   // Runs `fn` on the done thread, in order with the answers.
   void OnDoneThread(std::function<void()> fn);
   void ExpireLoop();
@@ -102,6 +118,7 @@ class Dispatcher {
   Options options_;
   mutable std::mutex mu_;
   std::map<std::string, App> apps_;
+  std::map<std::string, std::shared_ptr<ReplicaChannel>> channels_;  // by address
   // Completions run here, in order.
   std::mutex done_mu_;
   std::condition_variable done_cv_;  // the done thread's only

@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "common/logging.h"
 #include "lumen/api.h"
+#include "serve/channel.h"
 
 namespace lumen::serve {
 namespace {
@@ -85,10 +87,22 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
         static_cast<int64_t>(options.value("batch_wait_timeout_s", 0.01) * 1e6));
     replica->batch_->thread = std::thread([replica] { replica->RunBatches(); });
   }
+  if (auto* rt = lumen::internal::CurrentRuntime()) {
+    int threads = options.is_object() ? options.value("max_ongoing", 8) : 8;
+    auto listener = ReplicaListener::Start(rt->ListenHost(), rt->ClusterToken(), threads,
+                                           [replica](Request r) { return replica->Handle(r); });
+    if (listener.ok()) {
+      replica->listener_ = std::move(*listener);
+    } else {  // requests come as actor calls instead
+      LUMEN_LOG_WARN("serve: {} has no data plane: {}", replica->deployment_,
+                     listener.status().ToString());
+    }
+  }
   return replica;
 }
 
 Replica::~Replica() {
+  listener_.reset();
   if (batch_) {
     {
       std::lock_guard<std::mutex> lock(batch_->mu);
@@ -207,6 +221,7 @@ ReplicaStats Replica::Stats() {
   s.ongoing_now = ongoing_;
   const char* node = std::getenv("LUMEN_NODE_ID");  // set by lumen_worker
   s.node = node ? node : "";
+  if (listener_) s.address = listener_->address();
   busy_integral_ = 0;
   completed_ = 0;
   last_report_ = now;

@@ -18,14 +18,17 @@
 
 namespace lumen::serve {
 
+class ReplicaListener;
+
 // Load since the previous report.
 struct ReplicaStats {
   double ongoing = 0;  // time-averaged requests in progress
   double completed_per_s = 0;
   int64_t completed_total = 0;
   int ongoing_now = 0;
-  std::string node;  // hex id of the node it runs on
-  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node);
+  std::string node;     // hex id of the node it runs on
+  std::string address;  // host:port of its data plane (channel.h); "" if it has none
+  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node, address);
 };
 
 class Replica {
@@ -33,7 +36,8 @@ class Replica {
   // Throws (making the actor dead with the reason) when no loaded library
   // declares `cls`, or when its Create throws.
   // `options_json`: {"max_batch_size": N, "batch_wait_timeout_s": S} to
-  // batch requests into CallBatch ({} otherwise).
+  // batch requests into CallBatch; "max_ongoing": requests its data plane
+  // runs at once per caller.
   static Replica* Create(std::string app, std::string deployment, std::string replica_id,
                          std::string cls, std::string init_args_json, std::string user_config_json,
                          std::string options_json);
@@ -55,6 +59,7 @@ class Replica {
   struct Batch;
   void RunBatches();
   std::unique_ptr<Batch> batch_;
+  std::unique_ptr<ReplicaListener> listener_;  // stopped first
 
   std::string deployment_;
   std::unique_ptr<internal::DeploymentInstance> instance_;

@@ -30,6 +30,7 @@ std::string RouteTable::ToJson() const {
       dj["replicas"].push_back({{"id", r.id},
                                 {"actor", r.actor.Hex()},
                                 {"node", r.node},
+                                {"address", r.address},
                                 {"ongoing", r.load.ongoing},
                                 {"completed_per_s", r.load.completed_per_s},
                                 {"reported_at_ms", r.load.reported_at_ms}});
@@ -59,6 +60,7 @@ absl::StatusOr<RouteTable> RouteTable::FromJson(const std::string& text) {
         r.id = rj.at("id").get<std::string>();
         r.actor = ActorId::FromHex(rj.at("actor").get<std::string>());
         r.node = rj.at("node").get<std::string>();
+        r.address = rj.value("address", "");
         r.load.ongoing = rj.at("ongoing").get<double>();
         r.load.completed_per_s = rj.at("completed_per_s").get<double>();
         r.load.reported_at_ms = rj.at("reported_at_ms").get<int64_t>();

@@ -21,7 +21,8 @@ std::string RoutesKey(const std::string& app);
 struct ReplicaRoute {
   std::string id;  // "Detector#3": stable while the replica lives
   ActorId actor;
-  std::string node;  // hex node id, for status
+  std::string node;     // hex node id, for status
+  std::string address;  // its data plane (channel.h); "": actor calls
   ReplicaLoad load;
 };
 

@@ -140,7 +140,8 @@ TEST(RouteTableTest, RoundTripsThroughJson) {
   DeploymentRoute d;
   d.router = "swrr";
   d.max_ongoing = 3;
-  d.replicas.push_back({"Detector#1", ActorId::FromRandom(), "n1", {1.5, 20, 99}});
+  d.replicas.push_back(
+      {"Detector#1", ActorId::FromRandom(), "n1", "127.0.0.1:7001", {1.5, 20, 99}});
   t.deployments["Detector"] = d;
   auto back = RouteTable::FromJson(t.ToJson());
   ASSERT_TRUE(back.ok()) << back.status();
@@ -148,6 +149,7 @@ TEST(RouteTableTest, RoundTripsThroughJson) {
   ASSERT_EQ(back->deployments.at("Detector").replicas.size(), 1u);
   EXPECT_EQ(back->deployments.at("Detector").replicas[0].actor, d.replicas[0].actor);
   EXPECT_EQ(back->deployments.at("Detector").replicas[0].load.completed_per_s, 20);
+  EXPECT_EQ(back->deployments.at("Detector").replicas[0].address, "127.0.0.1:7001");
   EXPECT_FALSE(RouteTable::FromJson("{\"app\": 1}").ok());
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "lumen/api.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/serve.grpc.pb.h"
+#include "serve/channel.h"
 #include "serve/config.h"
 #include "serve/http_client.h"
 #include "serve/instance.h"
@@ -183,6 +185,26 @@ TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
     }
     return nodes.size() >= 1;
   }));
+  // Requests reach each replica over its data plane, which answers only
+  // callers that present the cluster token.
+  std::string address =
+      Status()["applications"]["ocr"]["deployments"]["Recognize"]["replicas"][0]["address"];
+  ASSERT_NE(address.rfind("127.0.0.1:", 0), std::string::npos) << address;
+  auto direct = [&](const std::string& token) {
+    serve::ReplicaChannel channel(address, token);
+    std::promise<absl::StatusOr<Response>> answer;
+    auto got = answer.get_future();
+    serve::Request r;
+    r.body = R"({"word": "direct"})";
+    channel.Call(r, [&](absl::StatusOr<Response> a) { answer.set_value(std::move(a)); });
+    EXPECT_EQ(got.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    return got.get();
+  };
+  auto right = direct(lumen::internal::CurrentRuntime()->ClusterToken());
+  ASSERT_TRUE(right.ok()) << right.status();
+  EXPECT_NE(right->body.find("DIRECT"), std::string::npos) << right->body;
+  auto wrong = direct("not-the-token");
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kUnavailable) << wrong.status();
   auto metrics = GetPath("/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",deployment=\"Pipeline\","

@@ -82,6 +82,10 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
                                                    const std::string& key) override;
   absl::Status KvPut(const std::string& ns, const std::string& key,
                      const std::string& value) override;
+  std::string ClusterToken() const override { return options_.token; }
+  std::string ListenHost() const override {
+    return options_.host.empty() || options_.host == "0.0.0.0" ? "127.0.0.1" : options_.host;
+  }
 
   // Actors (core_worker_actors.cc).
   ActorId CreateActor(const internal::ActorCreateOptions& options,

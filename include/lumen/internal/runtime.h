@@ -107,6 +107,11 @@ class Runtime {
                                                            const std::string& key) = 0;
   virtual absl::Status KvPut(const std::string& ns, const std::string& key,
                              const std::string& value) = 0;
+  // For runtime components that open their own connections (the serving
+  // data plane): the cluster token peers must present, and the host this
+  // process listens on.
+  virtual std::string ClusterToken() const = 0;
+  virtual std::string ListenHost() const = 0;
 
   // Actors. Creation returns at once; a failure (a taken name, resources
   // no node has, a throwing factory) makes the actor dead with that cause,
