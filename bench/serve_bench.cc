@@ -5,9 +5,11 @@
 //     equivalent minimal C++ HTTP backend, and against that backend
 //     directly; throughput (many connections) and p50/p99 latency (one
 //     connection), and what each proxy adds to the backend's p50;
-//  2. routers on uneven replicas: four replicas of which two are 3x slower,
+//  2. routers on uneven replicas: four replicas that each do one request at
+//     a time, of which two are 3x slower,
 //     the same load through rr, pow2, swrr and queue: throughput, p50, p99.
-//   serve_bench [--duration-s 10] [--connections 32] [--skip-nginx] [--skip-routers]
+//   serve_bench [--duration-s 10] [--connections 32] [--router-connections 6]
+//               [--skip-nginx] [--skip-routers]
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,12 +92,13 @@ void Row(const std::string& name, const WrkResult& one, const WrkResult& many) {
             << std::setw(10) << many.p50_ms << std::setw(10) << many.p99_ms << "\n";
 }
 
-lumen::serve::ServeConfig EchoApp(const std::string& router, int replicas, lumen::Json init_args,
-                                  int max_ongoing) {
+// An app of Echo replicas at /NAME.
+lumen::serve::ServeConfig EchoApp(const std::string& name, const std::string& router, int replicas,
+                                  lumen::Json init_args, int max_ongoing) {
   lumen::serve::ServeConfig c;
   lumen::serve::AppConfig app;
-  app.name = "bench";
-  app.route_prefix = "/noop";
+  app.name = name;
+  app.route_prefix = "/" + name;
   app.code = {LUMEN_OCR_APP};
   app.ingress = "Echo";
   lumen::serve::DeploymentConfig d;
@@ -115,10 +118,13 @@ lumen::serve::ServeConfig EchoApp(const std::string& router, int replicas, lumen
 
 int main(int argc, char** argv) {
   CLI::App cli("lumen serving benchmark");
-  int duration = 10, connections = 32;
+  int duration = 10, connections = 32, router_connections = 6;
   bool skip_nginx = false, skip_routers = false;
   cli.add_option("--duration-s", duration);
   cli.add_option("--connections", connections);
+  cli.add_option("--router-connections", router_connections,
+                 "load for the router comparison: below the replicas' capacity, so the "
+                 "router's choice shows");
   cli.add_flag("--skip-nginx", skip_nginx);
   cli.add_flag("--skip-routers", skip_routers);
   CLI11_PARSE(cli, argc, argv);
@@ -153,7 +159,7 @@ int main(int argc, char** argv) {
               << std::setw(10) << "p99 ms" << std::setw(12) << "req/s" << std::setw(10) << "p50 ms"
               << std::setw(10) << "p99 ms"
               << "\n";
-    (void)serve.Deploy(EchoApp("pow2", 1, lumen::Json::object(), 256));
+    (void)serve.Deploy(EchoApp("noop", "pow2", 1, lumen::Json::object(), 256));
     settle();
     (void)Wrk(lumen_port, "/noop", connections, 2);  // warm up
     WrkResult lumen_one = Wrk(lumen_port, "/noop", 1, duration);
@@ -205,17 +211,22 @@ int main(int argc, char** argv) {
     }
 
     if (!skip_routers) {
-      std::cout << "\nrouters: 4 replicas, 2 ms of work each, Echo#1 and Echo#2 3x slower; "
-                << connections << " connections\n";
+      std::cout << "\nrouters: 4 replicas doing one request at a time (2 ms of work; Echo#1 "
+                   "and Echo#2 3x slower), max_ongoing_requests 8; "
+                << router_connections << " connections\n";
       std::cout << std::left << std::setw(26) << "router" << std::right << std::setw(12) << "req/s"
                 << std::setw(10) << "p50 ms" << std::setw(10) << "p99 ms"
                 << "\n";
-      lumen::Json uneven = {{"delay_ms", 2}, {"slow", {1, 2}}, {"slow_factor", 3}};
+      lumen::Json uneven = {
+          {"delay_ms", 2}, {"slow", {1, 2}}, {"slow_factor", 3}, {"serial", true}};
       for (std::string router : {"rr", "pow2", "swrr", "queue"}) {
-        (void)serve.Deploy(EchoApp(router, 4, uneven, 8));
+        // Its own app: replicas Echo#1..#4 from the first deploy on (a
+        // router change keeps them).
+        (void)serve.Deploy(EchoApp("uneven", router, 4, uneven, 8));
         settle();
-        (void)Wrk(lumen_port, "/noop", connections, 3);  // warm up (swrr learns the weights)
-        WrkResult r = Wrk(lumen_port, "/noop", connections, duration);
+        // Warm up: swrr learns the weights.
+        (void)Wrk(lumen_port, "/uneven", router_connections, 3);
+        WrkResult r = Wrk(lumen_port, "/uneven", router_connections, duration);
         std::cout << std::left << std::setw(26) << router << std::right << std::fixed
                   << std::setprecision(0) << std::setw(12) << r.rps << std::setprecision(2)
                   << std::setw(10) << r.p50_ms << std::setw(10) << r.p99_ms << "\n";

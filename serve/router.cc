@@ -75,9 +75,13 @@ class PowerOfTwo : public Router {
   }
 
  protected:
-  int LeastLoaded() const {
+  // Ties go to the first from `start` on (callers rotate it, so equal
+  // replicas share the work instead of the first taking it all).
+  int LeastLoaded(size_t start = 0) const {
     int best = -1;
-    for (int i = 0; i < static_cast<int>(replicas_.size()); ++i) {
+    int n = static_cast<int>(replicas_.size());
+    for (int k = 0; k < n; ++k) {
+      int i = static_cast<int>((start + k) % n);
       if (best < 0 || replicas_[i].ongoing < replicas_[best].ongoing) best = i;
     }
     return best;
@@ -91,9 +95,12 @@ class PullQueue : public PowerOfTwo {
  public:
   using PowerOfTwo::PowerOfTwo;
   int Pick(const std::string&, int64_t) override {
-    int least = LeastLoaded();
+    int least = LeastLoaded(next_++);
     return least >= 0 && Free(least) ? least : -1;
   }
+
+ private:
+  size_t next_ = 0;
 };
 
 // nginx's smooth weighted round robin with weights from reported load.

@@ -124,12 +124,14 @@ LUMEN_DEPLOYMENT(Pipeline);
 // A no-op deployment: answers its body back. GET /pid tells which process
 // answered; ?sleep_ms=N waits first; init_args {"delay_ms": N} always waits,
 // and {"slow": [1, 3], "slow_factor": 3} makes replicas Echo#1 and Echo#3
-// that many times slower (uneven machines); /fail throws.
+// that many times slower (uneven machines); {"serial": true} runs one
+// request at a time, the rest waiting (a replica with one core); /fail throws.
 class Echo {
  public:
   static Echo* Create(const Json& init_args) {
     auto* e = new Echo();
     e->delay_ms_ = init_args.value("delay_ms", 0.0);
+    e->serial_ = init_args.value("serial", false);
     std::string id = lumen::serve::CurrentReplica().replica;
     int index = std::atoi(id.substr(id.find('#') + 1).c_str());
     for (const auto& slow : init_args.value("slow", Json::array())) {
@@ -139,7 +141,12 @@ class Echo {
   }
   Response Call(const Request& req) {
     if (req.path == "/fail") throw std::runtime_error("asked to fail");
-    SleepFor(req, delay_ms_);
+    if (serial_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      SleepFor(req, delay_ms_);
+    } else {
+      SleepFor(req, delay_ms_);
+    }
     if (req.path == "/pid") return Response::FromJson({{"pid", getpid()}});
     Response r;
     r.body = req.body;
@@ -148,6 +155,8 @@ class Echo {
 
  private:
   double delay_ms_ = 0;
+  bool serial_ = false;
+  std::mutex mu_;
 };
 LUMEN_DEPLOYMENT(Echo);
 
