@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
   lumen::Config config;
   config.local_nodes = 1;
   config.local_node_resources = {{"CPU", 8}};
-  std::vector<std::string> code = {lumen::serve::ServeLibraryPath(), LUMEN_OCR_APP};
+  std::vector<std::string> code = lumen::serve::ServeLibraryPaths();
+  code.push_back(LUMEN_OCR_APP);
   config.code_paths = code;
   if (auto s = lumen::Init(config); !s.ok()) {
     std::cerr << s << "\n";

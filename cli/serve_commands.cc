@@ -27,7 +27,8 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
   c.address = f.address;
   c.token = f.token;
   c.local_nodes = std::max(1, f.nodes);
-  code.insert(code.begin(), serve::ServeLibraryPath());
+  std::vector<std::string> serve_code = serve::ServeLibraryPaths();
+  code.insert(code.begin(), serve_code.begin(), serve_code.end());
   c.code_paths = code;
   if (absl::Status s = Init(c); !s.ok())
     return Fail("cannot start lumen: " + std::string(s.message()));
@@ -37,6 +38,7 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
     o.http_host = config->http_host;
     o.http_port = config->http_port;
     o.grpc_port = config->grpc_port;
+    o.proxy_every_node = config->proxy_location == "EveryNode";
   }
   if (f.http_port >= 0) o.http_port = f.http_port;
   auto instance = serve::ServeInstance::Start(o);
@@ -108,6 +110,15 @@ int AdminCall(const ServeFlags& f, const std::string& method, const std::string&
 }
 
 void PrintStatus(const Json& status) {
+  for (const auto& p : status.value("proxies", Json::array())) {
+    std::string node = p["node"].get<std::string>();
+    std::string grpc = p["grpc"].get<std::string>();
+    std::string message = p["message"].get<std::string>();
+    std::cout << "proxy  node " << node.substr(0, 12) << "  " << p["state"].get<std::string>()
+              << "  http://" << p["http"].get<std::string>()
+              << (grpc.empty() ? "" : "  grpc " + grpc) << (message.empty() ? "" : "  " + message)
+              << "\n";
+  }
   const Json& apps = status["applications"];
   if (apps.empty()) {
     std::cout << "no applications\n";

@@ -29,9 +29,17 @@ class Parser {
     Known(root, "", {"http", "grpc", "applications"});
     if (root["http"]) {
       const YAML::Node& h = root["http"];
-      Known(h, "http", {"host", "port"});
+      Known(h, "http", {"host", "port", "proxy_location"});
       if (h["host"]) c.http_host = Str(h["host"], "http.host");
       if (h["port"]) c.http_port = Int(h["port"], "http.port", 0, 65535);
+      if (h["proxy_location"]) {
+        c.proxy_location = Str(h["proxy_location"], "http.proxy_location");
+        if (c.proxy_location != "EveryNode" && c.proxy_location != "HeadOnly") {
+          Fail(h["proxy_location"], "http.proxy_location",
+               "unknown proxy location '" + c.proxy_location + "'",
+               "use EveryNode (a proxy on each node, the default) or HeadOnly");
+        }
+      }
     }
     if (root["grpc"]) {
       Known(root["grpc"], "grpc", {"port"});

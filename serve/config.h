@@ -53,7 +53,8 @@ struct AppConfig {
 struct ServeConfig {
   std::string http_host = "127.0.0.1";
   int http_port = 8000;
-  int grpc_port = -1;  // -1: no gRPC ingress; 0: any free port
+  int grpc_port = -1;                        // -1: no gRPC ingress; 0: any free port
+  std::string proxy_location = "EveryNode";  // or HeadOnly: only the serve process's
   std::vector<AppConfig> applications;
 };
 

@@ -21,16 +21,6 @@ int64_t WallMs() {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// A call's answer once it has come (and forgets the call), without waiting.
-template <typename T>
-std::optional<absl::StatusOr<T>> TakeIfReady(std::optional<ObjectRef<T>>& call) {
-  if (!call) return std::nullopt;
-  absl::StatusOr<T> answer = Get(*call, 0);
-  if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) return std::nullopt;
-  call.reset();
-  return answer;
-}
-
 // Proxies elsewhere read the routing table once a second: a replica taken
 // out of it gets requests for that long.
 constexpr double kTableSpreadS = 1.5;
@@ -129,8 +119,13 @@ absl::Status Controller::Apply(const ServeConfig& config) {
     }
   }
   // Routing changes (router, limits) take effect before Apply returns.
+  Json names = Json::array();
   for (auto& [name, app] : apps_) {
     if (app.dirty) Publish(app);
+    names.push_back(name);
+  }
+  if (auto* rt = lumen::internal::CurrentRuntime()) {
+    (void)rt->KvPut(kServeKvNamespace, kAppsKey, names.dump());
   }
   cv_.notify_all();
   return absl::OkStatus();

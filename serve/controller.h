@@ -27,6 +27,16 @@
 
 namespace lumen::serve {
 
+// A call's answer once it has come (and forgets the call), without waiting.
+template <typename T>
+std::optional<absl::StatusOr<T>> TakeIfReady(std::optional<ObjectRef<T>>& call) {
+  if (!call) return std::nullopt;
+  absl::StatusOr<T> answer = Get(*call, 0);
+  if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) return std::nullopt;
+  call.reset();
+  return answer;
+}
+
 class Controller {
  public:
   struct Options {

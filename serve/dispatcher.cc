@@ -111,6 +111,30 @@ void Dispatcher::Refresh(const std::string& app) {
   Deliver(std::move(out));
 }
 
+void Dispatcher::DiscoverApps() {
+  lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
+  if (rt == nullptr) return;
+  auto got = rt->KvGet(kServeKvNamespace, kAppsKey);
+  if (!got.ok() || !got->has_value()) return;
+  std::set<std::string> listed;
+  try {
+    for (const auto& name : Json::parse(**got)) listed.insert(name.get<std::string>());
+  } catch (const std::exception&) {
+    return;  // not written by a controller of this version: keep what we have
+  }
+  Answers out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> gone;
+    for (const auto& [name, app] : apps_) {
+      if (!listed.count(name)) gone.push_back(name);
+    }
+    for (const auto& name : gone) EraseApp(name, &out);
+  }
+  Deliver({.answers = std::move(out)});
+  for (const auto& name : listed) Refresh(name);
+}
+
 void Dispatcher::SetTable(const RouteTable& table) {
   Outbox out;
   {
@@ -370,6 +394,7 @@ void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
 }
 
 void Dispatcher::ExpireLoop() {
+  int64_t discovered_ms = 0;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(done_mu_);
@@ -405,7 +430,11 @@ void Dispatcher::ExpireLoop() {
       }
     }
     Deliver({.answers = std::move(out)});
-    for (const auto& app : waiting) Refresh(app);  // new replicas may take them
+    for (const auto& app : waiting) Refresh(app);
+    if (options_.discover_apps && now - discovered_ms >= options_.refresh_ms) {
+      discovered_ms = now;
+      DiscoverApps();
+    }  // new replicas may take them
   }
 }
 

@@ -42,6 +42,9 @@ class Dispatcher {
   struct Options {
     int64_t refresh_ms = 1'000;  // read the KV table again when older
     bool read_kv = true;         // false: only SetTable (tests, the controller's proxy)
+    // Also learn which applications exist (kAppsKey), every refresh_ms: a
+    // proxy routes by prefix to apps it has not been asked for by name.
+    bool discover_apps = false;
     int max_attempts = 3;
   };
   using Done = std::function<void(absl::StatusOr<Response>)>;
@@ -99,6 +102,7 @@ class Dispatcher {
   };
 
   void Refresh(const std::string& app);
+  void DiscoverApps();
   void Apply(const RouteTable& table, Outbox* out);     // mu_ held
   void EraseApp(const std::string& app, Answers* out);  // mu_ held
   // Sends what the queue's head can send now; sends and answers collect in `out`.

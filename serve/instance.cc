@@ -8,8 +8,9 @@
 
 namespace lumen::serve {
 
-std::string ServeLibraryPath() {
-  return ObjectFileOf(reinterpret_cast<const void*>(&internal::RegisterDeployment));
+std::vector<std::string> ServeLibraryPaths() {
+  return {ObjectFileOf(reinterpret_cast<const void*>(&internal::RegisterDeployment)),
+          ObjectFileOf(reinterpret_cast<const void*>(&ServeLibraryPaths))};
 }
 
 ServeInstance::ServeInstance(InstanceOptions options) : options_(std::move(options)) {}
@@ -38,12 +39,19 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
   LUMEN_RETURN_IF_ERROR(s->admin_->Start());
   LUMEN_RETURN_IF_ERROR(lumen::internal::CurrentRuntime()->KvPut(
       kServeKvNamespace, kAdminKey, "127.0.0.1:" + std::to_string(s->admin_->port())));
+  if (options.proxy_every_node) {
+    s->fleet_ = std::make_unique<ProxyFleet>(ProxyFleet::Options{.host = options.http_host,
+                                                                 .http_port = options.http_port,
+                                                                 .grpc_port = options.grpc_port,
+                                                                 .head = GetRuntimeContext().node});
+  }
   return s;
 }
 
 ServeInstance::~ServeInstance() {
   // No new requests; then the replicas go, the dispatcher answers what
   // waits (to the proxy, still alive), and the proxy goes last.
+  fleet_.reset();  // kills the other nodes' proxies
   proxy_->Stop();
   if (grpc_) grpc_->Stop();
   admin_.reset();
@@ -56,6 +64,20 @@ ServeInstance::~ServeInstance() {
 }
 
 int ServeInstance::grpc_port() const { return grpc_ ? grpc_->port() : -1; }
+
+Json ServeInstance::Status() const {
+  Json s = controller_->Status();
+  const std::string& host = options_.http_host;
+  s["proxies"] = Json::array({{{"node", GetRuntimeContext().node.Hex()},
+                               {"http", host + ":" + std::to_string(proxy_->port())},
+                               {"grpc", grpc_ ? host + ":" + std::to_string(grpc_->port()) : ""},
+                               {"state", "RUNNING"},
+                               {"message", ""}}});
+  if (fleet_) {
+    for (const auto& p : fleet_->Status()) s["proxies"].push_back(p);
+  }
+  return s;
+}
 
 absl::Status ServeInstance::Deploy(const ServeConfig& config) {
   for (const auto& app : config.applications) {
@@ -75,7 +97,7 @@ absl::Status ServeInstance::Deploy(const ServeConfig& config) {
 void ServeInstance::Admin(Request request, HttpServer::Reply reply) {
   const std::string base = "/api/serve/applications";
   if (request.path == base && request.method == "GET") {
-    return reply(Response::FromJson(controller_->Status()));
+    return reply(Response::FromJson(Status()));
   }
   if (request.path == base && request.method == "PUT") {
     auto config = ParseServeConfig(request.body, request.Header("x-lumen-file", "config"),

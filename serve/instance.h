@@ -14,6 +14,7 @@
 #include "serve/dispatcher.h"
 #include "serve/grpc_proxy.h"
 #include "serve/http_server.h"
+#include "serve/node_proxy.h"
 #include "serve/proxy.h"
 
 namespace lumen::serve {
@@ -26,6 +27,8 @@ struct InstanceOptions {
   int admin_port = 0;    // 0: any free port
   int grpc_port = -1;    // -1: no gRPC ingress; 0: any free port
   int proxy_threads = 1;
+  // A proxy on every node (ProxyFleet), or only in this process.
+  bool proxy_every_node = true;
   // The code libraries this process was started with: an app whose code
   // is not among them cannot run here.
   std::vector<std::string> code;
@@ -37,6 +40,9 @@ class ServeInstance {
   ~ServeInstance();
 
   absl::Status Deploy(const ServeConfig& config);
+  // The controller's status and "proxies": this process's, then the other
+  // nodes'.
+  Json Status() const;
   Controller& controller() { return *controller_; }
   int http_port() const { return proxy_->port(); }
   int admin_port() const { return admin_->port(); }
@@ -53,10 +59,11 @@ class ServeInstance {
   std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<GrpcProxy> grpc_;
   std::unique_ptr<HttpServer> admin_;
+  std::unique_ptr<ProxyFleet> fleet_;
 };
 
-// The code library that holds the serve runtime's replica actor: it goes
-// first in a serve driver's Config::code_paths.
-std::string ServeLibraryPath();
+// The code libraries of the serve runtime's actors (replicas, node
+// proxies): they go first in a serve driver's Config::code_paths.
+std::vector<std::string> ServeLibraryPaths();
 
 }  // namespace lumen::serve

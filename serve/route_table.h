@@ -17,6 +17,9 @@ namespace lumen::serve {
 
 inline constexpr char kServeKvNamespace[] = "serve";
 std::string RoutesKey(const std::string& app);
+// The names of the deployed applications, a JSON list (for proxies that
+// route every application).
+inline constexpr char kAppsKey[] = "apps";
 
 struct ReplicaRoute {
   std::string id;  // "Detector#3": stable while the replica lives

@@ -38,7 +38,8 @@ class ServeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     worker::LocalClusterOptions o;
     o.nodes = {{{{"CPU", 4}}}, {{{"CPU", 4}}}};
-    code_ = {serve::ServeLibraryPath(), LUMEN_OCR_APP};
+    code_ = serve::ServeLibraryPaths();
+    code_.push_back(LUMEN_OCR_APP);
     auto c = testing::StartAndConnect(o, code_);
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = c->release();
@@ -148,6 +149,39 @@ class ServeTest : public ::testing::Test {
   static inline serve::ServeInstance* instance_ = nullptr;
   static inline std::vector<std::string> code_;
 };
+
+TEST_F(ServeTest, EveryNodeHasAProxyThatRoutesEveryApplication) {
+  Deploy(EchoApp());
+  // The other node's proxy is in the status, on a port of its own (both
+  // nodes share this host), with a gRPC ingress too.
+  Json proxies;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        proxies = instance_->Status()["proxies"];
+        return proxies.size() == 2 && proxies[1]["state"] == "RUNNING";
+      },
+      30'000))
+      << instance_->Status()["proxies"].dump(2);
+  EXPECT_NE(proxies[0]["node"], proxies[1]["node"]);
+  EXPECT_FALSE(proxies[1]["grpc"].get<std::string>().empty());
+  std::string other = proxies[1]["http"];
+  int port = std::stoi(other.substr(other.rfind(':') + 1));
+  EXPECT_NE(port, instance_->http_port());
+  // It learns the applications from the cluster: one deployed after it
+  // started is served there, and a deleted one stops being served.
+  auto via_other = [&](const std::string& path) {
+    return HttpCall("127.0.0.1", port, "POST", path, "via-node-2");
+  };
+  ASSERT_TRUE(WaitUntil([&] {
+    auto r = via_other("/echo");
+    return r.ok() && r->status == 200 && r->body == "via-node-2";
+  })) << "the node proxy never routed /echo";
+  ASSERT_TRUE(instance_->Deploy(serve::ServeConfig()).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto r = via_other("/echo");
+    return r.ok() && r->status == 404;
+  })) << "the node proxy still routes a deleted application";
+}
 
 TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
   Deploy(R"(
