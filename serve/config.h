@@ -41,10 +41,21 @@ struct DeploymentConfig {
   double batch_wait_timeout_s = 0.01;
 };
 
+// A code file shipped through the cluster (GCS KV namespace "code", key
+// = digest) rather than in the job's code package.
+struct ShippedFile {
+  std::string name;    // file name, no directory
+  std::string digest;  // SHA-256, hex
+};
+
 struct AppConfig {
   std::string name;
   std::string route_prefix;       // "" : reachable only through handles
   std::vector<std::string> code;  // shared libraries, absolute paths
+  // Set by the serve instance, not read from files: the `code` files the
+  // serve process was not started with, uploaded to the cluster; its
+  // replicas fetch and load them.
+  std::vector<ShippedFile> shipped;
   std::string ingress;
   std::vector<DeploymentConfig> deployments;
   const DeploymentConfig* Find(const std::string& deployment) const;

@@ -48,7 +48,10 @@ Controller::~Controller() {
 }
 
 std::string Controller::VersionOf(const AppConfig& app, const DeploymentConfig& d) {
+  Json shipped = Json::array();
+  for (const auto& f : app.shipped) shipped.push_back(f.digest);
   Json v = {{"code", app.code},
+            {"shipped", shipped},
             {"class", d.cls},
             {"init_args", d.init_args},
             {"resources", d.resources},
@@ -291,6 +294,9 @@ void Controller::Start(App& app, Deployment& d) {
                      .SetMaxConcurrency(d.config.max_ongoing_requests + 4)
                      .SetMaxRestarts(0);
   Json options = {{"max_ongoing", d.config.max_ongoing_requests}};
+  for (const auto& f : app.config.shipped) {
+    options["code"].push_back({{"name", f.name}, {"digest", f.digest}});
+  }
   if (d.config.max_batch_size > 0) {
     options["max_batch_size"] = d.config.max_batch_size;
     options["batch_wait_timeout_s"] = d.config.batch_wait_timeout_s;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <filesystem>
+
 #include "common/file_util.h"
 #include "lumen/internal/runtime.h"
 
@@ -80,18 +82,33 @@ Json ServeInstance::Status() const {
 }
 
 absl::Status ServeInstance::Deploy(const ServeConfig& config) {
-  for (const auto& app : config.applications) {
+  ServeConfig shipped = config;
+  for (auto& app : shipped.applications) {
+    app.shipped.clear();
     for (const auto& file : app.code) {
-      if (std::find(options_.code.begin(), options_.code.end(), file) == options_.code.end()) {
-        return absl::FailedPreconditionError(
-            "application '" + app.name + "' needs " + file +
-            ", which this serve instance was not started with; start it with the file (lumen "
-            "serve run FILE, or lumen serve start --code " +
-            file + ")");
+      if (std::find(options_.code.begin(), options_.code.end(), file) != options_.code.end()) {
+        continue;  // in the job's code package: every worker has it loaded
       }
+      // Not started with it: ship it through the cluster to the replicas.
+      auto content = ReadFile(file);
+      if (!content.ok()) {
+        return absl::InvalidArgumentError("application '" + app.name + "': cannot read code file " +
+                                          file + ": " + std::string(content.status().message()));
+      }
+      ShippedFile f{std::filesystem::path(file).filename().string(), Sha256Hex(*content)};
+      if (!uploaded_.count(f.digest)) {
+        absl::Status put =
+            lumen::internal::CurrentRuntime()->KvPut(kCodeNamespace, f.digest, *content);
+        if (!put.ok()) {
+          return absl::UnavailableError("application '" + app.name + "': cannot upload " + file +
+                                        " to the cluster: " + std::string(put.message()));
+        }
+        uploaded_.insert(f.digest);
+      }
+      app.shipped.push_back(f);
     }
   }
-  return controller_->Apply(config);
+  return controller_->Apply(shipped);
 }
 
 void ServeInstance::Admin(Request request, HttpServer::Reply reply) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,7 @@ class ServeInstance {
   std::unique_ptr<GrpcProxy> grpc_;
   std::unique_ptr<HttpServer> admin_;
   std::unique_ptr<ProxyFleet> fleet_;
+  std::set<std::string> uploaded_;  // digests of shipped code files
 };
 
 // The code libraries of the serve runtime's actors (replicas, node

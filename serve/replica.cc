@@ -1,12 +1,19 @@
 // The replica actor; see replica.h.
 #include "serve/replica.h"
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <set>
 #include <stdexcept>
 
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "lumen/api.h"
 #include "serve/channel.h"
+#include "serve/route_table.h"
 
 namespace lumen::serve {
 namespace {
@@ -21,6 +28,47 @@ Json ParseOrThrow(const std::string& text, const char* what) {
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string(what) + " is not JSON: " + e.what());
   }
+}
+
+// Fetches a code file shipped with the application (config.h: ShippedFile)
+// from the cluster, checks it, keeps it in a local cache and loads it;
+// once per process.
+void LoadShipped(const std::string& name, const std::string& digest) {
+  static std::mutex mu;
+  static std::set<std::string> loaded;
+  std::lock_guard<std::mutex> lock(mu);
+  if (loaded.count(digest)) return;
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." ||
+      digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    throw std::invalid_argument("bad shipped code file '" + name + "' (" + digest + ")");
+  }
+  auto* rt = lumen::internal::CurrentRuntime();
+  auto got = rt ? rt->KvGet(kCodeNamespace, digest)
+                : absl::FailedPreconditionError("lumen is not initialized");
+  if (!got.ok()) {
+    throw std::runtime_error("cannot fetch code file " + name + ": " + got.status().ToString());
+  }
+  if (!got->has_value()) {
+    throw std::runtime_error("code file " + name + " (" + digest.substr(0, 12) +
+                             ") is not in the cluster; deploy the application again");
+  }
+  if (Sha256Hex(**got) != digest) {
+    throw std::runtime_error("code file " + name + " does not match its digest");
+  }
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("lumen-code-" + std::to_string(::getuid())) / digest)
+                        .string();
+  std::string path = dir + "/" + name;
+  if (!FileExists(path)) {
+    absl::Status s = MakeDirs(dir);
+    if (s.ok()) s = WriteFileAtomic(path, **got, 0755);
+    if (!s.ok()) throw std::runtime_error("cannot keep code file " + name + ": " + s.ToString());
+  }
+  if (::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* err = ::dlerror();
+    throw std::runtime_error("cannot load " + name + ": " + (err ? err : "unknown error"));
+  }
+  loaded.insert(digest);
 }
 
 }  // namespace
@@ -54,6 +102,12 @@ struct Replica::Batch {
 Replica* Replica::Create(std::string app, std::string deployment, std::string replica_id,
                          std::string cls, std::string init_args_json, std::string user_config_json,
                          std::string options_json) {
+  Json options = ParseOrThrow(options_json, "replica options");
+  if (options.is_object() && options.contains("code")) {
+    for (const auto& f : options["code"]) {
+      LoadShipped(f.at("name").get<std::string>(), f.at("digest").get<std::string>());
+    }
+  }
   const internal::DeploymentFactory* factory = internal::FindDeployment(cls);
   if (factory == nullptr) {
     std::string known;
@@ -72,7 +126,6 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
   auto instance = (*factory)(init_args);
   if (!instance) throw std::runtime_error(cls + "::Create returned nothing");
   if (!user_config.is_null()) instance->Reconfigure(user_config);
-  Json options = ParseOrThrow(options_json, "replica options");
   int max_batch = options.is_object() ? options.value("max_batch_size", 0) : 0;
   if (max_batch > 0 && !instance->CanBatch()) {
     throw std::invalid_argument(cls +

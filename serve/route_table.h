@@ -16,6 +16,8 @@
 namespace lumen::serve {
 
 inline constexpr char kServeKvNamespace[] = "serve";
+// Shipped code files by SHA-256 (the namespace of job code packages too).
+inline constexpr char kCodeNamespace[] = "code";
 std::string RoutesKey(const std::string& app);
 // The names of the deployed applications, a JSON list (for proxies that
 // route every application).

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <map>
 #include <set>
@@ -181,6 +182,52 @@ TEST_F(ServeTest, EveryNodeHasAProxyThatRoutesEveryApplication) {
     auto r = via_other("/echo");
     return r.ok() && r->status == 404;
   })) << "the node proxy still routes a deleted application";
+}
+
+TEST_F(ServeTest, AnAppWhoseCodeTheServeProcessLacksIsShippedToItsReplicas) {
+  // The serve process was started without libgreeter_app.so: its replicas
+  // fetch it from the cluster, on both nodes.
+  ASSERT_EQ(std::find(code_.begin(), code_.end(), LUMEN_GREETER_APP), code_.end());
+  Deploy(R"(
+  - name: greet
+    route_prefix: /greet
+    code: )" +
+         std::string(LUMEN_GREETER_APP) +
+         R"(
+    deployments:
+      - {name: Greeter, num_replicas: 2, resources: {CPU: 3}, init_args: {greeting: hi}}
+)");
+  auto r = Post("/greet", "lumen");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["text"], "hi, lumen");
+  std::set<std::string> nodes;
+  Json status = Status();  // kept: the loop walks into it
+  for (const auto& rep : status["applications"]["greet"]["deployments"]["Greeter"]["replicas"]) {
+    nodes.insert(rep["node"].get<std::string>());
+  }
+  EXPECT_EQ(nodes.size(), 2u) << "3 CPUs each: one replica per node";
+  // A file that is not a library fails the deployment with the loader's
+  // reason; the running app stays.
+  testing::TempDir dir;
+  std::string bad = dir.path() + "/libnot_code.so";
+  std::ofstream(bad) << "not an ELF file";
+  std::string text = "applications:\n  - name: greet\n    route_prefix: /greet\n    code: " +
+                     std::string(LUMEN_GREETER_APP) +
+                     "\n    deployments: [{name: Greeter, num_replicas: 2, resources: {CPU: 3}, "
+                     "init_args: {greeting: hi}}]\n  - name: broken\n    route_prefix: /broken\n"
+                     "    code: " +
+                     bad + "\n    deployments: [{name: Greeter, resources: {CPU: 0.1}}]\n";
+  auto config = serve::ParseServeConfig(text, "test.yaml", "/");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(instance_->Deploy(*config).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    Json d = Status()["applications"]["broken"]["deployments"]["Greeter"];
+    return d["message"].get<std::string>().find("cannot load libnot_code.so") != std::string::npos;
+  })) << Status()["applications"]["broken"].dump(2);
+  auto still = Post("/greet", "again");
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->status, 200) << still->body;
 }
 
 TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
