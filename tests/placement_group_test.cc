@@ -81,6 +81,8 @@ TEST_F(PlacementGroupTest, StrategiesDecideWhereBundlesGo) {
   EXPECT_FALSE(nodes[0].IsNil());
   ASSERT_TRUE(RemovePlacementGroup(strict_pack).ok());
 
+  // From an idle cluster again (the nodes have reported the returns).
+  ASSERT_TRUE(WaitUntil([] { return FreeCpus() == 6; })) << FreeCpus() << " CPUs free";
   PlacementGroup pack = Created({{kOneCpu, kOneCpu}, PlacementStrategy::kPack});
   EXPECT_EQ(Distinct(NodesOf(pack)), 1u) << "pack fills one node while it can";
   PlacementGroup spread = Created({{kOneCpu, kOneCpu}, PlacementStrategy::kSpread});

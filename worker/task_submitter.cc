@@ -130,9 +130,15 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
   KeyState& k = it->second;
   if (!status.ok() && !spilled && node_manager == local_node_manager_) {
     k.pending_leases--;
-    FailQueued(k, absl::UnavailableError("cannot reach this node's node manager at " +
-                                         node_manager + ": " + status.ToString()));
-    Pump(key);
+    absl::Status lost = absl::UnavailableError("cannot reach this node's node manager at " +
+                                               node_manager + ": " + status.ToString());
+    loop_->PostAfter("submitter.local_lost", std::chrono::milliseconds(options_.local_loss_hold_ms),
+                     [this, key, lost] {
+                       auto held = keys_.find(key);
+                       if (held == keys_.end()) return;
+                       FailQueued(held->second, lost);
+                       Pump(key);
+                     });
     return;
   }
   if (!status.ok() || reply.rejected()) {

@@ -28,6 +28,10 @@ namespace lumen::worker {
 struct SubmitterOptions {
   int max_pending_leases_per_key = 10;
   int64_t node_manager_retry_for_ms = 30'000;
+  // This node's manager is gone: how long queued tasks wait before failing
+  // with that, in case the whole cluster went (the core worker then fails
+  // them with that reason, which says more).
+  int64_t local_loss_hold_ms = 5'000;
 };
 
 class TaskSubmitter {
