@@ -76,6 +76,7 @@ absl::Status Controller::Apply(const ServeConfig& config) {
     if (auto* rt = lumen::internal::CurrentRuntime()) {
       (void)rt->KvPut(kServeKvNamespace, RoutesKey(it->first), "");
     }
+    if (options_.on_publish) options_.on_publish(it->first, "");
     it = apps_.erase(it);
   }
   for (const AppConfig& declared : config.applications) {
@@ -421,9 +422,11 @@ void Controller::Publish(App& app) {
     t.deployments[name] = std::move(route);
   }
   if (options_.local) options_.local->SetTable(t);
+  std::string json = t.ToJson();
   if (auto* rt = lumen::internal::CurrentRuntime()) {
-    (void)rt->KvPut(kServeKvNamespace, RoutesKey(t.app), t.ToJson());
+    (void)rt->KvPut(kServeKvNamespace, RoutesKey(t.app), json);
   }
+  if (options_.on_publish) options_.on_publish(t.app, json);
 }
 
 Json Controller::Status() const {

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -43,6 +44,10 @@ class Controller {
     int64_t tick_ms = 100;
     int64_t stats_period_ms = 500;
     Dispatcher* local = nullptr;  // the in-process proxy's, told at once
+    // Also told of every published table (RouteTable JSON; "" when the
+    // app is deleted), under the controller's lock: the other nodes'
+    // proxies get it pushed (they read the KV too, in case one is missed).
+    std::function<void(const std::string& app, const std::string& table)> on_publish;
   };
 
   explicit Controller(Options options);

@@ -23,7 +23,13 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
   }
   std::unique_ptr<ServeInstance> s(new ServeInstance(options));
   s->dispatcher_ = std::make_unique<Dispatcher>(Dispatcher::Options{.read_kv = false});
-  s->controller_ = std::make_unique<Controller>(Controller::Options{.local = s->dispatcher_.get()});
+  ServeInstance* self = s.get();
+  s->controller_ = std::make_unique<Controller>(
+      Controller::Options{.local = s->dispatcher_.get(),
+                          .on_publish = [self](const std::string& app, const std::string& table) {
+                            std::lock_guard<std::mutex> lock(self->fleet_mu_);
+                            if (self->fleet_) self->fleet_->Push(app, table);
+                          }});
   s->proxy_ = std::make_unique<Proxy>(
       Proxy::Options{
           .host = options.http_host, .port = options.http_port, .threads = options.proxy_threads},
@@ -34,7 +40,6 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
                                            s->dispatcher_.get(), &s->metrics_);
     LUMEN_RETURN_IF_ERROR(s->grpc_->Start());
   }
-  ServeInstance* self = s.get();
   s->admin_ = std::make_unique<HttpServer>(
       HttpServer::Options{.host = "127.0.0.1", .port = options.admin_port},
       [self](Request r, HttpServer::Reply reply) { self->Admin(std::move(r), std::move(reply)); });
@@ -42,6 +47,7 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
   LUMEN_RETURN_IF_ERROR(lumen::internal::CurrentRuntime()->KvPut(
       kServeKvNamespace, kAdminKey, "127.0.0.1:" + std::to_string(s->admin_->port())));
   if (options.proxy_every_node) {
+    std::lock_guard<std::mutex> lock(s->fleet_mu_);
     s->fleet_ = std::make_unique<ProxyFleet>(ProxyFleet::Options{.host = options.http_host,
                                                                  .http_port = options.http_port,
                                                                  .grpc_port = options.grpc_port,
@@ -53,7 +59,12 @@ absl::StatusOr<std::unique_ptr<ServeInstance>> ServeInstance::Start(InstanceOpti
 ServeInstance::~ServeInstance() {
   // No new requests; then the replicas go, the dispatcher answers what
   // waits (to the proxy, still alive), and the proxy goes last.
-  fleet_.reset();  // kills the other nodes' proxies
+  std::unique_ptr<ProxyFleet> fleet;
+  {
+    std::lock_guard<std::mutex> lock(fleet_mu_);  // the controller may be pushing to it
+    fleet.swap(fleet_);
+  }
+  fleet.reset();  // kills the other nodes' proxies
   proxy_->Stop();
   if (grpc_) grpc_->Stop();
   admin_.reset();
@@ -75,6 +86,7 @@ Json ServeInstance::Status() const {
                                {"grpc", grpc_ ? host + ":" + std::to_string(grpc_->port()) : ""},
                                {"state", "RUNNING"},
                                {"message", ""}}});
+  std::lock_guard<std::mutex> lock(fleet_mu_);
   if (fleet_) {
     for (const auto& p : fleet_->Status()) s["proxies"].push_back(p);
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,6 +61,7 @@ class ServeInstance {
   std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<GrpcProxy> grpc_;
   std::unique_ptr<HttpServer> admin_;
+  mutable std::mutex fleet_mu_;
   std::unique_ptr<ProxyFleet> fleet_;
   std::set<std::string> uploaded_;  // digests of shipped code files
 };

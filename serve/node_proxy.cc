@@ -57,6 +57,17 @@ std::string NodeProxy::Address() {
       .dump();
 }
 
+bool NodeProxy::SetTable(std::string app, std::string table) {
+  if (table.empty()) {
+    dispatcher_->RemoveApp(app);
+    return true;
+  }
+  auto parsed = RouteTable::FromJson(table);
+  if (!parsed.ok()) return false;
+  dispatcher_->SetTable(*parsed);
+  return true;
+}
+
 ProxyFleet::ProxyFleet(Options options) : options_(std::move(options)) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -85,6 +96,13 @@ Json ProxyFleet::Status() const {
                    {"message", m.message}});
   }
   return out;
+}
+
+void ProxyFleet::Push(const std::string& app, const std::string& table) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [node, m] : members_) {
+    if (m.state != "FAILED") (void)m.actor.Task(&NodeProxy::SetTable).Remote(app, table);
+  }
 }
 
 void ProxyFleet::Loop() {
@@ -148,4 +166,5 @@ void ProxyFleet::Tick() {
 
 }  // namespace lumen::serve
 
-LUMEN_REMOTE(lumen::serve::NodeProxy::Create, &lumen::serve::NodeProxy::Address);
+LUMEN_REMOTE(lumen::serve::NodeProxy::Create, &lumen::serve::NodeProxy::Address,
+             &lumen::serve::NodeProxy::SetTable);

@@ -33,6 +33,9 @@ class NodeProxy {
   ~NodeProxy();
   // {"node": hex, "http": "host:port", "grpc": "host:port" or ""}
   std::string Address();
+  // A routing table pushed by the controller (RouteTable JSON; "": the app
+  // was deleted). False if it does not parse.
+  bool SetTable(std::string app, std::string table);
 
  private:
   NodeProxy() = default;
@@ -58,6 +61,8 @@ class ProxyFleet {
   // [{"node", "http", "grpc", "state": STARTING|RUNNING|FAILED, "message"}]
   // for the other nodes' proxies.
   Json Status() const;
+  // Sends a published table to every node proxy (Controller::on_publish).
+  void Push(const std::string& app, const std::string& table);
 
  private:
   struct Member {

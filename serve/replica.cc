@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -141,7 +142,12 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
     replica->batch_->thread = std::thread([replica] { replica->RunBatches(); });
   }
   if (auto* rt = lumen::internal::CurrentRuntime()) {
-    int threads = options.is_object() ? options.value("max_ongoing", 8) : 8;
+    // A thread per request in flight on a connection, up to max_ongoing
+    // (callers send no more) and never more than 256: beyond that,
+    // requests wait in the socket for a free thread.
+    constexpr int kMaxThreadsPerCaller = 256;
+    int threads =
+        std::min(options.is_object() ? options.value("max_ongoing", 8) : 8, kMaxThreadsPerCaller);
     auto listener = ReplicaListener::Start(rt->ListenHost(), rt->ClusterToken(), threads,
                                            [replica](Request r) { return replica->Handle(r); });
     if (listener.ok()) {
