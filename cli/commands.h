@@ -89,6 +89,7 @@ struct ServeFlags {
   std::vector<std::string> code;  // start: code libraries
   int http_port = -1;             // start/run: overrides the file's
   bool json = false;              // status
+  std::string admin;              // deploy/status/delete: the admin API, instead of the GCS's word
 };
 int ServeRun(const ServeFlags& flags);
 int ServeStart(const ServeFlags& flags);

@@ -91,16 +91,24 @@ int Run(int argc, char** argv) {
   sstart->add_option("--code", sv.code, "application libraries deployments may come from");
   sstart->add_option("--http-port", sv.http_port, "HTTP port (default 8000; 0: any free)")
       ->check(CLI::Range(0, 65535));
+  auto admin_flag = [&](CLI::App* c) {
+    c->add_option("--admin", sv.admin,
+                  "the serve process's admin API HOST:PORT (printed by serve run/start); "
+                  "no cluster address or token needed");
+  };
   auto* sdeploy = serve->add_subcommand(
       "deploy", "make FILE's applications the running ones (only what changed changes)");
   sdeploy->add_option("file", sv.file, "serve config (YAML)")->required();
   cluster_flags(sdeploy);
+  admin_flag(sdeploy);
   auto* sstatus = serve->add_subcommand("status", "applications, deployments and replicas");
   cluster_flags(sstatus);
+  admin_flag(sstatus);
   sstatus->add_flag("--json", sv.json, "print the status as JSON");
   auto* sdelete = serve->add_subcommand("delete", "stop an application and its replicas");
   sdelete->add_option("app", sv.app, "application name")->required();
   cluster_flags(sdelete);
+  admin_flag(sdelete);
 
   CLI11_PARSE(app, argc, argv);
   if (*srun) return lumen::cli::ServeRun(sv);

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "cli/commands.h"
 #include "lumen/api.h"
 #include "rpc/gcs_client.h"
@@ -57,8 +58,9 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
             << ((*instance)->grpc_port() >= 0
                     ? ", gRPC on " + o.http_host + ":" + std::to_string((*instance)->grpc_port())
                     : std::string())
-            << ", admin on 127.0.0.1:" << (*instance)->admin_port() << " (Ctrl-C stops)"
-            << std::endl;
+            << ", admin on 127.0.0.1:" << (*instance)->admin_port() << " (Ctrl-C stops)\n"
+            << "lumen serve: manage it with lumen serve status|deploy|delete --admin 127.0.0.1:"
+            << (*instance)->admin_port() << std::endl;
   int sig = WaitForStopSignal(stop_signals);
   std::cout << "lumen serve: stopping (" << strsignal(sig) << ")" << std::endl;
   instance->reset();
@@ -68,6 +70,16 @@ int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
 
 // The admin API's HOST:PORT from the cluster's KV.
 absl::StatusOr<std::pair<std::string, int>> AdminAddress(const ServeFlags& f) {
+  if (!f.admin.empty()) {
+    size_t colon = f.admin.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(f.admin.substr(colon + 1), &port) || port < 1 || port > 65535) {
+      return absl::InvalidArgumentError("--admin " + f.admin +
+                                        ": expected HOST:PORT, as `lumen serve run` prints it");
+    }
+    return std::make_pair(f.admin.substr(0, colon), port);
+  }
   auto address = ClusterAddress(f.address);
   if (!address.ok()) return address.status();
   rpc::GcsClient gcs(*address, ResolveToken(f.token), nullptr);

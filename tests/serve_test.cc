@@ -640,7 +640,18 @@ TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
                     cluster_->gcs_address() + " --token " + cluster_->token();
   ASSERT_EQ(testing::RunCommand(cmd, &out), 0) << out;
   EXPECT_NE(out.find("echo  RUNNING  /echo"), std::string::npos) << out;
-  EXPECT_NE(out.find("RUNNING"), std::string::npos);
+  EXPECT_NE(out.find("proxy  node"), std::string::npos) << out;
+  // Or straight to the admin API (what `lumen serve run` prints), no token.
+  std::string direct;
+  cmd = std::string(LUMEN_CLI_PATH) +
+        " serve status --admin 127.0.0.1:" + std::to_string(instance_->admin_port());
+  ASSERT_EQ(testing::RunCommand(cmd, &direct), 0) << direct;
+  EXPECT_NE(direct.find("echo  RUNNING  /echo"), std::string::npos) << direct;
+  std::string wrong;
+  EXPECT_EQ(
+      testing::RunCommand(std::string(LUMEN_CLI_PATH) + " serve status --admin nonsense", &wrong),
+      1);
+  EXPECT_NE(wrong.find("expected HOST:PORT"), std::string::npos) << wrong;
 }
 
 }  // namespace
