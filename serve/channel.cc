@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -24,7 +25,8 @@ constexpr size_t kHeaderBytes = 12;              // u32 length, u64 id
 constexpr uint32_t kMaxPayloadBytes = 1u << 30;  // one request or answer
 constexpr uint32_t kMaxHelloBytes = 4096;        // before the token matched
 constexpr int kConnectTimeoutMs = 3'000;
-constexpr int kSendTimeoutS = 30;  // a peer that stopped reading is lost
+constexpr int kSendTimeoutS = 30;   // a peer that stopped reading is lost
+constexpr int kHelloTimeoutS = 10;  // to present the token
 
 std::string Frame(uint64_t id, const std::string& payload) {
   std::string out(kHeaderBytes + payload.size(), '\0');
@@ -69,11 +71,26 @@ bool ReadFrame(int fd, uint64_t* id, std::string* payload, uint32_t max_bytes = 
   return ReadAll(fd, payload->data(), len);
 }
 
+void SetReceiveTimeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+// No Nagle delay; a peer that stops reading, or whose host vanished
+// without closing (keepalive probes and unacknowledged data give up after
+// about 30 s), is a lost connection.
 void TuneSocket(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   timeval tv{kSendTimeoutS, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  int idle = 10, interval = 5, probes = 4;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+  unsigned int user_timeout_ms = kSendTimeoutS * 1000;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
 bool SameToken(const std::string& a, const std::string& b) {
@@ -203,26 +220,40 @@ void ReplicaListener::AcceptLoop() {
   while (!stopping_) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (!stopping_)
-        LUMEN_LOG_WARN("serve: replica listener stops accepting: {}", strerror(errno));
-      return;
+      if (stopping_) return;
+      if (errno != EINTR && errno != ECONNABORTED) {  // out of files or memory: wait a little
+        LUMEN_LOG_WARN("serve: replica listener cannot accept: {}", strerror(errno));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;
     }
     TuneSocket(fd);
+    SetReceiveTimeout(fd, kHelloTimeoutS);  // until the token came
     auto conn = std::make_shared<Conn>(fd);
     std::lock_guard<std::mutex> lock(conn->mu);
     Spawn(conn);
   }
 }
 
-void ReplicaListener::Spawn(std::shared_ptr<Conn> conn) {  // conn->mu held
+bool ReplicaListener::Spawn(std::shared_ptr<Conn> conn) {  // conn->mu held
   conn->threads++;
   {
     std::lock_guard<std::mutex> lock(mu_);
     threads_++;
     conns_[conn.get()] = conn;
   }
-  std::thread([this, conn] { Serve(conn); }).detach();
+  try {
+    std::thread([this, conn] { Serve(conn); }).detach();
+    return true;
+  } catch (const std::system_error& e) {  // out of threads: the others carry on
+    LUMEN_LOG_WARN("serve: replica {} cannot start a thread: {}", address_, e.what());
+    bool last = --conn->threads == 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (last) conns_.erase(conn.get());
+    threads_--;
+    idle_cv_.notify_all();
+    return false;
+  }
 }
 
 void ReplicaListener::Serve(std::shared_ptr<Conn> conn) {
@@ -242,6 +273,7 @@ void ReplicaListener::Serve(std::shared_ptr<Conn> conn) {
           break;
         }
         conn->authenticated = true;
+        SetReceiveTimeout(conn->fd, 0);  // then requests may be far apart
         continue;
       }
       // Keep a thread waiting for the next request while this one runs.
@@ -253,7 +285,13 @@ void ReplicaListener::Serve(std::shared_ptr<Conn> conn) {
         lumen::internal::DeserializeInto(payload.data(), payload.size(), &request, "the request");
     Response response = parsed.ok() ? handler_(std::move(request))
                                     : Response::Error(400, std::string(parsed.message()));
-    std::string frame = Frame(id, lumen::internal::Serialize(response));
+    std::string answer = lumen::internal::Serialize(response);
+    if (answer.size() > kMaxPayloadBytes) {
+      answer = lumen::internal::Serialize(Response::Error(
+          500, "the answer is " + std::to_string(answer.size()) + " bytes; at most " +
+                   std::to_string(kMaxPayloadBytes) + " go through the serving data plane"));
+    }
+    std::string frame = Frame(id, answer);
     bool written;
     {
       std::lock_guard<std::mutex> write(conn->write_mu);
@@ -329,6 +367,12 @@ size_t ReplicaChannel::in_flight() const {
 
 void ReplicaChannel::Call(const Request& request, Done done) {
   std::string payload = lumen::internal::Serialize(request);
+  if (payload.size() > kMaxPayloadBytes) {
+    done(absl::ResourceExhaustedError("the request is " + std::to_string(payload.size()) +
+                                      " bytes; at most " + std::to_string(kMaxPayloadBytes) +
+                                      " go through the serving data plane"));
+    return;
+  }
   State& s = *state_;
   std::unique_lock<std::mutex> write(s.write_mu);
   std::unique_lock<std::mutex> lock(s.mu);

@@ -47,7 +47,8 @@ class ReplicaListener {
   ReplicaListener() = default;
   void AcceptLoop();
   void Serve(std::shared_ptr<Conn> conn);
-  void Spawn(std::shared_ptr<Conn> conn);
+  // Starts another thread for `conn`; false (logged) when none can start.
+  bool Spawn(std::shared_ptr<Conn> conn);
 
   std::string address_;
   std::string token_;

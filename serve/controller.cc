@@ -292,7 +292,7 @@ void Controller::Start(App& app, Deployment& d) {
   r.id = d.config.name + "#" + std::to_string(d.next_index++);
   auto creator = Actor(serve::Replica::Create)
                      .SetResources(d.config.resources)
-                     .SetMaxConcurrency(d.config.max_ongoing_requests + 4)
+                     .SetMaxConcurrency(4)  // control calls; requests come on the data plane
                      .SetMaxRestarts(0);
   Json options = {{"max_ongoing", d.config.max_ongoing_requests}};
   for (const auto& f : app.config.shipped) {

@@ -66,10 +66,10 @@ Dispatcher::~Dispatcher() {
     std::lock_guard<std::mutex> lock(done_mu_);
     stopping_ = true;
   }
-  done_cv_.notify_all();
   stop_cv_.notify_all();
+  expire_thread_.join();  // first: it may still hand answers to the done thread
+  done_cv_.notify_all();
   done_thread_.join();
-  expire_thread_.join();
 }
 
 Dispatcher& Dispatcher::Default() {
@@ -204,7 +204,8 @@ void Dispatcher::Apply(const RouteTable& table, Outbox* out) {
     }
   }
   for (auto it = channels_.begin(); it != channels_.end();) {
-    if (live.count(it->first) || it->second->in_flight() > 0) {
+    // An outbox made under mu_ may hold it for a send not made yet.
+    if (live.count(it->first) || it->second->in_flight() > 0 || it->second.use_count() > 1) {
       ++it;
     } else {
       out->dropped.push_back(std::move(it->second));
@@ -214,9 +215,10 @@ void Dispatcher::Apply(const RouteTable& table, Outbox* out) {
 }
 
 std::shared_ptr<ReplicaChannel> Dispatcher::ChannelTo(const std::string& address,
-                                                      lumen::internal::Runtime* rt) {
+                                                      lumen::internal::Runtime* rt, Outbox* out) {
   std::shared_ptr<ReplicaChannel>& c = channels_[address];
-  if (!c || c->broken()) c = std::make_shared<ReplicaChannel>(address, rt->ClusterToken());
+  if (c && c->broken()) out->dropped.push_back(std::move(c));  // closed outside mu_
+  if (!c) c = std::make_shared<ReplicaChannel>(address, rt->ClusterToken());
   return c;
 }
 
@@ -323,28 +325,12 @@ void Dispatcher::Pump(const std::string& app, const std::string& name, Outbox* o
     d.ongoing++;
     p->attempts++;
     std::string replica = d.router->id(i);
+    d.in_flight.insert(p);
     auto answer = [this, app, name, replica, p](absl::StatusOr<Response> result) {
       OnAnswer(app, name, replica, p, std::move(result));
     };
-    if (!d.replicas[i].address.empty()) {
-      out->sends.push_back([channel = ChannelTo(d.replicas[i].address, rt), p, answer] {
-        channel->Call(p->request, answer);
-      });
-      continue;
-    }
-    out->sends.push_back([this, rt, actor = d.replicas[i].actor, p, replica, answer] {
-      ObjectRef<Response> ref =
-          ActorHandle<Replica>(actor).Task(&Replica::Handle).Remote(p->request);
-      rt->OnReady(ref.ID(), [this, replica, ref,
-                             answer](absl::StatusOr<std::shared_ptr<lumen::internal::Buffer>> got) {
-        OnDoneThread([replica, ref, answer, got = std::move(got)] {
-          if (!got.ok()) return answer(got.status());
-          Response r;
-          absl::Status s = lumen::internal::DeserializeInto((*got)->data(), (*got)->size(), &r,
-                                                            "the answer of " + replica);
-          answer(s.ok() ? absl::StatusOr<Response>(std::move(r)) : s);
-        });
-      });
+    out->sends.push_back([channel = ChannelTo(d.replicas[i].address, rt, out), p, answer] {
+      channel->Call(p->request, answer);
     });
   }
 }
@@ -360,6 +346,7 @@ void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
     if (known) {
       Deployment& d = a->second.deployments[name];
       d.ongoing = std::max(0, d.ongoing - 1);
+      d.in_flight.erase(p);
       for (int i = 0; i < static_cast<int>(d.router->size()); ++i) {
         if (d.router->id(i) != replica) continue;
         d.router->Finished(i);
@@ -412,6 +399,15 @@ void Dispatcher::ExpireLoop() {
           waiting.push_back(app);
         }
         for (auto& [name, d] : a.deployments) {
+          // Sent and not answered in time: answered now; the replica's slot
+          // stays taken until it answers (or its connection is lost).
+          for (const auto& p : d.in_flight) {
+            if (now >= p->deadline_ms && !p->answered->exchange(true)) {
+              out.emplace_back(p->done, absl::DeadlineExceededError(
+                                            "a replica of " + name +
+                                            " did not answer within the request's timeout"));
+            }
+          }
           for (auto it = d.queue.begin(); it != d.queue.end();) {
             auto& p = *it;
             if (now < p->deadline_ms) {

@@ -8,11 +8,12 @@
 // request. Tables come from the controller (SetTable) or from the GCS KV,
 // read again when older than `refresh_ms`.
 //
-// Requests go to a replica over its data plane (channel.h) when the table
-// gives its address, else as actor calls.
+// Requests go to a replica over its data plane (channel.h). A request sent
+// and not answered by its timeout is answered DEADLINE_EXCEEDED (504) too.
 //
-// Thread-safe. Answers run on the dispatcher's own thread or a channel's
-// reader, never under its lock; keep them short.
+// Thread-safe. Answers run on the dispatcher's own thread, a channel's
+// reader, or (for a connection already lost) the sending thread; never
+// under its lock; keep them short.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +88,7 @@ class Dispatcher {
     std::unique_ptr<Router> router;
     std::vector<ReplicaRoute> replicas;  // by router index
     std::deque<std::shared_ptr<Pending>> queue;
+    std::set<std::shared_ptr<Pending>> in_flight;  // sent, not answered by the replica yet
     int ongoing = 0;
   };
   struct App {
@@ -108,8 +111,10 @@ class Dispatcher {
   // Sends what the queue's head can send now; sends and answers collect in `out`.
   void Pump(const std::string& app, const std::string& name, Outbox* out);  // mu_ held
   // The open channel to `address` (made now if there is none or it broke).
+  // A broken one goes to `out` (closed once mu_ is released).
   std::shared_ptr<ReplicaChannel> ChannelTo(const std::string& address,
-                                            lumen::internal::Runtime* rt);  // mu_ held
+                                            lumen::internal::Runtime* rt,
+                                            Outbox* out);  // mu_ held
   void OnAnswer(const std::string& app, const std::string& name, const std::string& replica,
                 std::shared_ptr<Pending> p, absl::StatusOr<Response> result);
   // Sends first, then the answers on the done thread.

@@ -108,6 +108,7 @@ absl::Status ServeInstance::Deploy(const ServeConfig& config) {
                                           file + ": " + std::string(content.status().message()));
       }
       ShippedFile f{std::filesystem::path(file).filename().string(), Sha256Hex(*content)};
+      std::lock_guard<std::mutex> lock(upload_mu_);  // Deploy may come from two threads
       if (!uploaded_.count(f.digest)) {
         absl::Status put =
             lumen::internal::CurrentRuntime()->KvPut(kCodeNamespace, f.digest, *content);

@@ -63,6 +63,7 @@ class ServeInstance {
   std::unique_ptr<HttpServer> admin_;
   mutable std::mutex fleet_mu_;
   std::unique_ptr<ProxyFleet> fleet_;
+  std::mutex upload_mu_;
   std::set<std::string> uploaded_;  // digests of shipped code files
 };
 

@@ -128,7 +128,7 @@ void ProxyFleet::Tick() {
     if (auto got = TakeIfReady(m.address_call)) {
       if (got->ok()) {
         m.state = "RUNNING";
-        m.address = Json::parse(**got);
+        m.address = Json::parse(**got, nullptr, /*allow_exceptions=*/false);
         m.message.clear();
       } else {
         m.state = "FAILED";

@@ -6,12 +6,10 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
 #include <set>
 #include <stdexcept>
 
 #include "common/file_util.h"
-#include "common/logging.h"
 #include "lumen/api.h"
 #include "serve/channel.h"
 #include "serve/route_table.h"
@@ -43,25 +41,29 @@ void LoadShipped(const std::string& name, const std::string& digest) {
       digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
     throw std::invalid_argument("bad shipped code file '" + name + "' (" + digest + ")");
   }
-  auto* rt = lumen::internal::CurrentRuntime();
-  auto got = rt ? rt->KvGet(kCodeNamespace, digest)
-                : absl::FailedPreconditionError("lumen is not initialized");
-  if (!got.ok()) {
-    throw std::runtime_error("cannot fetch code file " + name + ": " + got.status().ToString());
-  }
-  if (!got->has_value()) {
-    throw std::runtime_error("code file " + name + " (" + digest.substr(0, 12) +
-                             ") is not in the cluster; deploy the application again");
-  }
-  if (Sha256Hex(**got) != digest) {
-    throw std::runtime_error("code file " + name + " does not match its digest");
-  }
-  std::string dir = (std::filesystem::temp_directory_path() /
-                     ("lumen-code-" + std::to_string(::getuid())) / digest)
-                        .string();
+  // Kept in this user's private lumen home; a file found there is loaded
+  // only if it is still what the digest says.
+  std::string base = LumenHome() + "/serve-code";
+  std::string dir = base + "/" + digest;
   std::string path = dir + "/" + name;
-  if (!FileExists(path)) {
-    absl::Status s = MakeDirs(dir);
+  auto kept = ReadFile(path);
+  if (!kept.ok() || Sha256Hex(*kept) != digest) {
+    auto* rt = lumen::internal::CurrentRuntime();
+    auto got = rt ? rt->KvGet(kCodeNamespace, digest)
+                  : absl::FailedPreconditionError("lumen is not initialized");
+    if (!got.ok()) {
+      throw std::runtime_error("cannot fetch code file " + name + ": " + got.status().ToString());
+    }
+    if (!got->has_value()) {
+      throw std::runtime_error("code file " + name + " (" + digest.substr(0, 12) +
+                               ") is not in the cluster; deploy the application again");
+    }
+    if (Sha256Hex(**got) != digest) {
+      throw std::runtime_error("code file " + name + " does not match its digest");
+    }
+    absl::Status s = EnsurePrivateDir(LumenHome());
+    if (s.ok()) s = EnsurePrivateDir(base);
+    if (s.ok()) s = MakeDirs(dir);
     if (s.ok()) s = WriteFileAtomic(path, **got, 0755);
     if (!s.ok()) throw std::runtime_error("cannot keep code file " + name + ": " + s.ToString());
   }
@@ -150,12 +152,12 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
         std::min(options.is_object() ? options.value("max_ongoing", 8) : 8, kMaxThreadsPerCaller);
     auto listener = ReplicaListener::Start(rt->ListenHost(), rt->ClusterToken(), threads,
                                            [replica](Request r) { return replica->Handle(r); });
-    if (listener.ok()) {
-      replica->listener_ = std::move(*listener);
-    } else {  // requests come as actor calls instead
-      LUMEN_LOG_WARN("serve: {} has no data plane: {}", replica->deployment_,
-                     listener.status().ToString());
+    if (!listener.ok()) {
+      delete replica;
+      throw std::runtime_error("the replica cannot take requests: " +
+                               std::string(listener.status().message()));
     }
+    replica->listener_ = std::move(*listener);
   }
   return replica;
 }
@@ -289,6 +291,5 @@ ReplicaStats Replica::Stats() {
 
 }  // namespace lumen::serve
 
-LUMEN_REMOTE(lumen::serve::Replica::Create, &lumen::serve::Replica::Handle,
-             &lumen::serve::Replica::Reconfigure, &lumen::serve::Replica::Health,
-             &lumen::serve::Replica::Stats);
+LUMEN_REMOTE(lumen::serve::Replica::Create, &lumen::serve::Replica::Reconfigure,
+             &lumen::serve::Replica::Health, &lumen::serve::Replica::Stats);

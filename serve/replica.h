@@ -1,7 +1,7 @@
 // The actor that hosts one replica of a deployment: it makes the user's
-// object from its registered class (LUMEN_DEPLOYMENT) and answers requests,
-// health checks, reconfigurations and load reports. Threaded: requests run
-// on up to max_ongoing_requests threads at once, control calls beside them.
+// object from its registered class (LUMEN_DEPLOYMENT), takes requests on its
+// data plane (channel.h; up to max_ongoing_requests at once per caller) and
+// answers health checks, reconfigurations and load reports as actor calls.
 #pragma once
 
 #include <chrono>
@@ -43,6 +43,7 @@ class Replica {
                          std::string options_json);
   ~Replica();
 
+  // One request (from the data plane, channel.h).
   Response Handle(Request request);
   // "" once applied; else why not.
   std::string Reconfigure(std::string user_config_json);
