@@ -116,7 +116,7 @@ void ProxyFleet::Loop() {
 }
 
 void ProxyFleet::Tick() {
-  auto nodes = Nodes();
+  auto nodes = Nodes(/*ask_each_node=*/false);
   if (!nodes.ok()) return;  // the GCS is away: keep what runs
   std::set<NodeId> alive;
   for (const auto& n : *nodes) {

@@ -289,7 +289,7 @@ RuntimeContext GetRuntimeContext() {
   return RuntimeContext();
 }
 
-absl::StatusOr<std::vector<NodeInfo>> Nodes() {
+absl::StatusOr<std::vector<NodeInfo>> Nodes(bool ask_each_node) {
   auto* core = dynamic_cast<worker::CoreWorker*>(internal::CurrentRuntime());
   if (core == nullptr) return internal::NotInitializedError();
   auto all = rpc::CallSync<proto::GetAllNodesReply>([&](auto cb) {
@@ -298,7 +298,7 @@ absl::StatusOr<std::vector<NodeInfo>> Nodes() {
   if (!all.ok()) return all.status();
   std::vector<NodeInfo> out;
   for (proto::NodeInfo n : all->nodes()) {
-    if (n.state() == proto::NodeInfo::ALIVE) {
+    if (ask_each_node && n.state() == proto::NodeInfo::ALIVE) {
       rpc::NodeManagerClient client(rpc::JoinHostPort(n.address().host(), n.address().port()),
                                     core->token(), nullptr);
       auto fresh = rpc::CallSync<proto::GetNodeStatsReply>([&](auto cb) {

@@ -256,8 +256,10 @@ struct NodeInfo {
   int64_t bytes_pulled = 0;
 };
 
-// Every node the cluster knows, with fresh figures from each live one.
-absl::StatusOr<std::vector<NodeInfo>> Nodes();
+// Every node the cluster knows, with fresh figures from each live one
+// (one call to each); `ask_each_node` false: the GCS's view alone, with
+// figures as last reported (one call, for watching membership).
+absl::StatusOr<std::vector<NodeInfo>> Nodes(bool ask_each_node = true);
 
 struct RuntimeContext {
   JobId job;
