@@ -2,7 +2,6 @@
 #include "serve/replica.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
