@@ -173,32 +173,21 @@ void Controller::Tick() {
 void Controller::Poll(App& app, Deployment& d, Replica& r) {
   auto now = Clock::now();
   if (r.state == State::kStarting) {
-    // Running once made and its first load report (with its data plane's
-    // address) is in.
-    absl::Status ready = r.stats_call ? absl::OkStatus() : r.actor.Ready(0);
-    if (ready.ok() && !r.stats_call) {
-      r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();
-      r.stats_sent = now;
-      return;
-    }
-    if (ready.ok()) {
-      auto s = TakeIfReady(r.stats_call);
-      if (!s) return;
-      ready = s->status();
-      if (ready.ok()) {
-        r.stats = **s;
-        r.node = r.stats.node;
-        r.state = State::kRunning;
-        r.since = now;
-        d.start_failures = 0;
-        d.message.clear();
-        app.dirty = true;
-        return;
-      }
-    }
-    if (ready.code() != absl::StatusCode::kDeadlineExceeded) {
+    // Running once its first load report (sent with its creation, carrying
+    // its data plane's address) is in; a failed creation fails that call.
+    auto s = TakeIfReady(r.stats_call);
+    if (!s) return;
+    if (s->ok()) {
+      r.stats = **s;
+      r.node = r.stats.node;
+      r.state = State::kRunning;
+      r.since = now;
+      d.start_failures = 0;
+      d.message.clear();
+      app.dirty = true;
+    } else {
       d.start_failures++;
-      d.message = "replica " + r.id + " failed to start: " + std::string(ready.message());
+      d.message = "replica " + r.id + " failed to start: " + std::string(s->status().message());
       LUMEN_LOG_WARN("serve: {}", d.message);
       d.retry_after =
           now + std::chrono::milliseconds(std::min(5'000, 250 << std::min(d.start_failures, 5)));
@@ -304,6 +293,8 @@ void Controller::Start(App& app, Deployment& d) {
   }
   r.actor = creator.Remote(app.config.name, d.config.name, r.id, d.config.cls,
                            d.config.init_args.dump(), d.user_config, options.dump());
+  r.stats_call = r.actor.Task(&serve::Replica::Stats).Remote();  // answered once it runs
+  r.stats_sent = Clock::now();
   r.version = d.version;
   r.since = Clock::now();
   d.replicas.push_back(std::move(r));

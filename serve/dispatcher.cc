@@ -183,7 +183,6 @@ void Dispatcher::Apply(const RouteTable& table, Outbox* out) {
     d.route = route;
     std::vector<std::string> ids;
     for (const auto& r : route.replicas) ids.push_back(r.id);
-    d.replicas = route.replicas;
     d.router->SetReplicas(ids, now);
     for (const auto& r : route.replicas) d.router->Report(r.id, r.load);
   }
@@ -200,7 +199,7 @@ void Dispatcher::Apply(const RouteTable& table, Outbox* out) {
   std::set<std::string> live;
   for (const auto& [name, a] : apps_) {
     for (const auto& [dname, d] : a.deployments) {
-      for (const auto& r : d.replicas) live.insert(r.address);
+      for (const auto& r : d.route.replicas) live.insert(r.address);
     }
   }
   for (auto it = channels_.begin(); it != channels_.end();) {
@@ -252,7 +251,8 @@ std::map<std::pair<std::string, std::string>, Dispatcher::DeploymentCounters> Di
   std::map<std::pair<std::string, std::string>, DeploymentCounters> out;
   for (const auto& [name, app] : apps_) {
     for (const auto& [dname, d] : app.deployments) {
-      out[{name, dname}] = {d.queue.size(), d.ongoing, d.replicas.size()};
+      out[{name, dname}] = {d.queue.size(), static_cast<int>(d.in_flight.size()),
+                            d.route.replicas.size()};
     }
   }
   return out;
@@ -322,14 +322,13 @@ void Dispatcher::Pump(const std::string& app, const std::string& name, Outbox* o
     if (i < 0) return;  // every candidate is full: wait for a Finished
     d.queue.pop_front();
     d.router->Started(i);
-    d.ongoing++;
     p->attempts++;
     std::string replica = d.router->id(i);
     d.in_flight.insert(p);
     auto answer = [this, app, name, replica, p](absl::StatusOr<Response> result) {
       OnAnswer(app, name, replica, p, std::move(result));
     };
-    out->sends.push_back([channel = ChannelTo(d.replicas[i].address, rt, out), p, answer] {
+    out->sends.push_back([channel = ChannelTo(d.route.replicas[i].address, rt, out), p, answer] {
       channel->Call(p->request, answer);
     });
   }
@@ -345,7 +344,6 @@ void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
     bool known = a != apps_.end() && a->second.deployments.count(name);
     if (known) {
       Deployment& d = a->second.deployments[name];
-      d.ongoing = std::max(0, d.ongoing - 1);
       d.in_flight.erase(p);
       for (int i = 0; i < static_cast<int>(d.router->size()); ++i) {
         if (d.router->id(i) != replica) continue;
@@ -353,14 +351,11 @@ void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
         if (!result.ok() && Retryable(result.status())) {
           // Gone: route around it until the controller's next table.
           std::vector<std::string> ids;
-          std::vector<ReplicaRoute> replicas;
           for (int j = 0; j < static_cast<int>(d.router->size()); ++j) {
-            if (j == i) continue;
-            ids.push_back(d.router->id(j));
-            replicas.push_back(d.replicas[j]);
+            if (j != i) ids.push_back(d.router->id(j));
           }
           d.router->SetReplicas(ids, NowMs());
-          d.replicas = std::move(replicas);
+          d.route.replicas.erase(d.route.replicas.begin() + i);
           a->second.fetched_ms = 0;
         }
         break;
@@ -416,9 +411,10 @@ void Dispatcher::ExpireLoop() {
             }
             if (!p->answered->exchange(true)) {
               out.emplace_back(
-                  p->done, absl::DeadlineExceededError(
-                               "no replica of " + name + " took the request within its timeout" +
-                               (d.replicas.empty() ? " (it has no running replica yet)" : "")));
+                  p->done,
+                  absl::DeadlineExceededError(
+                      "no replica of " + name + " took the request within its timeout" +
+                      (d.route.replicas.empty() ? " (it has no running replica yet)" : "")));
             }
             it = d.queue.erase(it);
           }

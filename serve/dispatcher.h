@@ -84,12 +84,10 @@ class Dispatcher {
     std::shared_ptr<std::atomic<bool>> answered = std::make_shared<std::atomic<bool>>(false);
   };
   struct Deployment {
-    DeploymentRoute route;
+    DeploymentRoute route;  // its replicas by router index
     std::unique_ptr<Router> router;
-    std::vector<ReplicaRoute> replicas;  // by router index
     std::deque<std::shared_ptr<Pending>> queue;
     std::set<std::shared_ptr<Pending>> in_flight;  // sent, not answered by the replica yet
-    int ongoing = 0;
   };
   struct App {
     RouteTable table;
