@@ -25,9 +25,10 @@
 #include "CLI/CLI.hpp"
 #include "common/process.h"
 #include "lumen/api.h"
+#include "serve/client.h"
 #include "serve/config.h"
 #include "serve/http_client.h"
-#include "serve/instance.h"
+#include "serve/json_util.h"
 
 namespace {
 
@@ -92,26 +93,16 @@ void Row(const std::string& name, const WrkResult& one, const WrkResult& many) {
             << std::setw(10) << many.p50_ms << std::setw(10) << many.p99_ms << "\n";
 }
 
-// An app of Echo replicas at /NAME.
-lumen::serve::ServeConfig EchoApp(const std::string& name, const std::string& router, int replicas,
-                                  lumen::Json init_args, int max_ongoing) {
-  lumen::serve::ServeConfig c;
-  lumen::serve::AppConfig app;
-  app.name = name;
-  app.route_prefix = "/" + name;
-  app.code = {LUMEN_OCR_APP};
-  app.ingress = "Echo";
-  lumen::serve::DeploymentConfig d;
-  d.name = d.cls = "Echo";
-  d.num_replicas = replicas;
-  d.resources = {{"CPU", 0.01}};
-  d.router = router;
-  d.max_ongoing_requests = max_ongoing;
-  d.max_queued_requests = -1;
-  d.init_args = std::move(init_args);
-  app.deployments.push_back(d);
-  c.applications.push_back(app);
-  return c;
+// A config of one app of Echo replicas at /NAME (YAML; JSON values are
+// YAML flow).
+std::string EchoApp(const std::string& name, const std::string& router, int replicas,
+                    const lumen::Json& init_args, int max_ongoing) {
+  return "applications:\n  - name: " + name + "\n    route_prefix: /" + name +
+         "\n    code: " + LUMEN_OCR_APP + "\n    ingress: Echo\n    deployments:\n" +
+         "      - {name: Echo, num_replicas: " + std::to_string(replicas) +
+         ", resources: {CPU: 0.01}, router: " + router +
+         ", max_ongoing_requests: " + std::to_string(max_ongoing) +
+         ", max_queued_requests: -1, init_args: " + lumen::serve::DumpJson(init_args) + "}\n";
 }
 
 }  // namespace
@@ -132,36 +123,46 @@ int main(int argc, char** argv) {
   lumen::Config config;
   config.local_nodes = 1;
   config.local_node_resources = {{"CPU", 8}};
-  std::vector<std::string> code = lumen::serve::ServeLibraryPaths();
-  code.push_back(LUMEN_OCR_APP);
-  config.code_paths = code;
+  config.code_paths = lumen::serve::ServeLibraryPaths();
   if (auto s = lumen::Init(config); !s.ok()) {
     std::cerr << s << "\n";
     return 1;
   }
   int status = 0;
   {
-    auto instance =
-        lumen::serve::ServeInstance::Start({.http_port = 0, .proxy_threads = 1, .code = code});
-    if (!instance.ok()) {
-      std::cerr << instance.status() << "\n";
+    auto started = lumen::serve::EnsureServeRunning({.http_port = 0});
+    if (!started.ok()) {
+      std::cerr << started.status() << "\n";
       return 1;
     }
-    auto& serve = **instance;
-    auto settle = [&] {
-      for (int i = 0; i < 3000 && !serve.controller().Settled(); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+    lumen::serve::AdminClient serve(started->admin,
+                                    lumen::internal::CurrentRuntime()->ClusterToken());
+    auto deploy = [&](const std::string& yaml) {
+      auto r = serve.DeployText(yaml, "bench.yaml", "/");
+      if (!r.ok()) std::cerr << "deploy: " << r.status() << "\n";
+      auto running = serve.WaitRunning(60'000);
+      if (!running.ok()) std::cerr << running.status() << "\n";
     };
-    int lumen_port = serve.http_port();
+    int lumen_port = 0;
+    for (int i = 0; i < 600 && lumen_port == 0; ++i) {  // the node's proxy, once it runs
+      auto s = serve.Status();
+      if (s.ok()) {
+        for (const auto& p : (*s)["proxies"]) {
+          std::string http = p.value("http", "");
+          if (p.value("state", "") == "RUNNING" && !http.empty()) {
+            lumen_port = std::stoi(http.substr(http.rfind(':') + 1));
+          }
+        }
+      }
+      if (lumen_port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     std::cout << "duration " << duration
               << " s per run; latency with 1 connection, throughput with " << connections << "\n\n";
     std::cout << std::left << std::setw(26) << "target" << std::right << std::setw(10) << "p50 ms"
               << std::setw(10) << "p99 ms" << std::setw(12) << "req/s" << std::setw(10) << "p50 ms"
               << std::setw(10) << "p99 ms"
               << "\n";
-    (void)serve.Deploy(EchoApp("noop", "pow2", 1, lumen::Json::object(), 256));
-    settle();
+    deploy(EchoApp("noop", "pow2", 1, lumen::Json::object(), 256));
     (void)Wrk(lumen_port, "/noop", connections, 2);  // warm up
     WrkResult lumen_one = Wrk(lumen_port, "/noop", 1, duration);
     WrkResult lumen_many = Wrk(lumen_port, "/noop", connections, duration);
@@ -223,8 +224,7 @@ int main(int argc, char** argv) {
       for (std::string router : {"rr", "pow2", "swrr", "queue"}) {
         // Its own app: replicas Echo#1..#4 from the first deploy on (a
         // router change keeps them).
-        (void)serve.Deploy(EchoApp("uneven", router, 4, uneven, 8));
-        settle();
+        deploy(EchoApp("uneven", router, 4, uneven, 8));
         // Warm up: swrr learns the weights.
         (void)Wrk(lumen_port, "/uneven", router_connections, 3);
         WrkResult r = Wrk(lumen_port, "/uneven", router_connections, duration);
@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
       }
     }
   }
+  (void)lumen::serve::StopServe(lumen::internal::CurrentRuntime()->ClusterToken());
   lumen::Shutdown();
   return status;
 }

@@ -85,16 +85,18 @@ struct ServeFlags {
   std::string app;      // delete
   std::string address;  // the cluster's GCS (run: empty starts a local one)
   std::string token;
-  int nodes = 1;                  // run: local cluster nodes
-  std::vector<std::string> code;  // start: code libraries
-  int http_port = -1;             // start/run: overrides the file's
-  bool json = false;              // status
-  std::string admin;              // deploy/status/delete: the admin API, instead of the GCS's word
+  int nodes = 1;        // run: local cluster nodes
+  int http_port = -1;   // start/run: overrides the file's
+  int grpc_port = -2;   // start/run: overrides the file's (-1: none; -2: not given)
+  int admin_port = -1;  // start/run: the admin API's port (default any free)
+  bool json = false;    // status
+  std::string admin;    // deploy/status/delete: the admin API, instead of the GCS's word
 };
 int ServeRun(const ServeFlags& flags);
 int ServeStart(const ServeFlags& flags);
 int ServeDeploy(const ServeFlags& flags);
 int ServeStatus(const ServeFlags& flags);
 int ServeDelete(const ServeFlags& flags);
+int ServeShutdown(const ServeFlags& flags);
 
 }  // namespace lumen::cli

@@ -54,6 +54,11 @@ int RunGcsServer(const GcsServerFlags& flags) {
   config.host = flags.host;
   config.port = flags.port;
   config.token = TokenFromEnv();
+  if (config.token.empty()) {
+    std::cerr << "lumen gcs-server: no cluster token: set LUMEN_TOKEN (lumen start does); a "
+                 "server without one would accept every call\n";
+    return 2;
+  }
   config.session_dir = flags.session_dir;
   config.node_timeout_ms = flags.node_timeout_ms;
   config.heartbeat_period_ms = flags.heartbeat_ms;
@@ -81,6 +86,11 @@ int RunNodeManager(const NodeManagerFlags& flags) {
   node::NodeManagerConfig config;
   config.gcs_address = flags.gcs;
   config.token = TokenFromEnv();
+  if (config.token.empty()) {
+    std::cerr << "lumen node-manager: no cluster token: set LUMEN_TOKEN (lumen start does); a "
+                 "server without one would accept every call\n";
+    return 2;
+  }
   config.host = flags.host;
   config.port = flags.port;
   config.is_head = flags.head;

@@ -86,15 +86,20 @@ int Run(int argc, char** argv) {
   srun->add_option("--http-port", sv.http_port, "override the file's http.port (0: any free)")
       ->check(CLI::Range(0, 65535));
   auto* sstart = serve->add_subcommand(
-      "start", "run the serve runtime in the foreground in a running cluster, for `serve deploy`");
+      "start", "start serve in a running cluster (it keeps running after this command exits)");
   cluster_flags(sstart);
-  sstart->add_option("--code", sv.code, "application libraries deployments may come from");
-  sstart->add_option("--http-port", sv.http_port, "HTTP port (default 8000; 0: any free)")
+  sstart
+      ->add_option("--http-port", sv.http_port,
+                   "HTTP port on every node (default 8000; 0: any free)")
+      ->check(CLI::Range(0, 65535));
+  sstart->add_option("--grpc-port", sv.grpc_port, "gRPC ingress port (default none; 0: any free)")
+      ->check(CLI::Range(0, 65535));
+  sstart->add_option("--admin-port", sv.admin_port, "admin API port on loopback (default any free)")
       ->check(CLI::Range(0, 65535));
   auto admin_flag = [&](CLI::App* c) {
     c->add_option("--admin", sv.admin,
-                  "the serve process's admin API HOST:PORT (printed by serve run/start); "
-                  "no cluster address or token needed");
+                  "the admin API's HOST:PORT (printed by serve start), instead of asking the "
+                  "cluster; the cluster token is still needed");
   };
   auto* sdeploy = serve->add_subcommand(
       "deploy", "make FILE's applications the running ones (only what changed changes)");
@@ -110,7 +115,12 @@ int Run(int argc, char** argv) {
   cluster_flags(sdelete);
   admin_flag(sdelete);
 
+  auto* sshutdown = serve->add_subcommand(
+      "shutdown", "delete every application and stop serve (proxies, controllers, manager)");
+  cluster_flags(sshutdown);
+
   CLI11_PARSE(app, argc, argv);
+  if (*sshutdown) return lumen::cli::ServeShutdown(sv);
   if (*srun) return lumen::cli::ServeRun(sv);
   if (*sstart) return lumen::cli::ServeStart(sv);
   if (*sdeploy) return lumen::cli::ServeDeploy(sv);

@@ -1,84 +1,81 @@
-// `lumen serve run|start|deploy|status|delete`.
+// `lumen serve run|start|deploy|status|delete|shutdown`. Serve itself runs
+// in the cluster (a detached manager actor, controllers and proxies; see
+// serve/manager.h): these commands start it where it is missing and talk
+// to its admin API with the cluster token, then exit.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
 #include "lumen/api.h"
 #include "rpc/gcs_client.h"
 #include "rpc/rpc.h"
-#include "serve/http_client.h"
-#include "serve/instance.h"
+#include "serve/client.h"
+#include "serve/json_util.h"
+#include "serve/route_table.h"
 
 namespace lumen::cli {
 namespace {
 
-// Runs the serve runtime in this process until SIGINT, SIGTERM or SIGHUP.
-int RunInstance(const ServeFlags& f, std::optional<serve::ServeConfig> config,
-                std::vector<std::string> code) {
-  sigset_t stop_signals = BlockStopSignals();
-  Config c;
-  c.address = f.address;
-  c.token = f.token;
-  c.local_nodes = std::max(1, f.nodes);
-  std::vector<std::string> serve_code = serve::ServeLibraryPaths();
-  code.insert(code.begin(), serve_code.begin(), serve_code.end());
-  c.code_paths = code;
-  if (absl::Status s = Init(c); !s.ok())
-    return Fail("cannot start lumen: " + std::string(s.message()));
-  serve::InstanceOptions o;
-  o.code = code;
-  if (config) {
+serve::ManagerOptions OptionsOf(const ServeFlags& f, const serve::ServeConfig* config) {
+  serve::ManagerOptions o;
+  if (config != nullptr) {
     o.http_host = config->http_host;
     o.http_port = config->http_port;
     o.grpc_port = config->grpc_port;
-    o.proxy_every_node = config->proxy_location == "EveryNode";
+    o.proxy_location = config->proxy_location;
   }
   if (f.http_port >= 0) o.http_port = f.http_port;
-  auto instance = serve::ServeInstance::Start(o);
-  if (!instance.ok()) {
-    Shutdown();
-    return Fail(std::string(instance.status().message()));
-  }
-  if (config) {
-    if (absl::Status s = (*instance)->Deploy(*config); !s.ok()) {
-      instance->reset();
-      Shutdown();
-      return Fail(std::string(s.message()));
-    }
-  }
-  std::cout << "lumen serve: HTTP on http://" << o.http_host << ":" << (*instance)->http_port()
-            << ((*instance)->grpc_port() >= 0
-                    ? ", gRPC on " + o.http_host + ":" + std::to_string((*instance)->grpc_port())
-                    : std::string())
-            << ", admin on 127.0.0.1:" << (*instance)->admin_port() << " (Ctrl-C stops)\n"
-            << "lumen serve: manage it with lumen serve status|deploy|delete --admin 127.0.0.1:"
-            << (*instance)->admin_port() << std::endl;
-  int sig = WaitForStopSignal(stop_signals);
-  std::cout << "lumen serve: stopping (" << strsignal(sig) << ")" << std::endl;
-  instance->reset();
-  Shutdown();
-  return 0;
+  if (f.grpc_port != -2) o.grpc_port = f.grpc_port;
+  if (f.admin_port >= 0) o.admin_port = f.admin_port;
+  return o;
 }
 
-// The admin API's HOST:PORT from the cluster's KV.
-absl::StatusOr<std::pair<std::string, int>> AdminAddress(const ServeFlags& f) {
+// Joins the cluster as a short-lived driver whose code package holds
+// serve's libraries (the manager's job), and makes sure serve runs.
+absl::StatusOr<serve::ServeEndpoints> StartServe(const ServeFlags& f,
+                                                 const serve::ManagerOptions& options,
+                                                 bool local_cluster) {
+  Config c;
+  c.address = f.address;
+  if (!local_cluster && c.address.empty()) {
+    auto address = ClusterAddress(f.address);
+    if (!address.ok()) return address.status();
+    c.address = *address;
+  }
+  c.token = ResolveToken(f.token);
+  c.local_nodes = std::max(1, f.nodes);
+  c.code_paths = serve::ServeLibraryPaths();
+  if (absl::Status s = Init(c); !s.ok()) {
+    return absl::UnavailableError("cannot join the cluster: " + std::string(s.message()));
+  }
+  return serve::EnsureServeRunning(options);
+}
+
+void PrintEndpoints(const serve::ServeEndpoints& e) {
+  const serve::ManagerOptions& o = e.options;
+  std::cout << "lumen serve: " << (e.started ? "started" : "already running") << "; HTTP on "
+            << o.http_host << ":" << o.http_port << " on every node"
+            << (o.grpc_port >= 0 ? ", gRPC on port " + std::to_string(o.grpc_port) : "")
+            << ", admin API on " << e.admin << std::endl;
+}
+
+// The admin API's HOST:PORT: --admin, else the cluster's word (GCS KV),
+// read without joining the cluster. NOT_FOUND when serve does not run.
+absl::StatusOr<std::string> AdminAddress(const ServeFlags& f) {
   if (!f.admin.empty()) {
     size_t colon = f.admin.rfind(':');
     int port = 0;
     if (colon == std::string::npos || colon == 0 ||
         !absl::SimpleAtoi(f.admin.substr(colon + 1), &port) || port < 1 || port > 65535) {
       return absl::InvalidArgumentError("--admin " + f.admin +
-                                        ": expected HOST:PORT, as `lumen serve run` prints it");
+                                        ": expected HOST:PORT, as `lumen serve start` prints it");
     }
-    return std::make_pair(f.admin.substr(0, colon), port);
+    return f.admin;
   }
   auto address = ClusterAddress(f.address);
   if (!address.ok()) return address.status();
@@ -93,32 +90,10 @@ absl::StatusOr<std::pair<std::string, int>> AdminAddress(const ServeFlags& f) {
                                   std::string(got.status().message()));
   }
   if (!got->found() || got->value().empty()) {
-    return absl::NotFoundError("no serve instance runs in the cluster at " + *address +
-                               ": start one with `lumen serve start --code LIB.so` (or run an "
-                               "application in the foreground with `lumen serve run FILE`)");
+    return absl::NotFoundError("serve does not run in the cluster at " + *address +
+                               ": `lumen serve deploy FILE` starts it (or `lumen serve start`)");
   }
-  const std::string& v = got->value();
-  size_t colon = v.rfind(':');
-  return std::make_pair(v.substr(0, colon), std::stoi(v.substr(colon + 1)));
-}
-
-int AdminCall(const ServeFlags& f, const std::string& method, const std::string& target,
-              const std::string& body, const std::map<std::string, std::string>& headers,
-              serve::Response* out) {
-  auto admin = AdminAddress(f);
-  if (!admin.ok()) return Fail(std::string(admin.status().message()));
-  auto r = serve::HttpCall(admin->first, admin->second, method, target, body, headers);
-  if (!r.ok()) return Fail(std::string(r.status().message()));
-  if (r->status >= 300) {
-    std::string msg = r->body;
-    try {
-      msg = Json::parse(r->body).value("error", r->body);
-    } catch (...) {
-    }
-    return Fail(msg);
-  }
-  *out = *r;
-  return 0;
+  return got->value();
 }
 
 void PrintStatus(const Json& status) {
@@ -162,29 +137,50 @@ void PrintStatus(const Json& status) {
 }  // namespace
 
 int ServeRun(const ServeFlags& f) {
-  auto config = serve::LoadServeConfig(f.file);
+  auto config = serve::LoadServeConfig(f.file);  // said here, with the line, before anything runs
   if (!config.ok()) {
     Fail(std::string(config.status().message()));
     return 2;
   }
-  std::vector<std::string> code;
-  for (const auto& app : config->applications) {
-    for (const auto& file : app.code) {
-      if (std::find(code.begin(), code.end(), file) == code.end()) code.push_back(file);
-    }
+  sigset_t stop_signals = BlockStopSignals();
+  bool local = f.address.empty();
+  auto serve = StartServe(f, OptionsOf(f, &*config), local);
+  if (!serve.ok()) {
+    Shutdown();
+    return Fail(std::string(serve.status().message()));
   }
-  return RunInstance(f, *config, code);
+  std::string token = internal::CurrentRuntime()->ClusterToken();
+  auto deployed = serve::AdminClient(serve->admin, token).Deploy(f.file);
+  if (!deployed.ok()) {
+    if (local) Shutdown();  // the local cluster goes, and serve with it
+    return Fail(std::string(deployed.status().message()));
+  }
+  PrintEndpoints(*serve);
+  std::cout << "lumen serve: deployed " << f.file << " (Ctrl-C stops"
+            << (local ? " serve and its local cluster" : " serve") << ")" << std::endl;
+  int sig = WaitForStopSignal(stop_signals);
+  std::cout << "lumen serve: stopping (" << strsignal(sig) << ")" << std::endl;
+  if (!local) {
+    // A shared cluster: take serve down (bounded), leave the cluster.
+    absl::Status s = serve::StopServe(token, 10'000);
+    if (!s.ok()) std::cerr << "lumen serve: could not clean up everything: " << s.message() << "\n";
+  }
+  Shutdown();
+  return 0;
 }
 
 int ServeStart(const ServeFlags& f) {
-  std::vector<std::string> code;
-  for (const auto& c : f.code) {
-    std::error_code ec;
-    auto p = std::filesystem::canonical(c, ec);
-    if (ec) return Fail("--code " + c + ": no such file");
-    code.push_back(p.string());
+  auto serve = StartServe(f, OptionsOf(f, nullptr), /*local_cluster=*/false);
+  if (!serve.ok()) {
+    Shutdown();
+    return Fail(std::string(serve.status().message()));
   }
-  return RunInstance(f, std::nullopt, code);
+  PrintEndpoints(*serve);
+  std::cout << "lumen serve: deploy with `lumen serve deploy FILE`; it keeps running after this "
+               "command exits (`lumen serve shutdown` stops it)"
+            << std::endl;
+  Shutdown();
+  return 0;
 }
 
 int ServeDeploy(const ServeFlags& f) {
@@ -193,16 +189,28 @@ int ServeDeploy(const ServeFlags& f) {
     Fail(std::string(config.status().message()));
     return 2;
   }
-  std::ifstream in(f.file);
-  std::stringstream text;
-  text << in.rdbuf();
-  serve::Response r;
-  int rc = AdminCall(f, "PUT", "/api/serve/applications", text.str(),
-                     {{"x-lumen-file", f.file},
-                      {"x-lumen-base-dir", std::filesystem::current_path().string()},
-                      {"content-type", "application/yaml"}},
-                     &r);
-  if (rc != 0) return rc;
+  auto admin = AdminAddress(f);
+  std::string token = ResolveToken(f.token);
+  bool joined = false;
+  if (!admin.ok() && absl::IsNotFound(admin.status()) && f.admin.empty()) {
+    // Serve is missing: start it (it outlives this command).
+    auto serve = StartServe(f, OptionsOf(f, &*config), /*local_cluster=*/false);
+    joined = true;
+    if (!serve.ok()) {
+      Shutdown();
+      return Fail(std::string(serve.status().message()));
+    }
+    PrintEndpoints(*serve);
+    admin = serve->admin;
+    token = internal::CurrentRuntime()->ClusterToken();
+  }
+  if (!admin.ok()) return Fail(std::string(admin.status().message()));
+  auto deployed = serve::AdminClient(*admin, token).Deploy(f.file);
+  if (joined) Shutdown();
+  if (!deployed.ok()) return Fail(std::string(deployed.status().message()));
+  for (const auto& w : deployed->value("warnings", Json::array())) {
+    std::cerr << "lumen serve: warning: " << w.get<std::string>() << "\n";
+  }
   std::cout << "deployed " << config->applications.size() << " application"
             << (config->applications.size() == 1 ? "" : "s") << " from " << f.file
             << " (lumen serve status shows progress)\n";
@@ -210,23 +218,40 @@ int ServeDeploy(const ServeFlags& f) {
 }
 
 int ServeStatus(const ServeFlags& f) {
-  serve::Response r;
-  int rc = AdminCall(f, "GET", "/api/serve/applications", "", {}, &r);
-  if (rc != 0) return rc;
-  Json status = Json::parse(r.body);
+  auto admin = AdminAddress(f);
+  if (!admin.ok()) return Fail(std::string(admin.status().message()));
+  auto status = serve::AdminClient(*admin, ResolveToken(f.token)).Status();
+  if (!status.ok()) return Fail(std::string(status.status().message()));
   if (f.json) {
-    std::cout << status.dump(2) << "\n";
+    std::cout << serve::DumpJson(*status, 2) << "\n";
   } else {
-    PrintStatus(status);
+    PrintStatus(*status);
   }
   return 0;
 }
 
 int ServeDelete(const ServeFlags& f) {
-  serve::Response r;
-  int rc = AdminCall(f, "DELETE", "/api/serve/applications/" + f.app, "", {}, &r);
-  if (rc != 0) return rc;
-  std::cout << "deleted " << f.app << "\n";
+  auto admin = AdminAddress(f);
+  if (!admin.ok()) return Fail(std::string(admin.status().message()));
+  auto r = serve::AdminClient(*admin, ResolveToken(f.token)).Delete(f.app);
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  std::cout << "deleting " << f.app << " (its replicas stop once drained)\n";
+  return 0;
+}
+
+int ServeShutdown(const ServeFlags& f) {
+  Config c;
+  auto address = ClusterAddress(f.address);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  c.address = *address;
+  c.token = ResolveToken(f.token);
+  if (absl::Status s = Init(c); !s.ok())
+    return Fail("cannot join the cluster: " + std::string(s.message()));
+  absl::Status s = serve::StopServe(internal::CurrentRuntime()->ClusterToken(), 30'000);
+  Shutdown();
+  if (!s.ok())
+    return Fail("serve stopped, but not everything was cleaned up: " + std::string(s.message()));
+  std::cout << "serve stopped\n";
   return 0;
 }
 

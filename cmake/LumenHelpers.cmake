@@ -1,7 +1,11 @@
-# Helpers that give every lumen target the same shape: warnings as errors for
-# our code, optional sanitizers, one shared library per component.
+# Helpers that give every lumen target the same shape: warnings (as errors
+# with LUMEN_WERROR, which the developers' presets and CI set), optional
+# sanitizers, one shared library per component.
 
-set(LUMEN_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+set(LUMEN_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
+if(LUMEN_WERROR)
+  list(APPEND LUMEN_WARNINGS -Werror)
+endif()
 
 function(lumen_apply_sanitizers target)
   if(LUMEN_SANITIZE)

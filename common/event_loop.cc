@@ -79,7 +79,62 @@ class AsioPeriodicTimer : public PeriodicTimer {
   std::shared_ptr<bool> alive_;
 };
 
+class AsioOneShotTimer : public OneShotTimer {
+ public:
+  AsioOneShotTimer(EventLoop::Impl* impl, const char* name)
+      : impl_(impl), name_(name), timer_(impl->io), alive_(std::make_shared<bool>(true)) {}
+  ~AsioOneShotTimer() override {
+    *alive_ = false;
+    Cancel();
+  }
+  void Arm(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    Cancel();
+    armed_ = true;
+    uint64_t generation = ++generation_;
+    timer_.expires_after(std::max(delay, std::chrono::milliseconds(0)));
+    std::weak_ptr<bool> alive = alive_;
+    timer_.async_wait(
+        [this, alive, generation, fn = std::move(fn)](const boost::system::error_code& ec) {
+          auto a = alive.lock();
+          if (ec || !a || !*a || generation != generation_) return;
+          armed_ = false;
+          impl_->Run(name_, fn);
+        });
+  }
+  void Cancel() override {
+    armed_ = false;
+    ++generation_;
+    boost::system::error_code ignored;
+    timer_.cancel(ignored);
+  }
+  bool armed() const override { return armed_; }
+
+ private:
+  EventLoop::Impl* impl_;
+  const char* name_;
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> alive_;
+  uint64_t generation_ = 0;
+  bool armed_ = false;
+};
+
 }  // namespace
+
+bool LoopGuard::Post(const char* name, std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  if (loop_ == nullptr) return false;
+  loop_->Post(name, std::move(fn));
+  return true;
+}
+
+void LoopGuard::Close() {
+  absl::MutexLock lock(&mu_);
+  loop_ = nullptr;
+}
+
+std::unique_ptr<OneShotTimer> EventLoop::MakeTimer(const char* name) {
+  return std::make_unique<AsioOneShotTimer>(impl_.get(), name);
+}
 
 EventLoop::EventLoop(std::string name) : name_(std::move(name)), impl_(std::make_unique<Impl>()) {}
 

@@ -14,9 +14,13 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 namespace lumen {
 
 class PeriodicTimer;
+class OneShotTimer;
 
 class EventLoop {
  public:
@@ -39,6 +43,11 @@ class EventLoop {
   std::unique_ptr<PeriodicTimer> RunEvery(const char* name, std::chrono::milliseconds period,
                                           std::function<void()> fn);
 
+  // A timer that runs one handler at a time, re-armed at will (a deadline
+  // that moves). Use it on this loop's thread only; destroy it there or
+  // after Stop().
+  std::unique_ptr<OneShotTimer> MakeTimer(const char* name);
+
   bool IsCurrentThread() const { return std::this_thread::get_id() == thread_id_; }
   const std::string& name() const { return name_; }
   // Handler counts and times, busiest first.
@@ -56,6 +65,31 @@ class EventLoop {
 class PeriodicTimer {
  public:
   virtual ~PeriodicTimer() = default;
+};
+
+// Posts to a loop until Close(): for callbacks of asynchronous calls that
+// may come after their owner (and its loop) are gone. Thread-safe.
+class LoopGuard {
+ public:
+  explicit LoopGuard(EventLoop* loop) : loop_(loop) {}
+  // False (and `fn` dropped) once closed.
+  bool Post(const char* name, std::function<void()> fn) ABSL_LOCKS_EXCLUDED(mu_);
+  // From here on nothing is posted; waits for a Post in progress.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Mutex mu_;
+  EventLoop* loop_ ABSL_GUARDED_BY(mu_);
+};
+
+class OneShotTimer {
+ public:
+  virtual ~OneShotTimer() = default;  // cancels
+  // Runs `fn` after `delay` unless re-armed or cancelled first; arming
+  // again replaces the earlier handler.
+  virtual void Arm(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+  virtual void Cancel() = 0;
+  virtual bool armed() const = 0;
 };
 
 }  // namespace lumen

@@ -74,5 +74,40 @@ TEST(EventLoopTest, StopDropsQueuedHandlersAndIsIdempotent) {
   EXPECT_FALSE(ran);
 }
 
+TEST(EventLoopTest, OneShotTimerRunsTheLastArmingOnceAndCancels) {
+  EventLoop loop("test");
+  loop.Start();
+  std::unique_ptr<OneShotTimer> timer;
+  std::atomic<int> first{0}, second{0};
+  std::promise<void> fired;
+  loop.Post("arm", [&] {
+    timer = loop.MakeTimer("deadline");
+    timer->Arm(std::chrono::milliseconds(10), [&] { first++; });
+    EXPECT_TRUE(timer->armed());
+    // Re-arming replaces the first handler: only the second runs.
+    timer->Arm(std::chrono::milliseconds(20), [&] {
+      second++;
+      EXPECT_FALSE(timer->armed());
+      fired.set_value();
+    });
+  });
+  fired.get_future().wait();
+  std::promise<void> cancelled;
+  std::atomic<int> third{0};
+  loop.Post("cancel", [&] {
+    timer->Arm(std::chrono::milliseconds(10), [&] { third++; });
+    timer->Cancel();
+    EXPECT_FALSE(timer->armed());
+  });
+  // A later handler on the loop shows the cancelled one never ran.
+  loop.PostAfter("check", std::chrono::milliseconds(40), [&] { cancelled.set_value(); });
+  cancelled.get_future().wait();
+  EXPECT_EQ(first, 0);
+  EXPECT_EQ(second, 1);
+  EXPECT_EQ(third, 0);
+  loop.Post("destroy", [&] { timer.reset(); });
+  loop.Stop();
+}
+
 }  // namespace
 }  // namespace lumen

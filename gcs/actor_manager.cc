@@ -1,6 +1,8 @@
 // Actor life cycle in the GCS; see actor_manager.h.
 #include "gcs/actor_manager.h"
 
+#include <algorithm>
+
 #include "common/logging.h"
 #include "rpc/rpc.h"
 
@@ -168,6 +170,7 @@ void GcsActorManager::RequestLease(const ActorId& id, uint64_t attempt,
     *lease->mutable_strategy() = spec.strategy();
   }
   req.set_grant_or_reject(grant_or_reject);
+  a->info.set_pending_reason("waiting for " + Demand(*a).ToString() + " on node " + node_manager);
   node_clients_.Get(node_manager)
       ->RequestWorkerLease(
           req,
@@ -202,6 +205,7 @@ void GcsActorManager::PushCreation(const ActorId& id, uint64_t attempt,
                                    const proto::RequestWorkerLeaseReply& lease,
                                    const std::string& node_manager) {
   Actor* a = Find(id);
+  a->info.set_pending_reason("");
   a->worker = WorkerId::FromBinary(lease.worker().worker_id());
   a->node = NodeId::FromBinary(lease.worker().node_id());
   a->node_manager = node_manager;
@@ -235,6 +239,7 @@ void GcsActorManager::PushCreation(const ActorId& id, uint64_t attempt,
             a->info.mutable_node_manager()->set_host(host);
             a->info.mutable_node_manager()->set_port(port);
             a->info.mutable_node_manager()->set_node_id(worker.node_id());
+            a->alive_at_ms = clock_->WallMs();
             Changed(*a);
             LUMEN_LOG_INFO("{} alive on node {} (restarts {})", Describe(*a),
                            NodeId::FromBinary(worker.node_id()).Short(), a->info.num_restarts());
@@ -256,8 +261,26 @@ void GcsActorManager::OnWorkerGone(Actor& a, const std::string& cause) {
   a.info.set_death_cause(cause);
   a.info.clear_address();
   Changed(a);
-  LUMEN_LOG_INFO("{} restarting ({}): {}", Describe(a), a.info.num_restarts(), cause);
-  Schedule(ActorId::FromBinary(a.info.actor_id()));
+  bool quick = a.alive_at_ms == 0 || clock_->WallMs() - a.alive_at_ms < kQuickDeathMs;
+  a.quick_deaths = quick ? a.quick_deaths + 1 : 0;
+  a.alive_at_ms = 0;
+  // The first restarts come at once; a crash loop waits 0.2 s, 0.4 s, ... 10 s.
+  int64_t delay =
+      a.quick_deaths <= 2
+          ? 0
+          : std::min<int64_t>(kMaxRestartDelayMs, int64_t{100} << std::min(a.quick_deaths - 2, 8));
+  LUMEN_LOG_INFO("{} restarting ({}{}): {}", Describe(a), a.info.num_restarts(),
+                 delay > 0 ? ", in " + std::to_string(delay) + " ms: it keeps dying" : "", cause);
+  ActorId id = ActorId::FromBinary(a.info.actor_id());
+  if (delay == 0) {
+    Schedule(id);
+  } else {
+    uint64_t attempt = ++a.attempt;
+    loop_->PostAfter("actors.restart_later", std::chrono::milliseconds(delay), [this, id, attempt] {
+      Actor* a = Find(id);
+      if (a != nullptr && a->attempt == attempt) Schedule(id);
+    });
+  }
 }
 
 void GcsActorManager::MarkDead(Actor& a, const std::string& cause, bool kill_worker) {
@@ -329,7 +352,14 @@ void GcsActorManager::HandleKillActor(const proto::KillActorRequest& request,
 
 void GcsActorManager::HandleListActors(const proto::ListActorsRequest& request,
                                        proto::ListActorsReply* reply, rpc::SendReply send) {
-  for (const auto& [id, a] : actors_) *reply->add_actors() = a.info;
+  for (const auto& [id, a] : actors_) {
+    if (!request.ns().empty() && a.info.ns() != request.ns()) continue;
+    if (!request.name_prefix().empty() &&
+        (a.info.name().empty() || a.info.name().rfind(request.name_prefix(), 0) != 0)) {
+      continue;
+    }
+    *reply->add_actors() = a.info;
+  }
   send(absl::OkStatus());
 }
 

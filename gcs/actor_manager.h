@@ -61,7 +61,14 @@ class GcsActorManager : public rpc::GcsActorHandler {
     NodeId node;               // that worker's node
     std::string node_manager;  // and its node manager
     uint64_t attempt = 0;      // callbacks of an earlier attempt are ignored
+    int64_t alive_at_ms = 0;   // when it last became alive
+    int quick_deaths = 0;      // deaths in a row within kQuickDeathMs of becoming alive
   };
+  // An actor that keeps dying soon after it starts (a crash loop) is
+  // restarted after a growing delay, so it cannot take a node down with
+  // thousands of worker processes.
+  static constexpr int64_t kQuickDeathMs = 10'000;
+  static constexpr int64_t kMaxRestartDelayMs = 10'000;
 
   void Schedule(const ActorId& id);
   // What the actor asks of a node: its resources, renamed into its

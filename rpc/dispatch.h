@@ -23,6 +23,12 @@ void KeepGrpcInitialized();
 
 // HTTP/2 frame and per-stream window sizes for every lumen connection.
 inline constexpr int kMaxFrameBytes = 1 << 20;
+// What a server reads of one request: large values (objects) move in
+// chunks; the largest single request is a code file (KvPut).
+inline constexpr int kMaxRequestBytes = 64 << 20;
+inline constexpr size_t kMaxServerMemoryBytes = size_t{1} << 30;
+inline constexpr int kMaxServerThreads = 256;
+inline constexpr int kMaxStreamsPerConnection = 256;
 inline constexpr int kStreamWindowBytes = 8 << 20;
 
 grpc::Status ToGrpc(const absl::Status& s);

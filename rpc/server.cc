@@ -119,10 +119,24 @@ int GrpcServer::port() const { return impl_->port; }
 const std::string& GrpcServer::host() const { return impl_->options.host; }
 
 absl::Status GrpcServer::Start() {
+  const std::string& host = impl_->options.host;
+  bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.empty();
+  if (impl_->options.token.empty() && !loopback) {
+    return absl::FailedPreconditionError(
+        impl_->name + " will not listen on " + host +
+        " without a cluster token: every caller could use it (set one: lumen start makes one)");
+  }
   grpc::ServerBuilder builder;
+  // Bounds on what callers, authenticated or not, can make it hold: the
+  // memory for messages in flight, the threads, the streams per connection.
+  grpc::ResourceQuota quota(impl_->name);
+  quota.Resize(kMaxServerMemoryBytes);
+  quota.SetMaxThreads(kMaxServerThreads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
   const std::string address = JoinHostPort(impl_->options.host, impl_->options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl_->port);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // Two servers must never share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

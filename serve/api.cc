@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "lumen/serve.h"
 #include "serve/dispatcher.h"
+#include "serve/json_util.h"
 #include "serve/replica.h"
 
 namespace lumen::serve {
@@ -46,7 +47,7 @@ Response Response::FromJson(const Json& value, int status) {
   Response r;
   r.status = status;
   r.headers["content-type"] = "application/json";
-  r.body = value.dump();
+  r.body = DumpJson(value);
   return r;
 }
 
@@ -66,7 +67,7 @@ absl::StatusOr<Response> DeploymentHandle::Call(const Json& body) const {
   Request r;
   r.method = "POST";
   r.headers["content-type"] = "application/json";
-  r.body = body.dump();
+  r.body = DumpJson(body);
   return Remote(std::move(r)).get();
 }
 

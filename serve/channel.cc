@@ -26,7 +26,10 @@ constexpr uint32_t kMaxPayloadBytes = 1u << 30;  // one request or answer
 constexpr uint32_t kMaxHelloBytes = 4096;        // before the token matched
 constexpr int kConnectTimeoutMs = 3'000;
 constexpr int kSendTimeoutS = 30;   // a peer that stopped reading is lost
-constexpr int kHelloTimeoutS = 10;  // to present the token
+constexpr int kHelloTimeoutS = 10;  // to present the token, from accept (absolute)
+// Connections that have not presented the token yet; beyond it new ones are
+// closed at once. They cost a buffer each, no thread.
+constexpr size_t kMaxUnauthenticated = 256;
 
 std::string Frame(uint64_t id, const std::string& payload) {
   std::string out(kHeaderBytes + payload.size(), '\0');
@@ -69,11 +72,6 @@ bool ReadFrame(int fd, uint64_t* id, std::string* payload, uint32_t max_bytes = 
   if (len > max_bytes) return false;
   payload->resize(len);
   return ReadAll(fd, payload->data(), len);
-}
-
-void SetReceiveTimeout(int fd, int seconds) {
-  timeval tv{seconds, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 // No Nagle delay; a peer that stops reading, or whose host vanished
@@ -163,7 +161,7 @@ struct ReplicaListener::Conn {
   std::mutex mu;  // the counts below
   int threads = 0;
   int busy = 0;
-  bool authenticated = false;  // read_mu
+  bool authenticated = false;  // set by AcceptLoop before any thread serves it
 };
 
 absl::StatusOr<std::unique_ptr<ReplicaListener>> ReplicaListener::Start(const std::string& host,
@@ -216,23 +214,110 @@ ReplicaListener::~ReplicaListener() {
   idle_cv_.wait(lock, [&] { return threads_ == 0; });
 }
 
+// One thread accepts and waits for every new connection's token (poll, an
+// absolute deadline each); only a connection that presented it gets a
+// serving thread. Out of files (EMFILE) it stops accepting for a moment
+// instead of spinning.
 void ReplicaListener::AcceptLoop() {
+  using Clock = std::chrono::steady_clock;
+  struct Hello {
+    int fd;
+    std::string buf;
+    Clock::time_point deadline;
+  };
+  std::vector<Hello> hellos;
+  Clock::time_point accept_after{};
+  int backoff_ms = 10;
   while (!stopping_) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (stopping_) return;
-      if (errno != EINTR && errno != ECONNABORTED) {  // out of files or memory: wait a little
-        LUMEN_LOG_WARN("serve: replica listener cannot accept: {}", strerror(errno));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto now = Clock::now();
+    std::vector<pollfd> fds;
+    fds.push_back({listen_fd_, static_cast<short>(now >= accept_after ? POLLIN : 0), 0});
+    for (const auto& h : hellos) fds.push_back({h.fd, POLLIN, 0});
+    int n = ::poll(fds.data(), fds.size(), 50);
+    if (stopping_) break;
+    if (n < 0 && errno != EINTR) break;
+    now = Clock::now();
+    if (fds[0].revents & POLLIN) {
+      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          LUMEN_LOG_WARN("serve: replica {} cannot accept ({}); pausing {} ms", address_,
+                         strerror(errno), backoff_ms);
+          accept_after = now + std::chrono::milliseconds(backoff_ms);
+          backoff_ms = std::min(backoff_ms * 2, 1'000);
+        }
+      } else {
+        backoff_ms = 10;
+        if (hellos.size() >= kMaxUnauthenticated) {
+          // Too many strangers at once: the one waiting longest goes, so
+          // silent connections cannot lock real callers out.
+          ::close(hellos.front().fd);
+          hellos.erase(hellos.begin());
+          fds.erase(fds.begin() + 1);
+        }
+        hellos.push_back({fd, "", now + std::chrono::seconds(kHelloTimeoutS)});
+        fds.push_back({fd, 0, 0});
       }
-      continue;
     }
-    TuneSocket(fd);
-    SetReceiveTimeout(fd, kHelloTimeoutS);  // until the token came
-    auto conn = std::make_shared<Conn>(fd);
-    std::lock_guard<std::mutex> lock(conn->mu);
-    Spawn(conn);
+    // fds[i + 1] is hellos[i]; walk backwards so erasing keeps the pairing.
+    for (size_t i = hellos.size(); i-- > 0;) {
+      Hello& h = hellos[i];
+      bool drop = now >= h.deadline;
+      bool ready = false;
+      if (!drop && (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        // Exactly the hello frame: bytes after it are requests.
+        size_t want = kHeaderBytes;
+        if (h.buf.size() >= kHeaderBytes) {
+          uint32_t len = 0;
+          for (int k = 0; k < 4; ++k)
+            len |= static_cast<uint32_t>(static_cast<unsigned char>(h.buf[k])) << (8 * k);
+          uint64_t id = 0;
+          for (int k = 0; k < 8; ++k)
+            id |= static_cast<uint64_t>(static_cast<unsigned char>(h.buf[4 + k])) << (8 * k);
+          if (len > kMaxHelloBytes || id != 0) drop = true;
+          want = kHeaderBytes + len;
+        }
+        if (!drop && h.buf.size() < want) {
+          char tmp[kMaxHelloBytes + kHeaderBytes];
+          ssize_t got = ::recv(h.fd, tmp, want - h.buf.size(), 0);
+          if (got > 0) {
+            h.buf.append(tmp, static_cast<size_t>(got));
+          } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+            drop = true;
+          }
+        }
+        if (!drop && h.buf.size() >= kHeaderBytes) {
+          uint32_t len = 0;
+          for (int k = 0; k < 4; ++k)
+            len |= static_cast<uint32_t>(static_cast<unsigned char>(h.buf[k])) << (8 * k);
+          if (len > kMaxHelloBytes) {
+            drop = true;
+          } else if (h.buf.size() == kHeaderBytes + len) {
+            if (SameToken(h.buf.substr(kHeaderBytes), token_)) {
+              ready = true;
+            } else {
+              LUMEN_LOG_WARN("serve: a connection to replica {} sent a wrong cluster token; closed",
+                             address_);
+              drop = true;
+            }
+          }
+        }
+      }
+      if (ready) {
+        int fd = h.fd;
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        TuneSocket(fd);
+        auto conn = std::make_shared<Conn>(fd);
+        conn->authenticated = true;
+        std::lock_guard<std::mutex> lock(conn->mu);
+        Spawn(conn);
+      } else if (drop) {
+        ::close(h.fd);
+      }
+      if (ready || drop) hellos.erase(hellos.begin() + static_cast<long>(i));
+    }
   }
+  for (auto& h : hellos) ::close(h.fd);
 }
 
 bool ReplicaListener::Spawn(std::shared_ptr<Conn> conn) {  // conn->mu held
@@ -262,20 +347,7 @@ void ReplicaListener::Serve(std::shared_ptr<Conn> conn) {
   while (!stopping_) {
     {
       std::lock_guard<std::mutex> read(conn->read_mu);
-      if (!ReadFrame(conn->fd, &id, &payload,
-                     conn->authenticated ? kMaxPayloadBytes : kMaxHelloBytes)) {
-        break;
-      }
-      if (!conn->authenticated) {
-        if (id != 0 || !SameToken(payload, token_)) {
-          LUMEN_LOG_WARN("serve: a connection to replica {} sent a wrong cluster token; closed",
-                         address_);
-          break;
-        }
-        conn->authenticated = true;
-        SetReceiveTimeout(conn->fd, 0);  // then requests may be far apart
-        continue;
-      }
+      if (!ReadFrame(conn->fd, &id, &payload)) break;  // the token came already (AcceptLoop)
       // Keep a thread waiting for the next request while this one runs.
       std::lock_guard<std::mutex> lock(conn->mu);
       if (++conn->busy == conn->threads && conn->threads < max_threads_) Spawn(conn);

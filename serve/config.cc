@@ -1,6 +1,9 @@
 // Serve config parsing; see config.h.
 #include "serve/config.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,6 +14,14 @@
 
 namespace lumen::serve {
 namespace {
+
+// Bounds on what a config may ask of the parser (it comes from outside:
+// the admin API parses what deployers send).
+constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr int kMaxDepth = 64;
+constexpr int kMaxAliases = 64;
+constexpr size_t kMaxExpandedNodes = 100'000;
+constexpr double kMaxSeconds = 86'400;
 
 // Thrown inside the parser only; becomes INVALID_ARGUMENT at its edge.
 struct ConfigError {
@@ -116,23 +127,48 @@ class Parser {
     return v;
   }
 
-  double Num(const YAML::Node& n, const std::string& field, double lo) {
+  // A finite number in [lo, hi] (times default to at most a day).
+  double Num(const YAML::Node& n, const std::string& field, double lo, double hi = kMaxSeconds) {
     double v = Scalar<double>(n, field, "a number", "write a number such as 2 or 0.5");
-    if (!(v >= lo))
-      Fail(n, field, "must be at least " + std::to_string(lo), "write a larger number");
+    if (!std::isfinite(v)) {
+      Fail(n, field, "must be a finite number",
+           "write a number from " + Short(lo) + " to " + Short(hi));
+    }
+    if (!(v >= lo)) Fail(n, field, "must be at least " + Short(lo), "write a larger number");
+    if (v > hi) {
+      Fail(n, field, Short(v) + " is more than " + Short(hi),
+           "write at most " + Short(hi) + (hi == kMaxSeconds ? " (a day, in seconds)" : ""));
+    }
     return v;
   }
+  static std::string Short(double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+  }
 
-  static Json ToJson(const YAML::Node& n) {
+  // YAML values as JSON, bounded: aliases may name a node many times, so
+  // the expanded size and the depth are counted.
+  Json ToJson(const YAML::Node& n, int depth = 0) {
+    if (depth > kMaxDepth) {
+      Fail(n, "(value)", "nested deeper than " + std::to_string(kMaxDepth) + " levels",
+           "flatten the structure");
+    }
+    if (++expanded_ > kMaxExpandedNodes) {
+      Fail(n, "(value)",
+           "expands to more than " + std::to_string(kMaxExpandedNodes) +
+               " values (aliases repeat what they name)",
+           "write smaller values, or fewer aliases");
+    }
     switch (n.Type()) {
       case YAML::NodeType::Map: {
         Json j = Json::object();
-        for (const auto& kv : n) j[kv.first.as<std::string>()] = ToJson(kv.second);
+        for (const auto& kv : n) j[kv.first.as<std::string>()] = ToJson(kv.second, depth + 1);
         return j;
       }
       case YAML::NodeType::Sequence: {
         Json j = Json::array();
-        for (const auto& e : n) j.push_back(ToJson(e));
+        for (const auto& e : n) j.push_back(ToJson(e, depth + 1));
         return j;
       }
       case YAML::NodeType::Scalar: {
@@ -181,6 +217,10 @@ class Parser {
       }
       for (const auto& f : files) {
         std::string p = Str(f, path + ".code");
+        if (base_dir_.empty()) {  // names only: the files are not on this machine
+          app.code.push_back(p);
+          continue;
+        }
         std::filesystem::path fp(p);
         if (fp.is_relative()) fp = std::filesystem::path(base_dir_) / fp;
         std::error_code ec;
@@ -221,10 +261,11 @@ class Parser {
   }
 
   DeploymentConfig Deployment(const YAML::Node& n, const std::string& path) {
-    Known(n, path,
-          {"name", "class", "num_replicas", "resources", "max_ongoing_requests",
-           "max_queued_requests", "router", "hash_header", "request_timeout_s",
-           "health_check_period_s", "init_args", "user_config", "autoscaling", "batching"});
+    Known(
+        n, path,
+        {"name", "class", "num_replicas", "resources", "max_ongoing_requests",
+         "max_queued_requests", "router", "hash_header", "request_timeout_s",
+         "health_check_period_s", "init_args", "user_config", "autoscaling", "batching", "expose"});
     DeploymentConfig d;
     if (!n["name"])
       Fail(n, path + ".name", "missing", "name the deployment, e.g. 'name: Detector'");
@@ -239,7 +280,7 @@ class Parser {
       d.resources.clear();
       for (const auto& kv : r) {
         std::string name = kv.first.as<std::string>();
-        d.resources[name] = Num(kv.second, path + ".resources." + name, 0);
+        d.resources[name] = Num(kv.second, path + ".resources." + name, 0, 1e15);
       }
     }
     if (n["max_ongoing_requests"]) {
@@ -259,6 +300,14 @@ class Parser {
       }
     }
     if (n["hash_header"]) d.hash_header = Str(n["hash_header"], path + ".hash_header");
+    if (n["expose"]) {
+      std::string v = Str(n["expose"], path + ".expose");
+      if (v != "true" && v != "false") {
+        Fail(n["expose"], path + ".expose", "expected true or false, not '" + v + "'",
+             "write 'expose: true' to let the gRPC ingress call this deployment directly");
+      }
+      d.expose = v == "true";
+    }
     if (n["request_timeout_s"]) {
       d.request_timeout_s = Num(n["request_timeout_s"], path + ".request_timeout_s", 0.001);
     }
@@ -303,7 +352,7 @@ class Parser {
       }
       if (a["target_ongoing_requests"]) {
         as.target_ongoing_requests =
-            Num(a["target_ongoing_requests"], apath + ".target_ongoing_requests", 0.01);
+            Num(a["target_ongoing_requests"], apath + ".target_ongoing_requests", 0.01, 1e6);
       }
       if (a["upscale_delay_s"])
         as.upscale_delay_s = Num(a["upscale_delay_s"], apath + ".upscale_delay_s", 0);
@@ -317,7 +366,65 @@ class Parser {
 
   std::string file_;
   std::string base_dir_;
+  size_t expanded_ = 0;  // values ToJson made so far
 };
+
+// The line (1-based) of byte `at`.
+int LineOf(std::string_view text, size_t at) {
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
+}
+
+// Checks on the raw text, before YAML sees it: size, UTF-8, flow nesting
+// and alias count. "" when fine.
+std::string CheckText(std::string_view text, const std::string& file) {
+  if (text.size() > kMaxConfigBytes) {
+    return file + ": " + std::to_string(text.size()) + " bytes is more than the " +
+           std::to_string(kMaxConfigBytes) + " a serve config may have. Fix: split it";
+  }
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = text[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= text.size();
+    for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) >> 6) == 2;
+    if (ok && len == 2) ok = c >= 0xc2;  // no overlong forms
+    if (!ok) {
+      return file + ":" + std::to_string(LineOf(text, i)) +
+             ": bytes that are not UTF-8. Fix: save the file as UTF-8";
+    }
+    i += len;
+  }
+  int depth = 0, max_depth = 0, aliases = 0;
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+      if (max_depth > kMaxDepth) {
+        return file + ":" + std::to_string(LineOf(text, i)) + ": nested deeper than " +
+               std::to_string(kMaxDepth) + " levels. Fix: flatten the structure";
+      }
+    } else if (c == ']' || c == '}') {
+      depth = std::max(0, depth - 1);
+    } else if (c == '*' && i + 1 < text.size() &&
+               !std::isspace(static_cast<unsigned char>(text[i + 1])) &&
+               (i == 0 || std::isspace(static_cast<unsigned char>(text[i - 1])) ||
+                text[i - 1] == '[' || text[i - 1] == ',' || text[i - 1] == '{')) {
+      if (++aliases > kMaxAliases) {
+        return file + ":" + std::to_string(LineOf(text, i)) + ": more than " +
+               std::to_string(kMaxAliases) + " aliases. Fix: write the values out";
+      }
+    }
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -330,6 +437,9 @@ const DeploymentConfig* AppConfig::Find(const std::string& deployment) const {
 
 absl::StatusOr<ServeConfig> ParseServeConfig(const std::string& yaml, const std::string& file_name,
                                              const std::string& base_dir) {
+  if (std::string bad = CheckText(yaml, file_name); !bad.empty()) {
+    return absl::InvalidArgumentError(bad);
+  }
   YAML::Node root;
   try {
     root = YAML::Load(yaml);

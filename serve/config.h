@@ -39,6 +39,9 @@ struct DeploymentConfig {
   // Requests handed to the class's CallBatch together (0: no batching).
   int max_batch_size = 0;
   double batch_wait_timeout_s = 0.01;
+  // Reachable by name through the ingresses (gRPC `deployment`); the
+  // application's ingress always is, the others only when exposed.
+  bool expose = false;
 };
 
 // A code file shipped through the cluster (GCS KV namespace "code", key
@@ -70,11 +73,18 @@ struct ServeConfig {
 };
 
 // INVALID_ARGUMENT "FILE:LINE: FIELD: what is wrong. Fix: ..." on a bad
-// file. Relative code paths are taken from `base_dir`.
+// file. Relative code paths are taken from `base_dir`; with an empty
+// `base_dir` code paths are kept as written, unchecked (the serve manager:
+// code comes as uploaded bytes, not from files on its machine).
 absl::StatusOr<ServeConfig> ParseServeConfig(const std::string& yaml, const std::string& file_name,
                                              const std::string& base_dir);
 absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path);
 // Checks what the YAML parser checks, for configs built in C++.
 absl::Status ValidateServeConfig(const ServeConfig& config);
+
+// An application as JSON (how the serve manager keeps it in the GCS KV and
+// hands it to its controller) and back; DATA_LOSS when it does not parse.
+Json AppConfigToJson(const AppConfig& app);
+absl::StatusOr<AppConfig> AppConfigFromJson(const Json& j);
 
 }  // namespace lumen::serve

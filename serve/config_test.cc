@@ -124,3 +124,62 @@ TEST_F(ConfigTest, ValidateChecksConfigsBuiltInCode) {
 
 }  // namespace
 }  // namespace lumen::serve
+
+namespace lumen::serve {
+namespace {
+
+std::string OneApp(const std::string& deployment_fields) {
+  return "applications:\n  - name: a\n    deployments:\n      - {name: Echo" + deployment_fields +
+         "}\n";
+}
+
+TEST(ConfigBoundsTest, TimeoutsMustBeFiniteAndAtMostADay) {
+  for (std::string bad : {".inf", "1e300", ".nan", "86401"}) {
+    auto c = ParseServeConfig(OneApp(", request_timeout_s: " + bad), "t.yaml", "/");
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("t.yaml:4"), std::string::npos) << c.status();
+    EXPECT_NE(c.status().message().find("request_timeout_s"), std::string::npos) << c.status();
+  }
+  EXPECT_TRUE(ParseServeConfig(OneApp(", request_timeout_s: 86400"), "t.yaml", "/").ok());
+}
+
+TEST(ConfigBoundsTest, AnAliasBombIsRefusedQuickly) {
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  char prev = 'a';
+  for (char c = 'b'; c <= 'j'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + prev;
+    bomb += "]\n";
+    prev = c;
+  }
+  auto c = ParseServeConfig(bomb + OneApp(", user_config: *j"), "bomb.yaml", "/");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("alias"), std::string::npos) << c.status();
+  // Few aliases that still expand to a lot are caught while converting.
+  std::string list = "[";
+  for (int i = 0; i < 30000; ++i) list += i ? ",1" : "1";
+  list += "]";
+  auto big = ParseServeConfig(
+      "applications:\n  - name: a\n    deployments:\n      - name: Echo\n        user_config: &u " +
+          list + "\n        init_args: {a: *u, b: *u, c: *u, d: *u}\n",
+      "wide.yaml", "/");
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("expands to more than"), std::string::npos) << big.status();
+}
+
+TEST(ConfigBoundsTest, DeepNestingBytesThatAreNotUtf8AndHugeFilesAreRefused) {
+  auto deep = ParseServeConfig(
+      OneApp(", user_config: " + std::string(100, '[') + std::string(100, ']')), "deep.yaml", "/");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("deeper than 64"), std::string::npos) << deep.status();
+  auto bytes = ParseServeConfig(OneApp(", user_config: {k: \"\xff\xfe\"}"), "b.yaml", "/");
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_NE(bytes.status().message().find("b.yaml:4: bytes that are not UTF-8"), std::string::npos)
+      << bytes.status();
+  auto huge = ParseServeConfig(OneApp("") + "# " + std::string(2 << 20, 'x') + "\n", "h.yaml", "/");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("bytes is more than"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lumen::serve

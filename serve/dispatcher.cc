@@ -1,75 +1,102 @@
-// The dispatcher; see dispatcher.h.
+// The dispatcher on its event loop; see dispatcher.h.
 #include "serve/dispatcher.h"
 
-#include <algorithm>
-#include <set>
+#include <future>
 
-#include "lumen/api.h"
+#include "common/logging.h"
+#include "lumen/internal/runtime.h"
 #include "serve/channel.h"
-#include "serve/replica.h"
 
 namespace lumen::serve {
+
+std::string AppRoute::PathBelowPrefix(const std::string& path) const {
+  std::string below = route_prefix == "/" ? path : path.substr(route_prefix.size());
+  return below.empty() ? "/" : below;
+}
+
+bool AppRoute::Reachable(const std::string& deployment) const {
+  if (deployment == ingress) return true;
+  auto it = deployments.find(deployment);
+  return it != deployments.end() && it->second.exposed;
+}
+
 namespace {
 
-bool Retryable(const absl::Status& s) {
-  // The replica died or could not be reached: the request may go elsewhere.
-  return s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kAborted;
-}
+// A data-plane channel as the dispatcher's loop uses it: answers come back
+// to the loop (through the guard; dropped once the dispatcher is gone).
+class LoopChannel : public ReplicaConnection {
+ public:
+  LoopChannel(std::shared_ptr<LoopGuard> guard, std::string address, std::string token)
+      : guard_(std::move(guard)),
+        channel_(std::make_unique<ReplicaChannel>(std::move(address), std::move(token))),
+        in_flight_(std::make_shared<size_t>(0)) {}
+  void Call(const Request& request, Done done) override {
+    ++*in_flight_;
+    channel_->Call(request, [guard = guard_, in_flight = in_flight_,
+                             done = std::move(done)](absl::StatusOr<Response> r) mutable {
+      guard->Post("dispatcher.answer",
+                  [in_flight, done = std::move(done), r = std::move(r)]() mutable {
+                    --*in_flight;
+                    done(std::move(r));
+                  });
+    });
+  }
+  bool broken() const override { return channel_->broken(); }
+  size_t in_flight() const override { return *in_flight_; }
+
+ private:
+  std::shared_ptr<LoopGuard> guard_;
+  std::unique_ptr<ReplicaChannel> channel_;
+  std::shared_ptr<size_t> in_flight_;  // loop only
+};
 
 }  // namespace
 
-int64_t Dispatcher::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-Dispatcher::Dispatcher(Options options) : options_(options) {
-  done_thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(done_mu_);
-    while (true) {
-      done_cv_.wait(lock, [&] { return stopping_ || !done_queue_.empty(); });
-      if (done_queue_.empty()) return;  // stopping and drained
-      auto fn = std::move(done_queue_.front());
-      done_queue_.pop_front();
-      lock.unlock();
-      fn();
-      lock.lock();
+Dispatcher::Dispatcher(Options options) : options_(std::move(options)), loop_("serve_dispatch") {
+  if (options_.clock == nullptr) options_.clock = RealClock::Get();
+  snapshot_ = std::make_shared<const AppRoutes>();
+  guard_ = std::make_shared<LoopGuard>(&loop_);
+  if (!options_.connect) {
+    options_.connect =
+        [guard = guard_](const std::string& address) -> std::unique_ptr<ReplicaConnection> {
+      auto* rt = lumen::internal::CurrentRuntime();
+      return std::make_unique<LoopChannel>(guard, address, rt ? rt->ClusterToken() : "");
+    };
+  }
+  loop_.Start();
+  std::promise<void> ready;
+  loop_.Post("dispatcher.start", [&] {
+    core_ = std::make_unique<DispatcherCore>(
+        DispatcherCore::Options{.max_attempts = options_.max_attempts}, options_.clock,
+        options_.connect);
+    deadline_timer_ = loop_.MakeTimer("dispatcher.deadline");
+    if (options_.read_kv) {
+      refresh_timer_ =
+          loop_.RunEvery("dispatcher.refresh", std::chrono::milliseconds(options_.refresh_ms),
+                         [this] { Refresh(); });
     }
+    if (options_.on_load) {
+      load_timer_ =
+          loop_.RunEvery("dispatcher.load", std::chrono::milliseconds(options_.load_period_ms),
+                         [this] { ReportLoad(false); });
+    }
+    ready.set_value();
   });
-  expire_thread_ = std::thread([this] { ExpireLoop(); });
+  ready.get_future().wait();
 }
 
 Dispatcher::~Dispatcher() {
-  Answers out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [name, app] : apps_) {
-      for (auto& [dname, d] : app.deployments) {
-        for (auto& p : d.queue) {
-          if (!p->answered->exchange(true)) {
-            out.emplace_back(p->done, absl::CancelledError("the serve runtime is stopping"));
-          }
-        }
-        d.queue.clear();
-      }
-    }
-  }
-  Deliver({.answers = std::move(out)});
-  std::map<std::string, std::shared_ptr<ReplicaChannel>> channels;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    channels.swap(channels_);
-  }
-  channels.clear();  // what is in flight is answered CANCELLED
-  {
-    std::lock_guard<std::mutex> lock(done_mu_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  expire_thread_.join();  // first: it may still hand answers to the done thread
-  done_cv_.notify_all();
-  done_thread_.join();
+  std::promise<void> done;
+  loop_.Post("dispatcher.stop", [&] {
+    refresh_timer_.reset();
+    load_timer_.reset();
+    deadline_timer_.reset();
+    core_.reset();  // answers what waits CANCELLED
+    done.set_value();
+  });
+  done.get_future().wait();
+  guard_->Close();  // late KV answers are dropped from here on
+  loop_.Stop();
 }
 
 Dispatcher& Dispatcher::Default() {
@@ -77,357 +104,198 @@ Dispatcher& Dispatcher::Default() {
   return *d;
 }
 
-void Dispatcher::OnDoneThread(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(done_mu_);
-    done_queue_.push_back(std::move(fn));
+void Dispatcher::OnLoop(const char* name, std::function<void()> fn) {
+  if (loop_.IsCurrentThread()) {
+    fn();
+  } else {
+    loop_.Post(name, std::move(fn));
   }
-  done_cv_.notify_one();
-}
-
-void Dispatcher::Deliver(Outbox out) {
-  for (auto& send : out.sends) send();
-  for (auto& [done, result] : out.answers) {
-    OnDoneThread([done = std::move(done), result = std::move(result)] { done(result); });
-  }
-}
-
-void Dispatcher::Refresh(const std::string& app) {
-  lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
-  if (rt == nullptr) return;
-  auto got = rt->KvGet(kServeKvNamespace, RoutesKey(app));
-  Outbox out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!got.ok()) return;                       // keep what we have; try again next time
-    if (!got->has_value() || (*got)->empty()) {  // never deployed, or deleted
-      EraseApp(app, &out.answers);
-    } else if (auto table = RouteTable::FromJson(**got); table.ok()) {
-      Apply(*table, &out);
-      apps_[app].fetched_ms = NowMs();
-      for (auto& [name, d] : apps_[app].deployments) Pump(app, name, &out);
-    }
-  }
-  Deliver(std::move(out));
-}
-
-void Dispatcher::DiscoverApps() {
-  lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
-  if (rt == nullptr) return;
-  auto got = rt->KvGet(kServeKvNamespace, kAppsKey);
-  if (!got.ok() || !got->has_value()) return;
-  std::set<std::string> listed;
-  try {
-    for (const auto& name : Json::parse(**got)) listed.insert(name.get<std::string>());
-  } catch (const std::exception&) {
-    return;  // not written by a controller of this version: keep what we have
-  }
-  Answers out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> gone;
-    for (const auto& [name, app] : apps_) {
-      if (!listed.count(name)) gone.push_back(name);
-    }
-    for (const auto& name : gone) EraseApp(name, &out);
-  }
-  Deliver({.answers = std::move(out)});
-  for (const auto& name : listed) Refresh(name);
-}
-
-void Dispatcher::SetTable(const RouteTable& table) {
-  Outbox out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Apply(table, &out);
-    apps_[table.app].fetched_ms = NowMs();
-    for (auto& [name, d] : apps_[table.app].deployments) Pump(table.app, name, &out);
-  }
-  Deliver(std::move(out));
-}
-
-void Dispatcher::RemoveApp(const std::string& app) {
-  Answers out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    EraseApp(app, &out);
-  }
-  Deliver({.answers = std::move(out)});
-}
-
-void Dispatcher::EraseApp(const std::string& app, Answers* out) {
-  auto it = apps_.find(app);
-  if (it == apps_.end()) return;
-  for (auto& [name, d] : it->second.deployments) {
-    for (auto& p : d.queue) {
-      if (!p->answered->exchange(true)) {
-        out->emplace_back(p->done, absl::NotFoundError("application '" + app + "' was deleted"));
-      }
-    }
-  }
-  apps_.erase(it);
-}
-
-void Dispatcher::Apply(const RouteTable& table, Outbox* out) {
-  App& app = apps_[table.app];
-  if (table.version < app.table.version) return;  // older news
-  int64_t now = NowMs();
-  for (auto& [name, route] : table.deployments) {
-    Deployment& d = app.deployments[name];
-    if (!d.router || d.route.router != route.router || d.route.max_ongoing != route.max_ongoing) {
-      RouterOptions ro;
-      ro.max_ongoing = route.max_ongoing;
-      auto made = MakeRouter(route.router, ro);
-      d.router = made.ok() ? std::move(*made) : std::move(*MakeRouter("pow2", ro));
-    }
-    d.route = route;
-    std::vector<std::string> ids;
-    for (const auto& r : route.replicas) ids.push_back(r.id);
-    d.router->SetReplicas(ids, now);
-    for (const auto& r : route.replicas) d.router->Report(r.id, r.load);
-  }
-  for (auto it = app.deployments.begin(); it != app.deployments.end();) {
-    if (table.deployments.count(it->first)) {
-      ++it;
-    } else {
-      it = app.deployments.erase(it);  // waiting requests expire by their deadline
-    }
-  }
-  app.table = table;
-  // Close the channels to replicas no table names any more, once their
-  // calls are answered (a replica being drained finishes what it has).
-  std::set<std::string> live;
-  for (const auto& [name, a] : apps_) {
-    for (const auto& [dname, d] : a.deployments) {
-      for (const auto& r : d.route.replicas) live.insert(r.address);
-    }
-  }
-  for (auto it = channels_.begin(); it != channels_.end();) {
-    // An outbox made under mu_ may hold it for a send not made yet.
-    if (live.count(it->first) || it->second->in_flight() > 0 || it->second.use_count() > 1) {
-      ++it;
-    } else {
-      out->dropped.push_back(std::move(it->second));
-      it = channels_.erase(it);
-    }
-  }
-}
-
-std::shared_ptr<ReplicaChannel> Dispatcher::ChannelTo(const std::string& address,
-                                                      lumen::internal::Runtime* rt, Outbox* out) {
-  std::shared_ptr<ReplicaChannel>& c = channels_[address];
-  if (c && c->broken()) out->dropped.push_back(std::move(c));  // closed outside mu_
-  if (!c) c = std::make_shared<ReplicaChannel>(address, rt->ClusterToken());
-  return c;
-}
-
-std::optional<RouteTable> Dispatcher::Match(const std::string& path) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const RouteTable* best = nullptr;
-  for (const auto& [name, app] : apps_) {
-    const std::string& prefix = app.table.route_prefix;
-    if (prefix.empty()) continue;
-    bool matches = prefix == "/" || path == prefix ||
-                   (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
-                    (prefix.back() == '/' || path[prefix.size()] == '/'));
-    if (matches && (best == nullptr || prefix.size() > best->route_prefix.size())) {
-      best = &app.table;
-    }
-  }
-  if (best == nullptr) return std::nullopt;
-  return *best;
-}
-
-std::vector<RouteTable> Dispatcher::Tables() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<RouteTable> out;
-  for (const auto& [name, app] : apps_) out.push_back(app.table);
-  return out;
-}
-
-std::map<std::pair<std::string, std::string>, Dispatcher::DeploymentCounters> Dispatcher::Counters()
-    const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::pair<std::string, std::string>, DeploymentCounters> out;
-  for (const auto& [name, app] : apps_) {
-    for (const auto& [dname, d] : app.deployments) {
-      out[{name, dname}] = {d.queue.size(), static_cast<int>(d.in_flight.size()),
-                            d.route.replicas.size()};
-    }
-  }
-  return out;
 }
 
 void Dispatcher::Send(const std::string& app, const std::string& deployment, Request request,
                       Done done, int64_t timeout_ms) {
-  if (options_.read_kv) {
-    bool stale;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = apps_.find(app);
-      stale = it == apps_.end() || NowMs() - it->second.fetched_ms >= options_.refresh_ms;
+  OnLoop("dispatcher.send", [this, app, deployment, request = std::move(request),
+                             done = std::move(done), timeout_ms]() mutable {
+    if (!core_) {
+      done(absl::CancelledError("the dispatcher is stopping"));
+      return;
     }
-    if (stale) Refresh(app);
-  }
-  Outbox out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto a = apps_.find(app);
-    auto d = a == apps_.end() ? nullptr : &a->second.deployments;
-    if (d == nullptr || !d->count(deployment)) {
-      out.answers.emplace_back(
-          std::move(done),
-          absl::NotFoundError(a == apps_.end() ? "no application '" + app + "' is deployed"
-                                               : "application '" + app + "' has no deployment '" +
-                                                     deployment + "'"));
+    core_->Send(app, deployment, std::move(request), std::move(done), timeout_ms);
+    AfterChange();
+  });
+}
+
+void Dispatcher::SetTable(const RouteTable& table) {
+  OnLoop("dispatcher.set_table", [this, table] {
+    if (!core_) return;
+    core_->SetTable(table);
+    AfterChange();
+  });
+}
+
+void Dispatcher::RemoveApp(const std::string& app) {
+  OnLoop("dispatcher.remove_app", [this, app] {
+    if (!core_) return;
+    core_->AppMissing(app);
+    AfterChange();
+  });
+}
+
+void Dispatcher::AfterChange() {
+  // The deadline timer follows the earliest deadline.
+  std::optional<int64_t> next = core_->NextDeadline();
+  if (next != armed_for_) {
+    armed_for_ = next;
+    if (!next) {
+      deadline_timer_->Cancel();
     } else {
-      Deployment& dep = (*d)[deployment];
-      if (dep.route.max_queued >= 0 &&
-          dep.queue.size() >= static_cast<size_t>(dep.route.max_queued)) {
-        out.answers.emplace_back(
-            std::move(done),
-            absl::UnavailableError(deployment + " is full: " + std::to_string(dep.queue.size()) +
-                                   " requests wait (max_queued_requests); try again shortly"));
-      } else {
-        auto p = std::make_shared<Pending>();
-        p->request = std::move(request);
-        p->done = std::move(done);
-        int64_t t =
-            timeout_ms >= 0 ? timeout_ms : static_cast<int64_t>(dep.route.request_timeout_s * 1000);
-        p->deadline_ms = NowMs() + t;
-        dep.queue.push_back(std::move(p));
-        Pump(app, deployment, &out);
-      }
+      int64_t delay = std::max<int64_t>(0, *next - options_.clock->NowMs());
+      deadline_timer_->Arm(std::chrono::milliseconds(delay), [this] {
+        armed_for_.reset();
+        core_->Expire();
+        AfterChange();
+      });
     }
   }
-  Deliver(std::move(out));
-}
-
-void Dispatcher::Pump(const std::string& app, const std::string& name, Outbox* out) {
-  Deployment& d = apps_[app].deployments[name];
-  lumen::internal::Runtime* rt = lumen::internal::CurrentRuntime();
-  while (!d.queue.empty()) {
-    std::shared_ptr<Pending> p = d.queue.front();
-    if (p->answered->load()) {
-      d.queue.pop_front();
-      continue;
-    }
-    if (rt == nullptr) {
-      d.queue.pop_front();
-      p->answered->store(true);
-      out->answers.emplace_back(p->done, absl::FailedPreconditionError("lumen is not initialized"));
-      continue;
-    }
-    int i = d.router->Pick(p->request.Header(d.route.hash_header), NowMs());
-    if (i < 0) return;  // every candidate is full: wait for a Finished
-    d.queue.pop_front();
-    d.router->Started(i);
-    p->attempts++;
-    std::string replica = d.router->id(i);
-    d.in_flight.insert(p);
-    auto answer = [this, app, name, replica, p](absl::StatusOr<Response> result) {
-      OnAnswer(app, name, replica, p, std::move(result));
-    };
-    out->sends.push_back([channel = ChannelTo(d.route.replicas[i].address, rt, out), p, answer] {
-      channel->Call(p->request, answer);
-    });
+  for (const auto& app : core_->TakeWantedTables()) Fetch(app);
+  if (options_.on_load) {
+    if (!core_->TakeStarved().empty()) ReportLoad(true);
+  } else {
+    core_->TakeStarved();
   }
+  // Snapshot for Match/Find/Apps (other threads), when tables changed.
+  auto tables = core_->Tables();
+  auto routes = std::make_shared<AppRoutes>();
+  for (const auto& t : tables) {
+    auto r = std::make_shared<AppRoute>();
+    r->app = t.app;
+    r->route_prefix = t.route_prefix;
+    r->ingress = t.ingress;
+    for (const auto& [name, d] : t.deployments) {
+      r->deployments[name] = {d.request_timeout_s, d.exposed};
+    }
+    routes->push_back(std::move(r));
+  }
+  absl::MutexLock lock(&snapshot_mu_);
+  bool same = routes->size() == snapshot_->size();
+  for (size_t i = 0; same && i < routes->size(); ++i) {
+    const AppRoute& a = *(*routes)[i];
+    const AppRoute& b = *(*snapshot_)[i];
+    same = a.app == b.app && a.route_prefix == b.route_prefix && a.ingress == b.ingress &&
+           a.deployments.size() == b.deployments.size() &&
+           std::equal(a.deployments.begin(), a.deployments.end(), b.deployments.begin(),
+                      [](const auto& x, const auto& y) {
+                        return x.first == y.first &&
+                               x.second.request_timeout_s == y.second.request_timeout_s &&
+                               x.second.exposed == y.second.exposed;
+                      });
+  }
+  if (!same) snapshot_ = std::move(routes);
 }
 
-void Dispatcher::OnAnswer(const std::string& app, const std::string& name,
-                          const std::string& replica, std::shared_ptr<Pending> p,
-                          absl::StatusOr<Response> result) {
-  Outbox out;
+void Dispatcher::Fetch(const std::string& app) {
+  auto* rt = lumen::internal::CurrentRuntime();
+  if (!options_.read_kv || rt == nullptr || !fetching_.insert(app).second) return;
+  rt->KvGetAsync(kServeKvNamespace, RoutesKey(app),
+                 [this, guard = guard_, app](absl::StatusOr<std::optional<std::string>> got) {
+                   guard->Post("dispatcher.fetched", [this, app, got = std::move(got)] {
+                     fetching_.erase(app);
+                     if (!core_ || !got.ok()) return;  // keep what we have; try again later
+                     if (!got->has_value() || (*got)->empty()) {
+                       core_->AppMissing(app);
+                     } else if (auto table = RouteTable::FromJson(**got); table.ok()) {
+                       core_->SetTable(*table);
+                     } else {
+                       LUMEN_LOG_WARN("serve: the routing table of {} does not parse: {}", app,
+                                      table.status().ToString());
+                     }
+                     AfterChange();
+                   });
+                 });
+}
+
+void Dispatcher::Refresh() {
+  if (!core_) return;
+  for (const auto& t : core_->Tables()) {
+    if (core_->TableAgeMs(t.app) >= options_.refresh_ms) Fetch(t.app);
+  }
+  auto* rt = lumen::internal::CurrentRuntime();
+  if (!options_.discover_apps || rt == nullptr) return;
+  rt->KvGetAsync(kServeKvNamespace, kAppsKey,
+                 [this, guard = guard_](absl::StatusOr<std::optional<std::string>> got) {
+                   if (!got.ok() || !got->has_value()) return;
+                   std::set<std::string> listed;
+                   Json names = Json::parse(**got, nullptr, /*allow_exceptions=*/false);
+                   if (!names.is_array()) return;  // not written by this version: keep what we have
+                   for (const auto& n : names) {
+                     if (n.is_string()) listed.insert(n.get<std::string>());
+                   }
+                   guard->Post("dispatcher.discovered", [this, listed] {
+                     if (!core_) return;
+                     for (const auto& t : core_->Tables()) {
+                       if (!listed.count(t.app)) core_->AppMissing(t.app);
+                     }
+                     for (const auto& app : listed) {
+                       if (!core_->Knows(app)) Fetch(app);
+                     }
+                     AfterChange();
+                   });
+                 });
+}
+
+void Dispatcher::ReportLoad(bool starved_only) {
+  std::map<std::string, std::vector<IngressLoad>> by_app;
+  for (const auto& [key, c] : core_->CountersByDeployment()) {
+    if (c.queued == 0 && c.ongoing == 0) continue;
+    if (starved_only && !(c.queued > 0 && c.replicas == 0)) continue;
+    by_app[key.first].push_back(
+        {key.second, static_cast<int64_t>(c.queued), static_cast<int64_t>(c.ongoing)});
+  }
+  for (const auto& [app, load] : by_app) options_.on_load(app, load);
+}
+
+std::shared_ptr<const AppRoute> Dispatcher::Match(const std::string& path) const {
+  std::shared_ptr<const AppRoutes> routes;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto a = apps_.find(app);
-    bool known = a != apps_.end() && a->second.deployments.count(name);
-    if (known) {
-      Deployment& d = a->second.deployments[name];
-      d.in_flight.erase(p);
-      for (int i = 0; i < static_cast<int>(d.router->size()); ++i) {
-        if (d.router->id(i) != replica) continue;
-        d.router->Finished(i);
-        if (!result.ok() && Retryable(result.status())) {
-          // Gone: route around it until the controller's next table.
-          std::vector<std::string> ids;
-          for (int j = 0; j < static_cast<int>(d.router->size()); ++j) {
-            if (j != i) ids.push_back(d.router->id(j));
-          }
-          d.router->SetReplicas(ids, NowMs());
-          d.route.replicas.erase(d.route.replicas.begin() + i);
-          a->second.fetched_ms = 0;
-        }
-        break;
-      }
-    }
-    bool again = known && !result.ok() && Retryable(result.status()) &&
-                 p->attempts < options_.max_attempts && !p->answered->load() &&
-                 NowMs() < p->deadline_ms;
-    if (again) {
-      apps_[app].deployments[name].queue.push_front(p);
-    } else if (!p->answered->exchange(true)) {
-      out.answers.emplace_back(p->done, std::move(result));
-    }
-    if (known) Pump(app, name, &out);
+    absl::MutexLock lock(&snapshot_mu_);
+    routes = snapshot_;
   }
-  for (auto& send : out.sends) send();
-  for (auto& [done, r] : out.answers) done(r);  // already on an answering thread
+  std::shared_ptr<const AppRoute> best;
+  for (const auto& r : *routes) {
+    const std::string& prefix = r->route_prefix;
+    if (prefix.empty()) continue;
+    bool matches = prefix == "/" || path == prefix ||
+                   (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+                    (prefix.back() == '/' || path[prefix.size()] == '/'));
+    if (matches && (!best || prefix.size() > best->route_prefix.size())) best = r;
+  }
+  return best;
 }
 
-void Dispatcher::ExpireLoop() {
-  int64_t discovered_ms = 0;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(done_mu_);
-      if (stop_cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return stopping_; })) return;
-    }
-    Answers out;
-    int64_t now = NowMs();
-    std::vector<std::string> waiting;  // apps with queued requests and an old table
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& [app, a] : apps_) {
-        bool queued = false;
-        for (auto& [name, d] : a.deployments) queued = queued || !d.queue.empty();
-        if (queued && options_.read_kv && now - a.fetched_ms >= options_.refresh_ms / 4) {
-          waiting.push_back(app);
-        }
-        for (auto& [name, d] : a.deployments) {
-          // Sent and not answered in time: answered now; the replica's slot
-          // stays taken until it answers (or its connection is lost).
-          for (const auto& p : d.in_flight) {
-            if (now >= p->deadline_ms && !p->answered->exchange(true)) {
-              out.emplace_back(p->done, absl::DeadlineExceededError(
-                                            "a replica of " + name +
-                                            " did not answer within the request's timeout"));
-            }
-          }
-          for (auto it = d.queue.begin(); it != d.queue.end();) {
-            auto& p = *it;
-            if (now < p->deadline_ms) {
-              ++it;
-              continue;
-            }
-            if (!p->answered->exchange(true)) {
-              out.emplace_back(
-                  p->done,
-                  absl::DeadlineExceededError(
-                      "no replica of " + name + " took the request within its timeout" +
-                      (d.route.replicas.empty() ? " (it has no running replica yet)" : "")));
-            }
-            it = d.queue.erase(it);
-          }
-        }
-      }
-    }
-    Deliver({.answers = std::move(out)});
-    for (const auto& app : waiting) Refresh(app);
-    if (options_.discover_apps && now - discovered_ms >= options_.refresh_ms) {
-      discovered_ms = now;
-      DiscoverApps();
-    }  // new replicas may take them
+std::shared_ptr<const AppRoute> Dispatcher::Find(const std::string& app) const {
+  absl::MutexLock lock(&snapshot_mu_);
+  for (const auto& r : *snapshot_) {
+    if (r->app == app) return r;
   }
+  return nullptr;
+}
+
+AppRoutes Dispatcher::Apps() const {
+  absl::MutexLock lock(&snapshot_mu_);
+  return *snapshot_;
+}
+
+std::map<std::pair<std::string, std::string>, Dispatcher::Counters>
+Dispatcher::CountersByDeployment() const {
+  auto done =
+      std::make_shared<std::promise<std::map<std::pair<std::string, std::string>, Counters>>>();
+  auto got = done->get_future();
+  const_cast<Dispatcher*>(this)->OnLoop("dispatcher.counters", [this, done] {
+    done->set_value(core_ ? core_->CountersByDeployment()
+                          : std::map<std::pair<std::string, std::string>, Counters>{});
+  });
+  if (got.wait_for(std::chrono::seconds(1)) != std::future_status::ready) return {};
+  return got.get();
 }
 
 }  // namespace lumen::serve

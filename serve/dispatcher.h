@@ -1,61 +1,87 @@
 // Dispatcher: sends requests to the replicas of a deployment, in proxies
-// and in deployment handles alike. Per deployment it keeps the routing
-// table's replicas, the router, and a FIFO queue of requests waiting for a
-// free slot (bounded by max_queued_requests: beyond it UNAVAILABLE, which
-// proxies answer 503). A request past its timeout is answered
-// DEADLINE_EXCEEDED (504). A request whose replica died is sent again to
-// another replica (up to `max_attempts`), so a replica's loss fails no
-// request. Tables come from the controller (SetTable) or from the GCS KV,
-// read again when older than `refresh_ms`.
+// and in deployment handles alike. It runs DispatcherCore (the state
+// machine: routers, queues, deadlines, resending a lost replica's requests;
+// see dispatcher_core.h) on an event loop of its own, together with the
+// data-plane connections to replicas (channel.h), so a request crosses no
+// lock: the caller's thread posts it to the loop, the loop picks a replica
+// and writes it, reads the answer and hands it to `done`.
 //
-// Requests go to a replica over its data plane (channel.h). A request sent
-// and not answered by its timeout is answered DEADLINE_EXCEEDED (504) too.
+// Tables come from the controller (SetTable, pushed) and, with `read_kv`,
+// from the GCS KV: an application not known yet is fetched (asynchronously)
+// while its requests wait, known ones are read again every `refresh_ms`,
+// and with `discover_apps` the list of applications too (node proxies).
 //
-// Thread-safe. Answers run on the dispatcher's own thread, a channel's
-// reader, or (for a connection already lost) the sending thread; never
-// under its lock; keep them short.
+// Thread-safe. `done` runs on the dispatcher's loop: keep it short (post
+// real work elsewhere). Match() and Tables() read a snapshot and never wait
+// for the loop.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "lumen/internal/runtime.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
 #include "lumen/serve.h"
+#include "serve/dispatcher_core.h"
 #include "serve/route_table.h"
 
 namespace lumen::serve {
 
-class ReplicaChannel;
+// What an ingress knows of a deployment's requests, for the controller's
+// autoscaling (queued here, in flight from here).
+struct IngressLoad {
+  std::string deployment;
+  int64_t queued = 0;
+  int64_t ongoing = 0;
+  MSGPACK_DEFINE(deployment, queued, ongoing);
+};
+
+// What an ingress needs of an application to route a request to it.
+struct AppRoute {
+  struct Deployment {
+    double request_timeout_s = 60;
+    bool exposed = false;
+  };
+  std::string app;
+  std::string route_prefix;
+  std::string ingress;
+  std::map<std::string, Deployment> deployments;
+
+  // `path` (which the route prefix matches) without the prefix; "/" at least.
+  std::string PathBelowPrefix(const std::string& path) const;
+  // Whether ingresses may call `deployment` by name.
+  bool Reachable(const std::string& deployment) const;
+};
+using AppRoutes = std::vector<std::shared_ptr<const AppRoute>>;
 
 class Dispatcher {
  public:
   struct Options {
-    int64_t refresh_ms = 1'000;  // read the KV table again when older
-    bool read_kv = true;         // false: only SetTable (tests, the controller's proxy)
-    // Also learn which applications exist (kAppsKey), every refresh_ms: a
+    int64_t refresh_ms = 1'000;  // read known tables again this often
+    bool read_kv = true;         // false: only SetTable (tests)
+    // Also learn which applications exist (kAppsKey) every refresh_ms: a
     // proxy routes by prefix to apps it has not been asked for by name.
     bool discover_apps = false;
     int max_attempts = 3;
+    Clock* clock = nullptr;     // default: the real clock
+    ConnectionFactory connect;  // default: data-plane channels (channel.h)
+    // Load of each app's deployments, every `load_period_ms` while there is
+    // any, and at once when requests wait for a deployment that has no
+    // replica (scale from zero). Runs on the loop.
+    std::function<void(const std::string& app, const std::vector<IngressLoad>& load)> on_load;
+    int64_t load_period_ms = 500;
   };
   using Done = std::function<void(absl::StatusOr<Response>)>;
-  // Counters for /metrics.
-  struct DeploymentCounters {
-    size_t queued = 0;
-    int ongoing = 0;
-    size_t replicas = 0;
-  };
+  using Counters = DispatcherCore::Counters;
 
   explicit Dispatcher(Options options);
   ~Dispatcher();  // answers what waits CANCELLED
@@ -65,75 +91,43 @@ class Dispatcher {
             int64_t timeout_ms = -1);
   void SetTable(const RouteTable& table);
   void RemoveApp(const std::string& app);
-  // The app whose route prefix is the longest prefix of `path`.
-  std::optional<RouteTable> Match(const std::string& path) const;
-  // By application and deployment.
-  std::map<std::pair<std::string, std::string>, DeploymentCounters> Counters() const;
-  // Every known table (for the proxy's routes and status).
-  std::vector<RouteTable> Tables() const;
+
+  // The app whose route prefix is the longest prefix of `path`; nullptr
+  // when none matches.
+  std::shared_ptr<const AppRoute> Match(const std::string& path) const;
+  std::shared_ptr<const AppRoute> Find(const std::string& app) const;
+  AppRoutes Apps() const;
+  // By application and deployment; waits for the loop (up to a second).
+  std::map<std::pair<std::string, std::string>, Counters> CountersByDeployment() const;
+
+  EventLoop* loop() { return &loop_; }
 
   // The process-wide dispatcher of deployment handles.
   static Dispatcher& Default();
 
  private:
-  struct Pending {
-    Request request;
-    Done done;
-    int64_t deadline_ms;
-    int attempts = 0;
-    std::shared_ptr<std::atomic<bool>> answered = std::make_shared<std::atomic<bool>>(false);
-  };
-  struct Deployment {
-    DeploymentRoute route;  // its replicas by router index
-    std::unique_ptr<Router> router;
-    std::deque<std::shared_ptr<Pending>> queue;
-    std::set<std::shared_ptr<Pending>> in_flight;  // sent, not answered by the replica yet
-  };
-  struct App {
-    RouteTable table;
-    int64_t fetched_ms = 0;
-    std::map<std::string, Deployment> deployments;
-  };
-  using Answers = std::vector<std::pair<Done, absl::StatusOr<Response>>>;
-  // What to do once mu_ is released.
-  struct Outbox {
-    Answers answers;
-    std::vector<std::function<void()>> sends;
-    std::vector<std::shared_ptr<ReplicaChannel>> dropped;  // closed when the outbox goes
-  };
-
-  void Refresh(const std::string& app);
-  void DiscoverApps();
-  void Apply(const RouteTable& table, Outbox* out);     // mu_ held
-  void EraseApp(const std::string& app, Answers* out);  // mu_ held
-  // Sends what the queue's head can send now; sends and answers collect in `out`.
-  void Pump(const std::string& app, const std::string& name, Outbox* out);  // mu_ held
-  // The open channel to `address` (made now if there is none or it broke).
-  // A broken one goes to `out` (closed once mu_ is released).
-  std::shared_ptr<ReplicaChannel> ChannelTo(const std::string& address,
-                                            lumen::internal::Runtime* rt,
-                                            Outbox* out);  // mu_ held
-  void OnAnswer(const std::string& app, const std::string& name, const std::string& replica,
-                std::shared_ptr<Pending> p, absl::StatusOr<Response> result);
-  // Sends first, then the answers on the done thread.
-  void Deliver(Outbox out);
-  // Runs `fn` on the done thread, in order with the answers.
-  void OnDoneThread(std::function<void()> fn);
-  void ExpireLoop();
-  static int64_t NowMs();
+  void OnLoop(const char* name, std::function<void()> fn);
+  // After every change: re-arm the deadline timer, fetch wanted tables,
+  // report starved deployments, refresh the snapshot.
+  void AfterChange();
+  void Fetch(const std::string& app);
+  void Refresh();
+  void ReportLoad(bool starved_only);
 
   Options options_;
-  mutable std::mutex mu_;
-  std::map<std::string, App> apps_;
-  std::map<std::string, std::shared_ptr<ReplicaChannel>> channels_;  // by address
-  // Completions run here, in order.
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;  // the done thread's only
-  std::condition_variable stop_cv_;  // wakes the expiry thread to stop
-  std::deque<std::function<void()>> done_queue_;
-  bool stopping_ = false;
-  std::thread done_thread_;
-  std::thread expire_thread_;
+  EventLoop loop_;
+  std::unique_ptr<DispatcherCore> core_;  // loop only
+  std::unique_ptr<OneShotTimer> deadline_timer_;
+  std::optional<int64_t> armed_for_;  // the deadline the timer is set for
+  std::unique_ptr<PeriodicTimer> refresh_timer_;
+  std::unique_ptr<PeriodicTimer> load_timer_;
+  std::set<std::string> fetching_;  // apps whose table is being read
+  // Answers of asynchronous calls reach the loop through it, and are
+  // dropped once the dispatcher is going.
+  std::shared_ptr<LoopGuard> guard_;
+
+  mutable absl::Mutex snapshot_mu_;
+  std::shared_ptr<const AppRoutes> snapshot_ ABSL_GUARDED_BY(snapshot_mu_);
 };
 
 }  // namespace lumen::serve

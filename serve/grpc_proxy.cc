@@ -32,11 +32,9 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
     for (const auto& [k, v] : in->headers()) r.headers[absl::AsciiStrToLower(k)] = v;
     r.query.insert(in->query().begin(), in->query().end());
     r.body = in->body();
-    std::optional<RouteTable> table;
+    std::shared_ptr<const AppRoute> table;
     if (!in->application().empty()) {
-      for (auto& t : dispatcher_->Tables()) {
-        if (t.app == in->application()) table = std::move(t);
-      }
+      table = dispatcher_->Find(in->application());
     } else if (!in->route().empty()) {
       table = dispatcher_->Match(in->route());
       if (table) r.path = table->PathBelowPrefix(in->route());
@@ -51,6 +49,15 @@ class GrpcProxy::Service final : public proto::ServePredict::CallbackService {
       return reactor;
     }
     std::string deployment = in->deployment().empty() ? table->ingress : in->deployment();
+    if (!table->Reachable(deployment)) {
+      // Only the ingress answers outsiders, unless the config exposes more.
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          "deployment '" + deployment + "' of application '" + table->app +
+              "' is not reachable from the gRPC ingress: call its ingress '" + table->ingress +
+              "' (leave deployment empty), or set `expose: true` on it in the config"));
+      return reactor;
+    }
     auto start = std::chrono::steady_clock::now();
     auto record = [metrics = metrics_, app = table->app, deployment, start](int code) {
       metrics->Record(

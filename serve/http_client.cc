@@ -23,7 +23,7 @@ absl::StatusOr<Response> HttpCall(const std::string& host, int port, const std::
     net::ip::tcp::resolver resolver(io);
     stream.connect(resolver.resolve(host, std::to_string(port)));
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
-    req.set(http::field::host, host);
+    req.set(http::field::host, port == 80 ? host : host + ":" + std::to_string(port));
     for (const auto& [k, v] : headers) req.set(k, v);
     req.body() = body;
     req.prepare_payload();

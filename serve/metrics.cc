@@ -73,7 +73,7 @@ std::string ServeMetrics::Text(const Dispatcher& dispatcher) const {
     out << "lumen_serve_request_latency_seconds_sum{" << keys[key] << "} " << s.sum_s << "\n";
     out << "lumen_serve_request_latency_seconds_count{" << keys[key] << "} " << s.count << "\n";
   }
-  using Counters = Dispatcher::DeploymentCounters;
+  using Counters = Dispatcher::Counters;
   struct Gauge {
     const char* name;
     const char* help;
@@ -87,7 +87,7 @@ std::string ServeMetrics::Text(const Dispatcher& dispatcher) const {
       {"lumen_serve_replicas", "Running replicas the ingress routes to.",
        [](const Counters& c) { return static_cast<double>(c.replicas); }},
   };
-  auto counters = dispatcher.Counters();
+  auto counters = dispatcher.CountersByDeployment();
   for (const Gauge& g : gauges) {
     header(g.name, "gauge", g.help);
     for (const auto& [key, c] : counters) {

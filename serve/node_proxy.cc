@@ -1,12 +1,12 @@
-// Proxies on every node; see node_proxy.h.
+// The ingress on every node; see node_proxy.h.
 #include "serve/node_proxy.h"
 
-#include <set>
 #include <stdexcept>
 
 #include "common/logging.h"
 #include "lumen/api.h"
-#include "serve/controller.h"
+#include "serve/app_controller.h"
+#include "serve/json_util.h"
 
 namespace lumen::serve {
 namespace {
@@ -24,10 +24,18 @@ absl::Status StartOnPortOrAny(int port, const char* what, Start start) {
 
 }  // namespace
 
+std::string ProxyActorName(const NodeId& node) { return kProxyActorPrefix + node.Hex(); }
+
 NodeProxy* NodeProxy::Create(std::string host, int http_port, int grpc_port) {
   std::unique_ptr<NodeProxy> p(new NodeProxy());
   p->host_ = host;
-  p->dispatcher_ = std::make_unique<Dispatcher>(Dispatcher::Options{.discover_apps = true});
+  p->source_ = ProxyActorName(GetRuntimeContext().node);
+  NodeProxy* self = p.get();
+  p->dispatcher_ = std::make_unique<Dispatcher>(Dispatcher::Options{
+      .discover_apps = true,
+      .on_load = [self](const std::string& app, const std::vector<IngressLoad>& load) {
+        self->ReportLoad(app, load);
+      }});
   absl::Status s = StartOnPortOrAny(http_port, "HTTP", [&](int port) {
     p->proxy_ = std::make_unique<Proxy>(Proxy::Options{.host = host, .port = port},
                                         p->dispatcher_.get(), &p->metrics_);
@@ -51,15 +59,16 @@ NodeProxy::~NodeProxy() {
 }
 
 std::string NodeProxy::Address() {
-  return Json{{"node", GetRuntimeContext().node.Hex()},
-              {"http", host_ + ":" + std::to_string(proxy_->port())},
-              {"grpc", grpc_ ? host_ + ":" + std::to_string(grpc_->port()) : ""}}
-      .dump();
+  return DumpJson({{"node", GetRuntimeContext().node.Hex()},
+                   {"http", host_ + ":" + std::to_string(proxy_->port())},
+                   {"grpc", grpc_ ? host_ + ":" + std::to_string(grpc_->port()) : ""}});
 }
 
 bool NodeProxy::SetTable(std::string app, std::string table) {
   if (table.empty()) {
     dispatcher_->RemoveApp(app);
+    absl::MutexLock lock(&mu_);
+    controllers_.erase(app);  // a new one comes with the app, if it comes back
     return true;
   }
   auto parsed = RouteTable::FromJson(table);
@@ -68,100 +77,39 @@ bool NodeProxy::SetTable(std::string app, std::string table) {
   return true;
 }
 
-ProxyFleet::ProxyFleet(Options options) : options_(std::move(options)) {
-  thread_ = std::thread([this] { Loop(); });
-}
-
-ProxyFleet::~ProxyFleet() {
+void NodeProxy::ReportLoad(const std::string& app, const std::vector<IngressLoad>& load) {
+  ActorId controller;
+  bool stale = true;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-  for (auto& [node, m] : members_) (void)Kill(m.actor);
-}
-
-Json ProxyFleet::Status() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  Json out = Json::array();
-  for (const auto& [node, m] : members_) {
-    auto field = [&](const char* name) {
-      return m.address.is_object() ? m.address.value(name, "") : "";
-    };
-    out.push_back({{"node", node.Hex()},
-                   {"http", field("http")},
-                   {"grpc", field("grpc")},
-                   {"state", m.state},
-                   {"message", m.message}});
-  }
-  return out;
-}
-
-void ProxyFleet::Push(const std::string& app, const std::string& table) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [node, m] : members_) {
-    if (m.state != "FAILED") (void)m.actor.Task(&NodeProxy::SetTable).Remote(app, table);
-  }
-}
-
-void ProxyFleet::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    lock.unlock();
-    Tick();
-    lock.lock();
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.period_ms), [&] { return stop_; });
-  }
-}
-
-void ProxyFleet::Tick() {
-  auto nodes = Nodes(/*ask_each_node=*/false);
-  if (!nodes.ok()) return;  // the GCS is away: keep what runs
-  std::set<NodeId> alive;
-  for (const auto& n : *nodes) {
-    if (n.alive && n.id != options_.head) alive.insert(n.id);
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = members_.begin(); it != members_.end();) {
-    Member& m = it->second;
-    if (auto got = TakeIfReady(m.address_call)) {
-      if (got->ok()) {
-        m.state = "RUNNING";
-        m.address = Json::parse(**got, nullptr, /*allow_exceptions=*/false);
-        m.message.clear();
-      } else {
-        m.state = "FAILED";
-        m.message = std::string(got->status().message());
-        LUMEN_LOG_WARN("serve: the proxy on node {} failed: {}", it->first.Short(), m.message);
-      }
+    absl::MutexLock lock(&mu_);
+    if (auto it = controllers_.find(app); it != controllers_.end()) {
+      controller = it->second.id;
+      // An app deleted and deployed again has a new controller.
+      stale = std::chrono::steady_clock::now() - it->second.at > std::chrono::seconds(3);
     }
-    if (!alive.count(it->first) || (m.state == "FAILED" && !m.address_call)) {
-      // Gone with its node, or dead: made again a little later if the node
-      // is still there.
-      (void)Kill(m.actor);
-      retry_after_[it->first] = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      it = members_.erase(it);
-      continue;
-    }
-    if (m.state == "RUNNING" && !m.address_call) {  // still alive?
-      m.address_call = m.actor.Task(&NodeProxy::Address).Remote();
-    }
-    ++it;
   }
-  auto now = std::chrono::steady_clock::now();
-  for (const NodeId& node : alive) {
-    if (members_.count(node)) continue;
-    if (auto r = retry_after_.find(node); r != retry_after_.end() && now < r->second) continue;
-    Member m;
-    m.actor = Actor(NodeProxy::Create)
-                  .SetSchedulingStrategy(SchedulingStrategy::NodeAffinity(node))
-                  .SetMaxRestarts(0)
-                  .SetMaxConcurrency(2)
-                  .Remote(options_.host, options_.http_port, options_.grpc_port);
-    m.address_call = m.actor.Task(&NodeProxy::Address).Remote();
-    members_.emplace(node, std::move(m));
+  if (!controller.IsNil()) {
+    // Fire and forget: the next report follows in a moment.
+    (void)ActorHandle<AppController>(controller)
+        .Task(&AppController::ReportLoad)
+        .Remote(source_, load);
+    if (!stale) return;
   }
+  auto* rt = lumen::internal::CurrentRuntime();
+  if (rt == nullptr) return;
+  // Not known yet (or restarted): look it up; the next report uses it.
+  rt->ListActorsAsync(
+      kServeNamespace, ControllerActorName(app),
+      [this, app](absl::StatusOr<std::vector<lumen::internal::ActorStateInfo>> found) {
+        if (!found.ok()) return;
+        for (const auto& a : *found) {
+          if (a.name == ControllerActorName(app) &&
+              a.state != lumen::internal::ActorStateInfo::kDead) {
+            absl::MutexLock lock(&mu_);
+            controllers_[app] = {a.id, std::chrono::steady_clock::now()};
+          }
+        }
+      });
 }
 
 }  // namespace lumen::serve

@@ -1,23 +1,26 @@
-// Proxies on every node. The serve process runs the head node's proxy
-// itself; ProxyFleet starts a NodeProxy actor on each other live node (and
-// again on nodes that join or whose proxy died), pinned there, serving the
-// same HTTP port (and gRPC port) on that node. A node proxy learns the
-// applications and their routes from the GCS KV, as deployment handles do.
-// When several nodes share one host (a local cluster), the port is taken
-// by the first: the others take a free port, which status reports.
+// NodeProxy: the HTTP (and gRPC) ingress on one node, a detached actor
+// named "proxy/<node hex>" in the "serve" namespace, pinned to its node
+// and restarted by the engine when it dies. The serve manager (manager.h)
+// starts one on every live node. A node proxy learns the applications and
+// their routing tables from the GCS KV (and from controllers' pushes), and
+// reports each app's load to that app's controller (autoscaling; at once
+// when requests wait for a deployment without replicas). When several
+// nodes share one host (a local cluster), the port is taken by the first:
+// the others take a free port, which Address() reports.
+//
+// Thread-safety: actor methods run on the actor's threads; the dispatcher,
+// proxies and load reports have their own (see each).
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "lumen/actor.h"
-#include "lumen/id.h"
 #include "serve/dispatcher.h"
 #include "serve/grpc_proxy.h"
 #include "serve/metrics.h"
@@ -25,7 +28,9 @@
 
 namespace lumen::serve {
 
-// The actor: the HTTP (and gRPC) ingress on one node.
+std::string ProxyActorName(const NodeId& node);
+inline constexpr char kProxyActorPrefix[] = "proxy/";
+
 class NodeProxy {
  public:
   // Throws when it cannot listen at all. grpc_port -1: no gRPC ingress.
@@ -33,56 +38,27 @@ class NodeProxy {
   ~NodeProxy();
   // {"node": hex, "http": "host:port", "grpc": "host:port" or ""}
   std::string Address();
-  // A routing table pushed by the controller (RouteTable JSON; "": the app
+  // A routing table pushed by a controller (RouteTable JSON; "": the app
   // was deleted). False if it does not parse.
   bool SetTable(std::string app, std::string table);
 
  private:
   NodeProxy() = default;
+  // On the dispatcher's loop: sends `load` to the app's controller.
+  void ReportLoad(const std::string& app, const std::vector<IngressLoad>& load);
+
   std::string host_;
+  std::string source_;  // this proxy, in load reports
   std::unique_ptr<Dispatcher> dispatcher_;
   ServeMetrics metrics_;
   std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<GrpcProxy> grpc_;
-};
-
-class ProxyFleet {
- public:
-  struct Options {
-    std::string host = "127.0.0.1";
-    int http_port = 8000;
-    int grpc_port = -1;
-    NodeId head;  // runs the serve process's own proxy
-    int64_t period_ms = 1'000;
+  absl::Mutex mu_;
+  struct Known {
+    ActorId id;
+    std::chrono::steady_clock::time_point at;  // looked up then; again after a while
   };
-  explicit ProxyFleet(Options options);
-  ~ProxyFleet();  // kills the node proxies
-
-  // [{"node", "http", "grpc", "state": STARTING|RUNNING|FAILED, "message"}]
-  // for the other nodes' proxies.
-  Json Status() const;
-  // Sends a published table to every node proxy (Controller::on_publish).
-  void Push(const std::string& app, const std::string& table);
-
- private:
-  struct Member {
-    ActorHandle<NodeProxy> actor;
-    std::optional<ObjectRef<std::string>> address_call;
-    std::string state = "STARTING";
-    Json address;
-    std::string message;
-  };
-  void Loop();
-  void Tick();
-
-  Options options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::map<NodeId, Member> members_;
-  // Nodes whose proxy failed: not tried again before then.
-  std::map<NodeId, std::chrono::steady_clock::time_point> retry_after_;
-  std::thread thread_;
+  std::map<std::string, Known> controllers_ ABSL_GUARDED_BY(mu_);  // by app
 };
 
 }  // namespace lumen::serve

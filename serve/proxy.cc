@@ -1,20 +1,27 @@
 // The HTTP proxy; see proxy.h.
 #include "serve/proxy.h"
 
-#include <atomic>
-#include <random>
-#include <sstream>
+#include <sys/random.h>
+
+#include "common/file_util.h"
 
 namespace lumen::serve {
 namespace {
 
+// 128 bits from the OS's random source, as hex; "" if it has none to give.
 std::string NewId() {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  char buf[33];
-  snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
-           static_cast<unsigned long long>(rng()));
-  return buf;
+  unsigned char bytes[16];
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) return "";
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
 }
+
+std::string CallerOf(const Request& request) { return Sha256Hex(request.Header("authorization")); }
 
 }  // namespace
 
@@ -41,40 +48,29 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
   }
   if (request.path == "/-/routes") {
     Json routes = Json::object();
-    for (const auto& t : dispatcher_->Tables()) {
-      if (!t.route_prefix.empty()) routes[t.route_prefix] = t.app;
+    for (const auto& t : dispatcher_->Apps()) {
+      if (!t->route_prefix.empty()) routes[t->route_prefix] = t->app;
     }
     return reply(Response::FromJson(routes));
   }
   if (request.path.rfind("/-/results/", 0) == 0) {
-    return reply(AsyncLookup(request.path.substr(11)));
+    return reply(AsyncLookup(request.path.substr(11), CallerOf(request)));
   }
-  std::optional<RouteTable> table = dispatcher_->Match(request.path);
-  if (!table) {
+  std::shared_ptr<const AppRoute> route = dispatcher_->Match(request.path);
+  if (!route) {
     return reply(Response::Error(
         404, "no application serves " + request.path + " (see /-/routes for the route prefixes)"));
   }
-  const std::string app = table->app;
-  const std::string deployment = table->ingress;
-  request.path = table->PathBelowPrefix(request.path);
-  double timeout_s = 60;
-  if (auto d = table->deployments.find(deployment); d != table->deployments.end()) {
-    timeout_s = d->second.request_timeout_s;
-  }
+  const std::string app = route->app;
+  const std::string deployment = route->ingress;
+  request.path = route->PathBelowPrefix(request.path);
   auto start = std::chrono::steady_clock::now();
-  // Answered once, by the deployment or the timeout; the other is dropped
-  // (and the timer cancelled, so it does not hold the connection).
-  struct Once {
-    std::atomic<bool> answered{false};
-    std::mutex mu;
-    std::function<void()> cancel_timer;
-  };
-  auto once = std::make_shared<Once>();
   bool async = request.Header("prefer").find("respond-async") != std::string::npos;
   std::string id;
   if (async) {
     id = NewId();
-    std::lock_guard<std::mutex> lock(mu_);
+    if (id.empty()) return reply(Response::Error(503, "no random bytes for an async id; retry"));
+    absl::MutexLock lock(&mu_);
     auto now = std::chrono::steady_clock::now();
     std::erase_if(results_, [&](const auto& kv) {
       return kv.second.done &&
@@ -85,59 +81,40 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
       r.headers["retry-after"] = "5";
       return reply(r);
     }
-    results_[id].at = now;
+    AsyncResult& slot = results_[id];
+    slot.at = now;
+    slot.caller = CallerOf(request);
     Response accepted = Response::FromJson({{"id", id}, {"status_url", "/-/results/" + id}}, 202);
     accepted.headers["location"] = "/-/results/" + id;
     reply(accepted);
   }
-  auto finish = [this, app, deployment, start, once, reply, id](Response r) {
-    if (once->answered.exchange(true)) return;
-    {
-      std::lock_guard<std::mutex> lock(once->mu);
-      if (once->cancel_timer) once->cancel_timer();
-    }
-    metrics_->Record(
-        app, deployment, "http", r.status,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (id.empty()) {
-      reply(std::move(r));
-      return;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = results_.find(id);
-    if (it == results_.end()) return;
-    it->second.done = true;
-    it->second.response = std::move(r);
-    it->second.at = std::chrono::steady_clock::now();
-  };
-  auto timeout_ms = static_cast<int64_t>(timeout_s * 1000);
-  auto cancel = server_.After(timeout_ms, [finish, deployment, timeout_s] {
-    finish(Response::Error(504, deployment + " did not answer within " + std::to_string(timeout_s) +
-                                    " s (request_timeout_s)"));
-  });
-  {
-    std::lock_guard<std::mutex> lock(once->mu);
-    if (once->answered) {
-      cancel();  // answered already
-    } else {
-      once->cancel_timer = std::move(cancel);
-    }
-  }
+  // The dispatcher answers exactly once: with the replica's answer, or
+  // 504 past the deployment's request_timeout_s, or why it could not.
   dispatcher_->Send(
       app, deployment, std::move(request),
-      [finish](absl::StatusOr<Response> r) {
-        finish(r.ok() ? std::move(*r) : FromStatus(r.status()));
-      },
-      timeout_ms);
+      [this, app, deployment, start, reply, id](absl::StatusOr<Response> answer) {
+        Response r = answer.ok() ? std::move(*answer) : FromStatus(answer.status());
+        metrics_->Record(
+            app, deployment, "http", r.status,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        if (id.empty()) return reply(std::move(r));
+        absl::MutexLock lock(&mu_);
+        auto it = results_.find(id);
+        if (it == results_.end()) return;
+        it->second.done = true;
+        it->second.response = std::move(r);
+        it->second.at = std::chrono::steady_clock::now();
+      });
 }
 
-Response Proxy::AsyncLookup(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+Response Proxy::AsyncLookup(const std::string& id, const std::string& caller) {
+  absl::MutexLock lock(&mu_);
   auto it = results_.find(id);
-  if (it == results_.end()) {
-    return Response::Error(404, "no async answer " + id + " (unknown, or fetched over " +
+  if (it == results_.end() || it->second.caller != caller) {
+    return Response::Error(404, "no async answer " + id +
+                                    " for this caller (unknown, fetched over " +
                                     std::to_string(options_.async_result_ttl_ms / 1000) +
-                                    " s ago)");
+                                    " s ago, or asked for with another Authorization header)");
   }
   if (!it->second.done) return Response::FromJson({{"id", id}, {"status", "pending"}}, 202);
   return it->second.response;

@@ -2,18 +2,22 @@
 // longest matching route prefix to its application's ingress deployment
 // through the dispatcher, and maps failures to HTTP: no such route 404,
 // queue full 503 with Retry-After, past the timeout 504, a malformed
-// request 400 (HttpServer). A request with "Prefer: respond-async" is
-// answered 202 with an id at once; its answer is fetched later from
-// /-/results/ID. Also serves /-/healthz, /-/routes and /metrics
-// (Prometheus text: requests, errors and latency per deployment, queue
-// lengths, replica counts).
+// request 400 (HttpServer). The dispatcher is the one place that answers a
+// request (its timeout included). A request with "Prefer: respond-async" is
+// answered 202 with an id at once (128 bits from the OS's random source);
+// its answer is fetched later from /-/results/ID, by a caller presenting
+// the same Authorization header as the request (else 404). Also serves /-/healthz, /-/routes and
+// /metrics (Prometheus text: requests, errors and latency per deployment, queue lengths, replica
+// counts).
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "serve/dispatcher.h"
 #include "serve/http_server.h"
@@ -42,18 +46,19 @@ class Proxy {
     bool done = false;
     Response response;
     std::chrono::steady_clock::time_point at;
+    std::string caller;  // digest of the request's Authorization header
   };
 
   void Handle(Request request, HttpServer::Reply reply);
-  Response AsyncLookup(const std::string& id);
+  Response AsyncLookup(const std::string& id, const std::string& caller);
   static Response FromStatus(const absl::Status& s);
 
   Options options_;
   Dispatcher* dispatcher_;
   ServeMetrics* metrics_;
   HttpServer server_;
-  mutable std::mutex mu_;
-  std::map<std::string, AsyncResult> results_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, AsyncResult> results_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumen::serve

@@ -80,8 +80,11 @@ ReplicaContext CurrentReplica() {
   return current;
 }
 
-Replica::Replica(std::string deployment, std::unique_ptr<internal::DeploymentInstance> instance)
-    : deployment_(std::move(deployment)),
+Replica::Replica(ReplicaContext context, std::string version,
+                 std::unique_ptr<internal::DeploymentInstance> instance)
+    : context_(std::move(context)),
+      version_(std::move(version)),
+      deployment_(context_.deployment),
       instance_(std::move(instance)),
       last_change_(std::chrono::steady_clock::now()),
       last_report_(last_change_) {}
@@ -134,7 +137,9 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
                                 " has no CallBatch(const std::vector<Request>&), which "
                                 "batching needs: add it or remove `batching`");
   }
-  auto* replica = new Replica(std::move(deployment), std::move(instance));
+  std::string version = options.is_object() ? options.value("version", "") : "";
+  auto* replica =
+      new Replica(ReplicaContext{app, deployment, replica_id}, version, std::move(instance));
   if (max_batch > 0) {
     replica->batch_ = std::make_unique<Batch>();
     replica->batch_->max_size = static_cast<size_t>(max_batch);
@@ -282,6 +287,10 @@ ReplicaStats Replica::Stats() {
   const char* node = std::getenv("LUMEN_NODE_ID");  // set by lumen_worker
   s.node = node ? node : "";
   if (listener_) s.address = listener_->address();
+  s.app = context_.app;
+  s.deployment = context_.deployment;
+  s.replica = context_.replica;
+  s.version = version_;
   busy_integral_ = 0;
   completed_ = 0;
   last_report_ = now;

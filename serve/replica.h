@@ -28,7 +28,13 @@ struct ReplicaStats {
   int ongoing_now = 0;
   std::string node;     // hex id of the node it runs on
   std::string address;  // host:port of its data plane (channel.h); "" if it has none
-  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node, address);
+  // Who it is, so a restarted controller can adopt it.
+  std::string app;
+  std::string deployment;
+  std::string replica;  // "Echo#3"
+  std::string version;  // the deployment version it runs
+  MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node, address, app,
+                 deployment, replica, version);
 };
 
 class Replica {
@@ -37,7 +43,8 @@ class Replica {
   // declares `cls`, or when its Create throws.
   // `options_json`: {"max_batch_size": N, "batch_wait_timeout_s": S} to
   // batch requests into CallBatch; "max_ongoing": requests its data plane
-  // runs at once per caller.
+  // runs at once; "version": the deployment version (reported by Stats);
+  // "code": [{name, digest}] shipped code files to load first.
   static Replica* Create(std::string app, std::string deployment, std::string replica_id,
                          std::string cls, std::string init_args_json, std::string user_config_json,
                          std::string options_json);
@@ -51,7 +58,8 @@ class Replica {
   ReplicaStats Stats();
 
  private:
-  Replica(std::string deployment, std::unique_ptr<internal::DeploymentInstance> instance);
+  Replica(ReplicaContext context, std::string version,
+          std::unique_ptr<internal::DeploymentInstance> instance);
   void Count(int delta);
   Response Call(const Request& request);
   // Batching: requests wait here; one thread runs CallBatch on up to
@@ -62,6 +70,8 @@ class Replica {
   std::unique_ptr<Batch> batch_;
   std::unique_ptr<ReplicaListener> listener_;  // stopped first
 
+  ReplicaContext context_;
+  std::string version_;
   std::string deployment_;
   std::unique_ptr<internal::DeploymentInstance> instance_;
   std::mutex mu_;

@@ -25,6 +25,8 @@ std::string RouteTable::ToJson() const {
                          {"max_queued", d.max_queued},
                          {"hash_header", d.hash_header},
                          {"request_timeout_s", d.request_timeout_s},
+                         {"exposed", d.exposed},
+                         {"unavailable", d.unavailable},
                          {"replicas", nlohmann::json::array()}};
     for (const auto& r : d.replicas) {
       dj["replicas"].push_back({{"id", r.id},
@@ -37,7 +39,7 @@ std::string RouteTable::ToJson() const {
     }
     j["deployments"][name] = dj;
   }
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<RouteTable> RouteTable::FromJson(const std::string& text) {
@@ -55,6 +57,8 @@ absl::StatusOr<RouteTable> RouteTable::FromJson(const std::string& text) {
       d.max_queued = dj.at("max_queued").get<int>();
       d.hash_header = dj.at("hash_header").get<std::string>();
       d.request_timeout_s = dj.at("request_timeout_s").get<double>();
+      d.exposed = dj.value("exposed", false);
+      d.unavailable = dj.value("unavailable", "");
       for (const auto& rj : dj.at("replicas")) {
         ReplicaRoute r;
         r.id = rj.at("id").get<std::string>();

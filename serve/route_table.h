@@ -37,6 +37,12 @@ struct DeploymentRoute {
   int max_queued = 100;  // -1: no bound
   std::string hash_header = "x-lumen-shard-key";
   double request_timeout_s = 60;
+  // Reachable by name through the ingresses (the app's ingress always is).
+  bool exposed = false;
+  // Why no replica can run now (e.g. "no node has {CPU: 64}"): with no
+  // running replica, requests are answered 503 with it at once instead of
+  // waiting. Empty while replicas run or are on their way.
+  std::string unavailable;
   std::vector<ReplicaRoute> replicas;
 };
 

@@ -22,9 +22,10 @@
 #include "proto/health.grpc.pb.h"
 #include "proto/serve.grpc.pb.h"
 #include "serve/channel.h"
+#include "serve/client.h"
 #include "serve/config.h"
 #include "serve/http_client.h"
-#include "serve/instance.h"
+#include "serve/json_util.h"
 #include "test_util.h"
 
 namespace lumen {
@@ -39,26 +40,62 @@ class ServeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     worker::LocalClusterOptions o;
     o.nodes = {{{{"CPU", 4}}}, {{{"CPU", 4}}}};
-    code_ = serve::ServeLibraryPaths();
-    code_.push_back(LUMEN_OCR_APP);
-    auto c = testing::StartAndConnect(o, code_);
+    // Only serve's own libraries: applications' code is uploaded by deploy.
+    auto c = testing::StartAndConnect(o, serve::ServeLibraryPaths());
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = c->release();
-    serve::InstanceOptions io;
-    io.http_port = 0;
-    io.grpc_port = 0;
-    io.code = code_;
-    auto s = serve::ServeInstance::Start(io);
-    ASSERT_TRUE(s.ok()) << s.status();
-    instance_ = s->release();
+    auto serve = serve::EnsureServeRunning({.http_port = 0, .grpc_port = 0});
+    ASSERT_TRUE(serve.ok()) << serve.status();
+    admin_address_ = serve->admin;
+    admin_ = new serve::AdminClient(serve->admin, internal::CurrentRuntime()->ClusterToken());
+    // The proxy of this (the head) node, once every node has one.
+    std::string head = GetRuntimeContext().node.Hex();
+    Json proxies;
+    absl::Status last;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          auto s = admin_->Status();
+          last = s.status();
+          if (!s.ok()) return false;
+          proxies = (*s)["proxies"];
+          int running = 0;
+          for (const auto& p : proxies) running += p["state"] == "RUNNING";
+          return running == 2;
+        },
+        60'000))
+        << serve::DumpJson(proxies, 2) << " " << last;
+    for (const auto& p : proxies) {
+      if (p["node"] != head) continue;
+      std::string http = p["http"], grpc = p["grpc"];
+      http_port_ = std::stoi(http.substr(http.rfind(':') + 1));
+      grpc_port_ = std::stoi(grpc.substr(grpc.rfind(':') + 1));
+    }
+    ASSERT_GT(http_port_, 0) << serve::DumpJson(proxies, 2);
   }
   static void TearDownTestSuite() {
-    delete instance_;
+    if (admin_ != nullptr) (void)serve::StopServe(internal::CurrentRuntime()->ClusterToken());
+    delete admin_;
     Shutdown();
     delete cluster_;
   }
-  void TearDown() override {
-    ASSERT_TRUE(instance_->Deploy(serve::ServeConfig()).ok());  // no apps between tests
+  void TearDown() override { DeployNothing(); }
+
+  // Deletes every application and waits until they are gone.
+  static void DeployNothing() {
+    auto r = admin_->DeployText("applications: []\n", "empty.yaml", "/");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          auto s = admin_->Status();
+          return s.ok() && (*s)["applications"].empty();
+        },
+        60'000));
+  }
+  static std::string WithApp(std::string text) {
+    for (size_t at = 0; (at = text.find("$APP", at)) != std::string::npos;) {
+      text.replace(at, 4, LUMEN_OCR_APP);
+    }
+    return text;
   }
 
   // The "echo" app at /echo: one Echo deployment with `options` added
@@ -71,29 +108,31 @@ class ServeTest : public ::testing::Test {
 
   // Deploys `yaml` (the applications part) and waits until it runs.
   void Deploy(const std::string& yaml) {
-    std::string text = "applications:\n" + yaml;
-    for (size_t at = 0; (at = text.find("$APP", at)) != std::string::npos;) {
-      text.replace(at, 4, LUMEN_OCR_APP);
-    }
-    auto config = serve::ParseServeConfig(text, "test.yaml", "/");
-    ASSERT_TRUE(config.ok()) << config.status();
-    ASSERT_TRUE(instance_->Deploy(*config).ok());
-    ASSERT_TRUE(WaitUntil([&] { return instance_->controller().Settled(); }, 60'000))
-        << instance_->controller().Status().dump(2);
+    auto r = admin_->DeployText(WithApp("applications:\n" + yaml), "test.yaml", "/");
+    ASSERT_TRUE(r.ok()) << r.status();
+    auto running = admin_->WaitRunning(60'000);
+    ASSERT_TRUE(running.ok()) << running.status();
+  }
+  // Deploys without waiting; the deploy's own error, if any.
+  absl::Status DeployNoWait(const std::string& text) {
+    return admin_->DeployText(WithApp(text), "test.yaml", "/").status();
   }
   absl::StatusOr<Response> Post(const std::string& path, const std::string& body,
                                 std::map<std::string, std::string> headers = {}) {
-    return HttpCall("127.0.0.1", instance_->http_port(), "POST", path, body, headers);
+    return HttpCall("127.0.0.1", http_port_, "POST", path, body, headers);
   }
   absl::StatusOr<Response> GetPath(const std::string& path) {
-    return HttpCall("127.0.0.1", instance_->http_port(), "GET", path);
+    return HttpCall("127.0.0.1", http_port_, "GET", path);
   }
   int PidAt(const std::string& path, std::map<std::string, std::string> headers = {}) {
-    auto r = HttpCall("127.0.0.1", instance_->http_port(), "GET", path, "", headers);
+    auto r = HttpCall("127.0.0.1", http_port_, "GET", path, "", headers);
     if (!r.ok() || r->status != 200) return -1;
     return Json::parse(r->body)["pid"].get<int>();
   }
-  Json Status() { return instance_->controller().Status(); }
+  Json Status() {
+    auto s = admin_->Status();
+    return s.ok() ? *s : Json::object();
+  }
   // The first sample of a /metrics gauge, or -1.
   double Gauge(const std::string& name) {
     auto m = GetPath("/metrics");
@@ -128,7 +167,7 @@ class ServeTest : public ::testing::Test {
     }
   };
   void StartLoad(Load* load, const std::string& path, int threads) {
-    int port = instance_->http_port();
+    int port = http_port_;
     for (int i = 0; i < threads; ++i) {
       load->threads.emplace_back([load, path, port] {
         while (!load->stop) {
@@ -147,8 +186,10 @@ class ServeTest : public ::testing::Test {
   }
 
   static inline worker::LocalCluster* cluster_ = nullptr;
-  static inline serve::ServeInstance* instance_ = nullptr;
-  static inline std::vector<std::string> code_;
+  static inline serve::AdminClient* admin_ = nullptr;
+  static inline std::string admin_address_;
+  static inline int http_port_ = 0;
+  static inline int grpc_port_ = 0;
 };
 
 TEST_F(ServeTest, EveryNodeHasAProxyThatRoutesEveryApplication) {
@@ -158,16 +199,17 @@ TEST_F(ServeTest, EveryNodeHasAProxyThatRoutesEveryApplication) {
   Json proxies;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        proxies = instance_->Status()["proxies"];
+        proxies = Status()["proxies"];
         return proxies.size() == 2 && proxies[1]["state"] == "RUNNING";
       },
       30'000))
-      << instance_->Status()["proxies"].dump(2);
+      << serve::DumpJson(Status()["proxies"], 2);
   EXPECT_NE(proxies[0]["node"], proxies[1]["node"]);
   EXPECT_FALSE(proxies[1]["grpc"].get<std::string>().empty());
-  std::string other = proxies[1]["http"];
+  std::string head = GetRuntimeContext().node.Hex();
+  std::string other = proxies[0]["node"] == head ? proxies[1]["http"] : proxies[0]["http"];
   int port = std::stoi(other.substr(other.rfind(':') + 1));
-  EXPECT_NE(port, instance_->http_port());
+  EXPECT_NE(port, http_port_);
   // It learns the applications from the cluster: one deployed after it
   // started is served there, and a deleted one stops being served.
   auto via_other = [&](const std::string& path) {
@@ -177,17 +219,16 @@ TEST_F(ServeTest, EveryNodeHasAProxyThatRoutesEveryApplication) {
     auto r = via_other("/echo");
     return r.ok() && r->status == 200 && r->body == "via-node-2";
   })) << "the node proxy never routed /echo";
-  ASSERT_TRUE(instance_->Deploy(serve::ServeConfig()).ok());
+  DeployNothing();
   ASSERT_TRUE(WaitUntil([&] {
     auto r = via_other("/echo");
     return r.ok() && r->status == 404;
   })) << "the node proxy still routes a deleted application";
 }
 
-TEST_F(ServeTest, AnAppWhoseCodeTheServeProcessLacksIsShippedToItsReplicas) {
-  // The serve process was started without libgreeter_app.so: its replicas
-  // fetch it from the cluster, on both nodes.
-  ASSERT_EQ(std::find(code_.begin(), code_.end(), LUMEN_GREETER_APP), code_.end());
+TEST_F(ServeTest, AnAppsCodeIsUploadedAndShippedToItsReplicas) {
+  // The cluster's job has only serve's libraries: the deploy uploads
+  // libgreeter_app.so and its replicas fetch it, on both nodes.
   Deploy(R"(
   - name: greet
     route_prefix: /greet
@@ -218,13 +259,12 @@ TEST_F(ServeTest, AnAppWhoseCodeTheServeProcessLacksIsShippedToItsReplicas) {
                      "init_args: {greeting: hi}}]\n  - name: broken\n    route_prefix: /broken\n"
                      "    code: " +
                      bad + "\n    deployments: [{name: Greeter, resources: {CPU: 0.1}}]\n";
-  auto config = serve::ParseServeConfig(text, "test.yaml", "/");
-  ASSERT_TRUE(config.ok()) << config.status();
-  ASSERT_TRUE(instance_->Deploy(*config).ok());
+  ASSERT_TRUE(DeployNoWait(text).ok());
   ASSERT_TRUE(WaitUntil([&] {
     Json d = Status()["applications"]["broken"]["deployments"]["Greeter"];
+    if (!d.is_object()) return false;
     return d["message"].get<std::string>().find("cannot load libnot_code.so") != std::string::npos;
-  })) << Status()["applications"]["broken"].dump(2);
+  })) << serve::DumpJson(Status()["applications"]["broken"], 2);
   auto still = Post("/greet", "again");
   ASSERT_TRUE(still.ok()) << still.status();
   EXPECT_EQ(still->status, 200) << still->body;
@@ -306,9 +346,9 @@ TEST_F(ServeTest, TheGrpcIngressPredictsAndAnswersHealthChecks) {
     deployments:
       - {name: Pipeline, resources: {CPU: 0.1}}
       - {name: Detector, resources: {CPU: 0.1}}
-      - {name: Recognize, resources: {CPU: 0.1}}
+      - {name: Recognize, resources: {CPU: 0.1}, expose: true}
 )");
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(instance_->grpc_port()),
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
                                      grpc::InsecureChannelCredentials());
   auto stub = proto::ServePredict::NewStub(channel);
   auto predict = [&](proto::PredictRequest req, proto::PredictReply* reply) {
@@ -336,6 +376,14 @@ TEST_F(ServeTest, TheGrpcIngressPredictsAndAnswersHealthChecks) {
   one_deployment.set_body(R"({"word": "direct"})");
   ASSERT_TRUE(predict(one_deployment, &reply).ok());
   EXPECT_EQ(Json::parse(reply.body())["text"], "DIRECT");
+  // Only the ingress and exposed deployments answer outsiders.
+  proto::PredictRequest hidden;
+  hidden.set_application("ocr");
+  hidden.set_deployment("Detector");
+  hidden.set_body(R"({"image": "x"})");
+  s = predict(hidden, &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_NE(s.error_message().find("expose: true"), std::string::npos) << s.error_message();
   proto::PredictRequest unknown;
   unknown.set_application("nope");
   s = predict(unknown, &reply);
@@ -376,7 +424,7 @@ TEST_F(ServeTest, BadRequestsGetClearAnswersAndNothingBreaks) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(instance_->http_port());
+  addr.sin_port = htons(http_port_);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   std::string junk = "THIS IS NOT HTTP\r\n\r\n";
@@ -499,18 +547,14 @@ TEST_F(ServeTest, BatchingHandsRequestsThatArriveTogetherToCallBatch) {
   EXPECT_EQ(Json::parse(alone->body)["batch_size"], 1);
 
   // A class without CallBatch cannot batch: the deployment says so.
-  auto config = serve::ParseServeConfig(
-      "applications:\n  - name: nobatch\n    code: " + std::string(LUMEN_OCR_APP) +
-          "\n    deployments:\n      - {name: Echo, resources: {CPU: 0.1}, batching: "
-          "{max_batch_size: 2}}\n",
-      "t.yaml", "/");
-  ASSERT_TRUE(config.ok()) << config.status();
-  ASSERT_TRUE(instance_->Deploy(*config).ok());
+  ASSERT_TRUE(DeployNoWait("applications:\n  - name: nobatch\n    code: $APP"
+                           "\n    deployments:\n      - {name: Echo, resources: {CPU: 0.1}, "
+                           "batching: {max_batch_size: 2}}\n")
+                  .ok());
   ASSERT_TRUE(WaitUntil([&] {
-    Json s = Status();
-    std::string msg = s["applications"]["nobatch"]["deployments"]["Echo"]["message"];
-    return msg.find("CallBatch") != std::string::npos;
-  })) << Status().dump(2);
+    Json d = Status()["applications"]["nobatch"]["deployments"]["Echo"];
+    return d.is_object() && d.value("message", "").find("CallBatch") != std::string::npos;
+  })) << serve::DumpJson(Status(), 2);
 }
 
 TEST_F(ServeTest, UserConfigReconfiguresWithoutRestarting) {
@@ -584,11 +628,14 @@ TEST_F(ServeTest, AKilledReplicaIsReplacedAndNoRequestFails) {
     return fresh == 1 && Running("echo", "Echo") == 2;
   };
   ASSERT_TRUE(WaitUntil([&] { return replaced() && load.ok > at_kill + 100; }, 60'000))
-      << Status().dump(2);
+      << serve::DumpJson(Status(), 2);
   load.Stop();
   EXPECT_EQ(load.failed, 0) << load.last_error;
   std::set<int> now;
-  for (int i = 0; i < 20; ++i) now.insert(PidAt("/echo/pid"));
+  ASSERT_TRUE(WaitUntil([&] {  // proxies route to the new one once its table reaches them
+    now.insert(PidAt("/echo/pid"));
+    return now.size() >= 2;
+  }));
   EXPECT_EQ(now.count(victim), 0u);
   EXPECT_EQ(now.size(), 2u) << "a new replica took its place";
 }
@@ -603,7 +650,7 @@ TEST_F(ServeTest, AutoscalesUpDownAndFromZero) {
   EXPECT_EQ(first->status, 200);
   EXPECT_EQ(first->body, "woke");
   Load load;
-  int port = instance_->http_port();
+  int port = http_port_;
   for (int i = 0; i < 5; ++i) {
     load.threads.emplace_back([&load, port] {
       while (!load.stop) {
@@ -612,12 +659,13 @@ TEST_F(ServeTest, AutoscalesUpDownAndFromZero) {
       }
     });
   }
-  ASSERT_TRUE(WaitUntil([&] { return Running("echo", "Echo") >= 3; }, 30'000)) << Status().dump(2);
+  ASSERT_TRUE(WaitUntil([&] { return Running("echo", "Echo") >= 3; }, 30'000))
+      << serve::DumpJson(Status(), 2);
   load.Stop();
   EXPECT_EQ(load.failed, 0);
   ASSERT_TRUE(WaitUntil([&] { return Running("echo", "Echo") == 0; }, 30'000))
       << "idle: back down to min_replicas 0\n"
-      << Status().dump(2);
+      << serve::DumpJson(Status(), 2);
 }
 
 TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
@@ -625,12 +673,11 @@ TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
   std::string bad =
       "applications:\n  - name: echo\n    deployments:\n      - name: Echo\n        num_replicas: "
       "many\n";
-  auto r = HttpCall("127.0.0.1", instance_->admin_port(), "PUT", "/api/serve/applications", bad,
-                    {{"x-lumen-file", "bad.yaml"}});
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, 400);
-  EXPECT_NE(r->body.find("bad.yaml:5"), std::string::npos) << r->body;
-  EXPECT_NE(r->body.find("num_replicas"), std::string::npos) << r->body;
+  auto r = admin_->Call("PUT", "/api/serve/applications",
+                        serve::DumpJson({{"config", bad}, {"file", "bad.yaml"}}));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_NE(r.status().message().find("bad.yaml:5"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("num_replicas"), std::string::npos) << r.status();
   auto still = Post("/echo", "up");
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(still->body, "up");
@@ -641,10 +688,10 @@ TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
   ASSERT_EQ(testing::RunCommand(cmd, &out), 0) << out;
   EXPECT_NE(out.find("echo  RUNNING  /echo"), std::string::npos) << out;
   EXPECT_NE(out.find("proxy  node"), std::string::npos) << out;
-  // Or straight to the admin API (what `lumen serve run` prints), no token.
+  // Or straight to the admin API, with the token.
   std::string direct;
-  cmd = std::string(LUMEN_CLI_PATH) +
-        " serve status --admin 127.0.0.1:" + std::to_string(instance_->admin_port());
+  cmd = std::string(LUMEN_CLI_PATH) + " serve status --admin " + admin_address_ + " --token " +
+        cluster_->token();
   ASSERT_EQ(testing::RunCommand(cmd, &direct), 0) << direct;
   EXPECT_NE(direct.find("echo  RUNNING  /echo"), std::string::npos) << direct;
   std::string wrong;
@@ -652,6 +699,77 @@ TEST_F(ServeTest, TheAdminApiRefusesABadFileAndKeepsTheRunningApps) {
       testing::RunCommand(std::string(LUMEN_CLI_PATH) + " serve status --admin nonsense", &wrong),
       1);
   EXPECT_NE(wrong.find("expected HOST:PORT"), std::string::npos) << wrong;
+}
+
+TEST_F(ServeTest, TheAdminApiAnswersOnlyTheTokenAndALoopbackHost) {
+  int port = std::stoi(admin_address_.substr(admin_address_.rfind(':') + 1));
+  auto call = [&](std::map<std::string, std::string> headers) {
+    return HttpCall("127.0.0.1", port, "GET", "/api/serve/applications", "", headers);
+  };
+  auto none = call({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->status, 401) << none->body;
+  auto wrong = call({{"authorization", "Bearer not-the-token"}});
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->status, 401);
+  auto right = call({{"authorization", "Bearer " + cluster_->token()}});
+  ASSERT_TRUE(right.ok());
+  EXPECT_EQ(right->status, 200) << right->body;
+  // A page elsewhere that rebinds its name to 127.0.0.1 sends its own Host.
+  auto rebound = call({{"authorization", "Bearer " + cluster_->token()},
+                       {"host", "evil.example:" + std::to_string(port)}});
+  ASSERT_TRUE(rebound.ok());
+  EXPECT_EQ(rebound->status, 421) << rebound->body;
+  // Code bytes must match the digest they are stored under.
+  auto forged = admin_->Call("PUT", "/api/serve/code/" + std::string(64, 'a'), "not that");
+  EXPECT_EQ(forged.status().code(), absl::StatusCode::kInvalidArgument) << forged.status();
+  // A deploy naming code that was never uploaded is refused.
+  auto missing = admin_->Call(
+      "PUT", "/api/serve/applications",
+      serve::DumpJson(
+          {{"config",
+            "applications:\n  - name: x\n    code: /tmp/libx.so\n"
+            "    deployments: [{name: Echo}]\n"},
+           {"code", {{"x", {{{"name", "libx.so"}, {"digest", std::string(64, 'b')}}}}}}}));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument) << missing.status();
+  EXPECT_NE(missing.status().message().find("was not uploaded"), std::string::npos)
+      << missing.status();
+}
+
+TEST_F(ServeTest, KillingTheControllerOrTheManagerFailsNoRequest) {
+  Deploy(EchoApp(", num_replicas: 2"));
+  std::set<int> before;
+  for (int i = 0; i < 20; ++i) before.insert(PidAt("/echo/pid"));
+  Load load;
+  StartLoad(&load, "/echo", 4);
+  ASSERT_TRUE(WaitUntil([&] { return load.ok > 50; }));
+  for (const char* name : {"controller/echo", "manager"}) {
+    int at_kill = load.ok;
+    std::vector<internal::ActorStateInfo> found;
+    std::promise<void> listed;
+    internal::CurrentRuntime()->ListActorsAsync(
+        "serve", name, [&](absl::StatusOr<std::vector<internal::ActorStateInfo>> r) {
+          if (r.ok()) found = *r;
+          listed.set_value();
+        });
+    listed.get_future().wait();
+    ASSERT_FALSE(found.empty()) << name;
+    ASSERT_TRUE(Kill(ActorHandleBase(found[0].id), /*no_restart=*/false).ok()) << name;
+    // The app keeps serving, the actor comes back and the status answers.
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          Json s = Status();
+          return load.ok > at_kill + 100 && s.contains("applications") &&
+                 s["applications"].value("echo", Json::object()).value("status", "") == "RUNNING";
+        },
+        60'000))
+        << name << ": " << serve::DumpJson(Status(), 2);
+  }
+  load.Stop();
+  EXPECT_EQ(load.failed, 0) << load.last_error;
+  std::set<int> after;
+  for (int i = 0; i < 20; ++i) after.insert(PidAt("/echo/pid"));
+  EXPECT_EQ(after, before) << "the restarted controller adopted the replicas";
 }
 
 }  // namespace

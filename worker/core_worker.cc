@@ -168,6 +168,11 @@ absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::stri
 
 absl::Status CoreWorker::StartWorker(const std::string& startup_error) {
   LUMEN_RETURN_IF_ERROR(StartCommon());
+  // Ids made outside any task (threads of runtime components, such as the
+  // serve controller's loop) derive from this, unique to the process: two
+  // workers of one job (or one restarted) never make the same actor id.
+  process_task_ = NormalTaskId(options_.job_id, DriverTaskId(options_.job_id),
+                               Hash64(options_.worker_id.Binary()));
   FinishSetup();
   proto::RegisterWorkerRequest req;
   req.set_worker_id(options_.worker_id.Binary());
@@ -426,11 +431,64 @@ absl::Status CoreWorker::KvPut(const std::string& ns, const std::string& key,
       .status();
 }
 
+namespace {
+constexpr rpc::CallOptions kKvCall{.timeout_ms = 10'000, .retry_for_ms = 10'000};
+}  // namespace
+
+void CoreWorker::KvGetAsync(const std::string& ns, const std::string& key, KvGetDone done) {
+  proto::KvGetRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  gcs_->KvGet(
+      req,
+      [done = std::move(done)](absl::Status s, proto::KvGetReply reply) {
+        if (!s.ok()) return done(s);
+        done(reply.found() ? std::optional<std::string>(reply.value()) : std::nullopt);
+      },
+      kKvCall);
+}
+
+void CoreWorker::KvPutAsync(const std::string& ns, const std::string& key, const std::string& value,
+                            StatusDone done) {
+  proto::KvPutRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  req.set_value(value);
+  req.set_overwrite(true);
+  gcs_->KvPut(
+      req, [done = std::move(done)](absl::Status s, proto::KvPutReply) { done(s); }, kKvCall);
+}
+
+void CoreWorker::KvDelAsync(const std::string& ns, const std::string& key, StatusDone done) {
+  proto::KvDelRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  gcs_->KvDel(
+      req, [done = std::move(done)](absl::Status s, proto::KvDelReply) { done(s); }, kKvCall);
+}
+
+absl::Status CoreWorker::KvDel(const std::string& ns, const std::string& key) {
+  proto::KvDelRequest req;
+  req.set_ns(ns);
+  req.set_key(key);
+  return rpc::CallSync<proto::KvDelReply>([&](auto cb) { gcs_->KvDel(req, cb, kKvCall); }).status();
+}
+
+absl::StatusOr<std::vector<std::string>> CoreWorker::KvKeys(const std::string& ns,
+                                                            const std::string& prefix) {
+  proto::KvKeysRequest req;
+  req.set_ns(ns);
+  req.set_prefix(prefix);
+  LUMEN_ASSIGN_OR_RETURN(auto reply, rpc::CallSync<proto::KvKeysReply>(
+                                         [&](auto cb) { gcs_->KvKeys(req, cb, kKvCall); }));
+  return std::vector<std::string>(reply.keys().begin(), reply.keys().end());
+}
+
 bool CoreWorker::WaitInStore(const std::vector<ObjectId>& ids, size_t num_ready, int64_t timeout_ms,
                              std::vector<bool>* ready) {
   if (memory_store_.Wait(ids, num_ready, 0, ready)) return true;
   if (timeout_ms == 0) return false;
-  bool lend = !options_.is_driver && !CurrentTask().IsNil();
+  bool lend = !options_.is_driver && t_task.active;
   if (lend) NotifyBlocked(true);
   bool ok = memory_store_.Wait(ids, num_ready, timeout_ms, ready);
   if (lend) NotifyBlocked(false);

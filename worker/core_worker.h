@@ -82,6 +82,13 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
                                                    const std::string& key) override;
   absl::Status KvPut(const std::string& ns, const std::string& key,
                      const std::string& value) override;
+  void KvGetAsync(const std::string& ns, const std::string& key, KvGetDone done) override;
+  void KvPutAsync(const std::string& ns, const std::string& key, const std::string& value,
+                  StatusDone done) override;
+  void KvDelAsync(const std::string& ns, const std::string& key, StatusDone done) override;
+  absl::Status KvDel(const std::string& ns, const std::string& key) override;
+  absl::StatusOr<std::vector<std::string>> KvKeys(const std::string& ns,
+                                                  const std::string& prefix) override;
   std::string ClusterToken() const override { return options_.token; }
   std::string ListenHost() const override {
     return options_.host.empty() || options_.host == "0.0.0.0" ? "127.0.0.1" : options_.host;
@@ -96,6 +103,9 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
                                         const std::string& class_type) override;
   absl::Status KillActor(const ActorId& actor, bool no_restart) override;
   absl::Status WaitActorReady(const ActorId& actor, int64_t timeout_ms) override;
+  void ListActorsAsync(const std::string& ns, const std::string& name_prefix,
+                       ActorsDone done) override;
+  void KillActorAsync(const ActorId& actor, bool no_restart, StatusDone done) override;
   absl::StatusOr<PlacementGroupId> CreatePlacementGroup(
       const PlacementGroupOptions& options) override;
   absl::Status RemovePlacementGroup(const PlacementGroupId& group) override;
@@ -196,7 +206,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::set<std::string> driver_only_;
 
   mutable std::mutex task_mu_;
-  TaskId process_task_;  // the driver's root task; nil in workers
+  TaskId process_task_;  // the root of ids made outside any task (unique per process)
   std::atomic<uint64_t> submit_counter_{0};
   std::atomic<uint64_t> put_counter_{0};
   std::atomic<uint64_t> actor_counter_{0};

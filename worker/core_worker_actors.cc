@@ -109,4 +109,62 @@ absl::Status CoreWorker::WaitActorReady(const ActorId& actor, int64_t timeout_ms
   return actor_submitter_->WaitReady(actor, timeout_ms);
 }
 
+namespace {
+internal::ActorStateInfo ToStateInfo(const proto::ActorInfo& a) {
+  internal::ActorStateInfo out;
+  out.id = ActorId::FromBinary(a.actor_id());
+  switch (a.state()) {
+    case proto::ActorInfo::PENDING:
+      out.state = internal::ActorStateInfo::kPending;
+      break;
+    case proto::ActorInfo::ALIVE:
+      out.state = internal::ActorStateInfo::kAlive;
+      break;
+    case proto::ActorInfo::RESTARTING:
+      out.state = internal::ActorStateInfo::kRestarting;
+      break;
+    default:
+      out.state = internal::ActorStateInfo::kDead;
+  }
+  out.name = a.name();
+  out.ns = a.ns();
+  out.death_cause = a.death_cause();
+  out.pending_reason = a.pending_reason();
+  out.num_restarts = a.num_restarts();
+  if (!a.node_id().empty()) out.node = NodeId::FromBinary(a.node_id());
+  out.detached = a.detached();
+  return out;
+}
+}  // namespace
+
+void CoreWorker::ListActorsAsync(const std::string& ns, const std::string& name_prefix,
+                                 ActorsDone done) {
+  proto::ListActorsRequest req;
+  req.set_ns(ns);
+  req.set_name_prefix(name_prefix);
+  gcs_->ListActors(req,
+                   [done = std::move(done)](absl::Status s, proto::ListActorsReply reply) {
+                     if (!s.ok()) return done(s);
+                     std::vector<internal::ActorStateInfo> out;
+                     out.reserve(reply.actors_size());
+                     for (const auto& a : reply.actors()) out.push_back(ToStateInfo(a));
+                     done(std::move(out));
+                   },
+                   {.timeout_ms = 10'000, .retry_for_ms = 10'000});
+}
+
+void CoreWorker::KillActorAsync(const ActorId& actor, bool no_restart, StatusDone done) {
+  proto::KillActorRequest req;
+  req.set_actor_id(actor.Binary());
+  req.set_no_restart(no_restart);
+  gcs_->KillActor(req,
+                  [this, done = std::move(done)](absl::Status s, proto::KillActorReply reply) {
+                    if (s.ok() && reply.actor().state() == proto::ActorInfo::DEAD) {
+                      actor_submitter_->OnActorChange(reply.actor());
+                    }
+                    done(s);
+                  },
+                  {.timeout_ms = 10'000, .retry_for_ms = 10'000});
+}
+
 }  // namespace lumen::worker

@@ -69,6 +69,21 @@ struct ActorCreateOptions {
   SchedulingStrategy strategy;
 };
 
+// An actor as the GCS knows it (for runtime components that supervise
+// actors, such as the serve controller).
+struct ActorStateInfo {
+  enum State { kPending, kAlive, kRestarting, kDead };
+  ActorId id;
+  State state = kPending;
+  std::string name;
+  std::string ns;
+  std::string death_cause;     // when kDead
+  std::string pending_reason;  // when kPending/kRestarting: what it waits for, if known
+  int num_restarts = 0;
+  NodeId node;  // when kAlive
+  bool detached = false;
+};
+
 // Bytes of a value; backed by memory or a shared-memory mapping.
 class Buffer {
  public:
@@ -107,6 +122,17 @@ class Runtime {
                                                            const std::string& key) = 0;
   virtual absl::Status KvPut(const std::string& ns, const std::string& key,
                              const std::string& value) = 0;
+  // The same, without blocking: `done` runs once, on a thread of the
+  // runtime (keep it short; post to your own loop).
+  using KvGetDone = std::function<void(absl::StatusOr<std::optional<std::string>>)>;
+  using StatusDone = std::function<void(absl::Status)>;
+  virtual void KvGetAsync(const std::string& ns, const std::string& key, KvGetDone done) = 0;
+  virtual void KvPutAsync(const std::string& ns, const std::string& key, const std::string& value,
+                          StatusDone done) = 0;
+  virtual void KvDelAsync(const std::string& ns, const std::string& key, StatusDone done) = 0;
+  virtual absl::Status KvDel(const std::string& ns, const std::string& key) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> KvKeys(const std::string& ns,
+                                                          const std::string& prefix) = 0;
   // For runtime components that open their own connections (the serving
   // data plane): the cluster token peers must present, and the host this
   // process listens on.
@@ -123,6 +149,12 @@ class Runtime {
                                                 const std::string& class_type) = 0;
   virtual absl::Status KillActor(const ActorId& actor, bool no_restart) = 0;
   virtual absl::Status WaitActorReady(const ActorId& actor, int64_t timeout_ms) = 0;
+  // Without blocking; `done` runs once on a thread of the runtime.
+  using ActorsDone = std::function<void(absl::StatusOr<std::vector<ActorStateInfo>>)>;
+  // Named actors in `ns` whose name starts with `name_prefix`.
+  virtual void ListActorsAsync(const std::string& ns, const std::string& name_prefix,
+                               ActorsDone done) = 0;
+  virtual void KillActorAsync(const ActorId& actor, bool no_restart, StatusDone done) = 0;
 
   // Placement groups (lumen/placement_group.h).
   virtual absl::StatusOr<PlacementGroupId> CreatePlacementGroup(
