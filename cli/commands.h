@@ -16,6 +16,11 @@ namespace lumen::cli {
 // thread starts); WaitForStopSignal() then takes them synchronously.
 sigset_t BlockStopSignals();
 int WaitForStopSignal(const sigset_t& set);
+// Once a stop began: a second stop signal, or `seconds` passing, ends the
+// process at once (exit 130 / 1), saying on stderr that `who` did not
+// finish stopping and what is left to whoever it was (`what`). So stopping
+// always ends, whatever else is already gone.
+void StopWithin(const sigset_t& set, int seconds, const std::string& who, const std::string& what);
 
 // Prints "lumen: WHAT" on stderr; returns 1.
 int Fail(const std::string& what);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "common/logging.h"
@@ -47,6 +48,18 @@ int WaitForStopSignal(const sigset_t& set) {
   return sig;
 }
 
+void StopWithin(const sigset_t& set, int seconds, const std::string& who, const std::string& what) {
+  std::thread([set, seconds, who, what] {
+    timespec limit{seconds, 0};
+    siginfo_t info;
+    int sig = sigtimedwait(&set, &info, &limit);
+    std::string why = sig > 0 ? "a second stop signal" : std::to_string(seconds) + " s passed";
+    std::cerr << who << ": " << why << " before stopping finished; exiting now (" << what
+              << " may be left running)" << std::endl;
+    ::_exit(sig > 0 ? 130 : 1);
+  }).detach();
+}
+
 int RunGcsServer(const GcsServerFlags& flags) {
   sigset_t stop = BlockStopSignals();
   InitProcess("gcs", logging::Level::kInfo);
@@ -76,6 +89,7 @@ int RunGcsServer(const GcsServerFlags& flags) {
   StopOnParentExit();
   int sig = WaitForStopSignal(stop);
   LUMEN_LOG_INFO("GCS stopping on signal {}", sig);
+  StopWithin(stop, 8, "lumen gcs-server", "nothing of its own");
   server.Stop();
   return 0;
 }
@@ -127,6 +141,7 @@ int RunNodeManager(const NodeManagerFlags& flags) {
   StopOnParentExit();
   int sig = WaitForStopSignal(stop);
   LUMEN_LOG_INFO("node manager stopping on signal {}", sig);
+  StopWithin(stop, 8, "lumen node-manager", "its worker processes (they stop with it)");
   nm.Stop();
   return exit_code;
 }

@@ -1,10 +1,46 @@
 // `lumen`: start, join, inspect and stop clusters.
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 
 namespace {
+
+// --token TOKEN and --token-file PATH (the file's first line; keeps the
+// token out of `ps` and shell history). The flag wins over LUMEN_TOKEN and
+// the token file of a cluster started here.
+void AddTokenOptions(CLI::App* c, std::string* token, const std::string& what) {
+  c->add_option("--token", *token, what + " (shows in ps: prefer --token-file or LUMEN_TOKEN)");
+  c->add_option_function<std::string>(
+       "--token-file",
+       [token](const std::string& path) {
+         std::ifstream in(path);
+         std::string line;
+         if (!in || !std::getline(in, line)) {
+           throw CLI::ValidationError("--token-file", "cannot read a token from '" + path + "'");
+         }
+         while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+         if (line.empty()) throw CLI::ValidationError("--token-file", "'" + path + "' is empty");
+         *token = line;
+       },
+       "read the cluster token from this file")
+      ->excludes("--token");
+}
+
+// Overwrites the value of --token in our own argv, so that `ps` and
+// /proc/PID/cmdline stop showing it once the flags are parsed.
+void ScrubToken(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
+      std::memset(argv[i + 1], '*', std::strlen(argv[i + 1]));
+    } else if (std::strncmp(argv[i], "--token=", 8) == 0) {
+      std::memset(argv[i] + 8, '*', std::strlen(argv[i] + 8));
+    }
+  }
+}
 
 int Run(int argc, char** argv) {
   CLI::App app{"lumen: distributed tasks, objects and serving for C++"};
@@ -20,7 +56,7 @@ int Run(int argc, char** argv) {
   s->add_option("--resources", start.resources,
                 "resources of this node as JSON, e.g. '{\"CPU\": 4, \"GPU\": 1}' "
                 "(default: detected)");
-  s->add_option("--token", start.token, "cluster token (default: made by the head)");
+  AddTokenOptions(s, &start.token, "cluster token (default: made by the head)");
   s->add_option("--object-store-memory", start.object_store_memory,
                 "bytes of shared memory for objects (default: 30% of free memory)")
       ->check(CLI::NonNegativeNumber);
@@ -38,14 +74,14 @@ int Run(int argc, char** argv) {
   lumen::cli::StatusFlags status;
   auto* st = app.add_subcommand("status", "show the nodes of a cluster and their resources");
   st->add_option("--address", status.address, "GCS HOST:PORT (default: the one started here)");
-  st->add_option("--token", status.token, "cluster token");
+  AddTokenOptions(st, &status.token, "cluster token");
 
   lumen::cli::DrainFlags drain;
   auto* dr = app.add_subcommand(
       "drain", "stop new work on a node, move its actors elsewhere, and let it leave once idle");
   dr->add_option("node", drain.node, "node id (or its first characters) or HOST:PORT")->required();
   dr->add_option("--address", drain.address, "GCS HOST:PORT (default: the one started here)");
-  dr->add_option("--token", drain.token, "cluster token");
+  AddTokenOptions(dr, &drain.token, "cluster token");
   dr->add_option("--timeout-s", drain.timeout_s, "how long to wait for the node to leave")
       ->check(CLI::Range(int64_t{1}, int64_t{86'400}));
 
@@ -75,13 +111,13 @@ int Run(int argc, char** argv) {
   serve->require_subcommand(1);
   auto cluster_flags = [&](CLI::App* c) {
     c->add_option("--address", sv.address, "GCS HOST:PORT (default: the one started here)");
-    c->add_option("--token", sv.token, "cluster token");
+    AddTokenOptions(c, &sv.token, "cluster token");
   };
   auto* srun = serve->add_subcommand(
       "run", "run the applications of FILE in the foreground (a local cluster unless --address)");
   srun->add_option("file", sv.file, "serve config (YAML)")->required();
   srun->add_option("--address", sv.address, "join this cluster instead of starting a local one");
-  srun->add_option("--token", sv.token, "cluster token");
+  AddTokenOptions(srun, &sv.token, "cluster token");
   srun->add_option("--nodes", sv.nodes, "local cluster: node processes")->check(CLI::Range(1, 64));
   srun->add_option("--http-port", sv.http_port, "override the file's http.port (0: any free)")
       ->check(CLI::Range(0, 65535));
@@ -119,7 +155,13 @@ int Run(int argc, char** argv) {
       "shutdown", "delete every application and stop serve (proxies, controllers, manager)");
   cluster_flags(sshutdown);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    ScrubToken(argc, argv);
+    return app.exit(e);
+  }
+  ScrubToken(argc, argv);
   if (*sshutdown) return lumen::cli::ServeShutdown(sv);
   if (*srun) return lumen::cli::ServeRun(sv);
   if (*sstart) return lumen::cli::ServeStart(sv);

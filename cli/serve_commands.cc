@@ -159,7 +159,9 @@ int ServeRun(const ServeFlags& f) {
   std::cout << "lumen serve: deployed " << f.file << " (Ctrl-C stops"
             << (local ? " serve and its local cluster" : " serve") << ")" << std::endl;
   int sig = WaitForStopSignal(stop_signals);
-  std::cout << "lumen serve: stopping (" << strsignal(sig) << ")" << std::endl;
+  std::cout << "lumen serve: stopping (" << strsignal(sig) << "; again to force)" << std::endl;
+  StopWithin(stop_signals, 20, "lumen serve",
+             local ? "processes of the local cluster" : "serve's actors in the cluster");
   if (!local) {
     // A shared cluster: take serve down (bounded), leave the cluster.
     absl::Status s = serve::StopServe(token, 10'000);

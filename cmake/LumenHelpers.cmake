@@ -3,6 +3,12 @@
 # sanitizers, one shared library per component.
 
 set(LUMEN_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
+# GCC 12 at -O3 reports -Wrestrict (and -Wstringop-overflow) inside
+# libstdc++'s std::string for `"literal" + std::string` (GCC bugs 105329,
+# 105651): false positives in code that is correct, so they are not errors.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 12)
+  list(APPEND LUMEN_WARNINGS -Wno-restrict -Wno-stringop-overflow)
+endif()
 if(LUMEN_WERROR)
   list(APPEND LUMEN_WARNINGS -Werror)
 endif()

@@ -170,6 +170,7 @@ void GcsActorManager::RequestLease(const ActorId& id, uint64_t attempt,
     *lease->mutable_strategy() = spec.strategy();
   }
   req.set_grant_or_reject(grant_or_reject);
+  req.set_request_id(LeaseId::FromRandom().Binary());
   a->info.set_pending_reason("waiting for " + Demand(*a).ToString() + " on node " + node_manager);
   node_clients_.Get(node_manager)
       ->RequestWorkerLease(

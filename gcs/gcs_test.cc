@@ -211,6 +211,33 @@ TEST_F(NodeTableTest, BadAndDuplicateRegistrationsAreRefused) {
   EXPECT_EQ(c.status->code(), absl::StatusCode::kNotFound);
 }
 
+TEST(JobTableTest, AnAddSentAgainReturnsTheSameJob) {
+  FakeClock clock;
+  InMemoryStoreClient store;
+  Publisher publisher(&clock, {});
+  std::vector<std::string> got;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // A new table over the same store: as after a GCS restart.
+    GcsJobTable jobs(&store, &publisher, &clock);
+    proto::AddJobRequest req;
+    req.set_request_id("driver-7-request");
+    proto::AddJobReply reply;
+    Answer a;
+    jobs.HandleAddJob(req, &reply, a.send());
+    ASSERT_TRUE(a.ok());
+    got.push_back(reply.job_id());
+  }
+  EXPECT_EQ(got[0], got[1]);
+  GcsJobTable jobs(&store, &publisher, &clock);
+  proto::AddJobRequest other;
+  other.set_request_id("another");
+  proto::AddJobReply reply;
+  Answer a;
+  jobs.HandleAddJob(other, &reply, a.send());
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(JobId::FromBinary(reply.job_id()).ToInt(), 2u) << "one job was added, not two";
+}
+
 TEST(JobTableTest, JobsGetIncreasingIdsAndFinish) {
   FakeClock clock;
   InMemoryStoreClient store;

@@ -9,6 +9,7 @@ namespace {
 
 constexpr char kJobsTable[] = "jobs";
 constexpr char kMetaTable[] = "meta";
+constexpr char kJobRequestsTable[] = "job_requests";  // request id -> job id
 constexpr char kJobCounterKey[] = "job_counter";
 
 std::string KvTable(const std::string& ns) { return "kv:" + ns; }
@@ -24,6 +25,20 @@ absl::StatusOr<uint32_t> GcsJobTable::NextJobNumber() {
 
 void GcsJobTable::HandleAddJob(const proto::AddJobRequest& request, proto::AddJobReply* reply,
                                rpc::SendReply send) {
+  // Sent again (the first answer was lost): the job the first one added.
+  // Kept in the store, so a retry across a GCS restart finds it too.
+  if (!request.request_id().empty()) {
+    auto before = store_->Get(kJobRequestsTable, request.request_id());
+    if (!before.ok()) {
+      send(before.status());
+      return;
+    }
+    if (before->has_value()) {
+      reply->set_job_id(**before);
+      send(absl::OkStatus());
+      return;
+    }
+  }
   absl::StatusOr<uint32_t> number = NextJobNumber();
   if (!number.ok()) {
     send(number.status());
@@ -37,6 +52,13 @@ void GcsJobTable::HandleAddJob(const proto::AddJobRequest& request, proto::AddJo
   if (absl::Status s = store_->Put(kJobsTable, job.job_id(), job.SerializeAsString()); !s.ok()) {
     send(s);
     return;
+  }
+  if (!request.request_id().empty()) {
+    if (absl::Status s = store_->Put(kJobRequestsTable, request.request_id(), job.job_id());
+        !s.ok()) {
+      send(s);
+      return;
+    }
   }
   Publish(job);
   LUMEN_LOG_INFO("job started job={} driver_pid={} code_files={}", id.Hex(), job.driver_pid(),

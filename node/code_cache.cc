@@ -5,6 +5,17 @@
 #include "common/logging.h"
 
 namespace lumen::node {
+namespace {
+
+bool IsSha256Hex(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 void CodeCache::Resolve(const JobId& job, Done done) {
   JobEntry& e = jobs_[job];
@@ -52,12 +63,24 @@ void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files,
     Finish(job, absl::InvalidArgumentError("bad code file name '" + name + "'"));
     return;
   }
+  if (!IsSha256Hex(f.digest())) {
+    Finish(job, absl::InvalidArgumentError("code file '" + name + "' has a bad digest '" +
+                                           f.digest() + "' (want 64 lower-case hex digits)"));
+    return;
+  }
   std::string path = dir_ + "/" + f.digest() + "/" + name;
   if (FileExists(path)) {
-    if (!jobs_.count(job)) return;
-    jobs_[job].paths.push_back(path);
-    FetchFiles(job, std::move(files), next + 1);
-    return;
+    // A file already here is used only when it still is what its digest
+    // says: anything else (a partial write, another user's file) is fetched
+    // again and replaced.
+    absl::StatusOr<std::string> have = ReadFile(path);
+    if (have.ok() && Sha256Hex(*have) == f.digest()) {
+      if (!jobs_.count(job)) return;
+      jobs_[job].paths.push_back(path);
+      FetchFiles(job, std::move(files), next + 1);
+      return;
+    }
+    LUMEN_LOG_WARN("code cache: {} does not match its digest; fetching it again", path);
   }
   proto::KvGetRequest req;
   req.set_ns(rpc::kCodeKvNamespace);

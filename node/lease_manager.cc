@@ -78,6 +78,22 @@ void LeaseManager::Fail(Pending* p, absl::StatusCode code, const std::string& me
 void LeaseManager::HandleRequestWorkerLease(const proto::RequestWorkerLeaseRequest& request,
                                             proto::RequestWorkerLeaseReply* reply,
                                             rpc::SendReply send) {
+  if (const std::string& id = request.request_id(); !id.empty()) {
+    auto [it, fresh] = answers_.try_emplace(id);
+    if (!fresh) {  // sent again: the first request's answer, now or when it comes
+      if (it->second.answered) {
+        *reply = it->second.reply;
+        send(it->second.status);
+      } else {
+        it->second.waiting.emplace_back(reply, std::move(send));
+      }
+      return;
+    }
+    send = [this, id, reply, send = std::move(send)](absl::Status status) {
+      Remember(id, *reply, status);
+      send(std::move(status));
+    };
+  }
   auto p = std::make_unique<Pending>();
   p->request = request;
   p->reply = reply;
@@ -98,6 +114,27 @@ void LeaseManager::HandleRequestWorkerLease(const proto::RequestWorkerLeaseReque
     return;
   }
   if (!Decide(p, /*queued=*/false)) queue_.push_back(std::move(p));
+}
+
+void LeaseManager::Remember(const std::string& request_id,
+                            const proto::RequestWorkerLeaseReply& reply,
+                            const absl::Status& status) {
+  auto it = answers_.find(request_id);
+  if (it == answers_.end() || it->second.answered) return;
+  Answer& a = it->second;
+  a.answered = true;
+  a.status = status;
+  a.reply = reply;
+  for (auto& [waiting_reply, waiting_send] : a.waiting) {
+    *waiting_reply = reply;
+    waiting_send(status);
+  }
+  a.waiting.clear();
+  answered_order_.push_back(request_id);
+  while (answered_order_.size() > kRememberedAnswers) {
+    answers_.erase(answered_order_.front());
+    answered_order_.pop_front();
+  }
 }
 
 std::string LeaseManager::WhyGone(const proto::LeaseSpec& spec) const {

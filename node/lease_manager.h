@@ -13,6 +13,9 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/bounded_set.h"
 #include "node/code_cache.h"
@@ -135,6 +138,21 @@ class LeaseManager {
   BoundedSet<PlacementGroupId> removed_groups_{100'000};
   LeaseStats stats_;
   bool shutting_down_ = false;
+
+  // Requests by the id their caller named: one sent again gets the first
+  // one's answer (waiting for it when it is still pending). The last
+  // kRememberedAnswers answers are kept; a retry comes within seconds.
+  struct Answer {
+    bool answered = false;
+    absl::Status status;
+    proto::RequestWorkerLeaseReply reply;
+    std::vector<std::pair<proto::RequestWorkerLeaseReply*, rpc::SendReply>> waiting;
+  };
+  static constexpr size_t kRememberedAnswers = 20'000;
+  void Remember(const std::string& request_id, const proto::RequestWorkerLeaseReply& reply,
+                const absl::Status& status);
+  std::unordered_map<std::string, Answer> answers_;
+  std::deque<std::string> answered_order_;
 };
 
 // The placement request for a lease spec.

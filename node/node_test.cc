@@ -2,10 +2,14 @@
 // lease manager (with a worker pool of real, idle processes).
 #include <signal.h>
 
+#include <future>
 #include <optional>
 
+#include "common/file_util.h"
 #include "common/ids.h"
+#include "gcs/gcs_server.h"
 #include "gtest/gtest.h"
+#include "node/code_cache.h"
 #include "node/lease_manager.h"
 #include "node/object_store.h"
 #include "node/shm.h"
@@ -142,9 +146,11 @@ class LeaseManagerTest : public ::testing::Test {
   static ResourceSet Total() { return *ResourceSet::FromMap({{"CPU", 2}}); }
 
   std::unique_ptr<Answer> Request(double cpus, bool grant_or_reject = false, uint32_t job = 1,
-                                  const std::string& caller_node = "") {
+                                  const std::string& caller_node = "",
+                                  const std::string& request_id = "") {
     auto a = std::make_unique<Answer>();
     proto::RequestWorkerLeaseRequest req;
+    req.set_request_id(request_id);
     req.mutable_spec()->set_job_id(JobId::FromInt(job).Binary());
     req.mutable_spec()->mutable_caller()->set_node_id(caller_node);
     (*req.mutable_spec()->mutable_resources())["CPU"] = cpus;
@@ -225,6 +231,30 @@ TEST_F(LeaseManagerTest, GrantsLocallyThenSpillsThenQueuesThenReuses) {
   EXPECT_EQ(e->reply.worker().port(), 1001);
   EXPECT_EQ(launcher_.started.size(), 2u) << "the worker was reused";
   EXPECT_EQ(leases_.stats().tasks_executed, 5);
+}
+
+// A request sent again (its first answer lost on the way) gets the first
+// one's answer: one lease, one worker, whether it was still pending or not.
+TEST_F(LeaseManagerTest, ARequestSentAgainGetsTheFirstAnswerNotASecondLease) {
+  auto first = Request(1, false, 1, "", "req-1");
+  auto again = Request(1, false, 1, "", "req-1");  // while the first is pending
+  EXPECT_FALSE(first->status);
+  EXPECT_FALSE(again->status);
+  ASSERT_EQ(launcher_.started.size(), 1u) << "one worker for the one request";
+  RegisterLastWorker(1001);
+  ASSERT_TRUE(first->status && first->status->ok());
+  ASSERT_TRUE(again->status && again->status->ok());
+  EXPECT_EQ(again->reply.lease_id(), first->reply.lease_id());
+  auto late = Request(1, false, 1, "", "req-1");  // after it was answered
+  ASSERT_TRUE(late->status && late->status->ok());
+  EXPECT_EQ(late->reply.lease_id(), first->reply.lease_id());
+  EXPECT_EQ(leases_.NumLeases(), 1u);
+  EXPECT_EQ(leases_.Available().Get("CPU"), 1);
+  auto other = Request(1, false, 1, "", "req-2");  // a new request is a new lease
+  RegisterLastWorker(1002);
+  ASSERT_TRUE(other->status && other->status->ok());
+  EXPECT_NE(other->reply.lease_id(), first->reply.lease_id());
+  EXPECT_EQ(leases_.NumLeases(), 2u);
 }
 
 TEST_F(LeaseManagerTest, InfeasibleAndInvalidRequestsFailAtOnce) {
@@ -394,6 +424,49 @@ TEST(WorkerPoolTest, AJobIsNotStarvedOfStartsByAnother) {
   pool.HandleRegisterWorker(req, &reply, [](absl::Status) {});
   EXPECT_EQ(served, 2);
   pool.Shutdown();
+}
+
+// The code cache fetches a job's files from a real GCS and keeps them by
+// digest; what is already on disk is used only when it matches its digest.
+TEST(CodeCacheTest, ReplacesAFileThatDoesNotMatchItsDigestAndRefusesBadDigests) {
+  gcs::GcsServer server(gcs::GcsConfig{.port = 0, .token = "t"});
+  ASSERT_TRUE(server.Start().ok());
+  rpc::GcsClient client("127.0.0.1:" + std::to_string(server.port()), "t", nullptr);
+  const std::string code = "the real library bytes";
+  const std::string digest = Sha256Hex(code);
+  proto::KvPutRequest put;
+  put.set_ns(rpc::kCodeKvNamespace);
+  put.set_key(digest);
+  put.set_value(code);
+  ASSERT_TRUE(rpc::CallSync<proto::KvPutReply>([&](auto cb) { client.KvPut(put, cb); }).ok());
+  auto add_job = [&](const std::string& file_digest) {
+    proto::AddJobRequest add;
+    proto::CodeFile* f = add.mutable_job()->add_code();
+    f->set_name("libapp.so");
+    f->set_digest(file_digest);
+    auto job = rpc::CallSync<proto::AddJobReply>([&](auto cb) { client.AddJob(add, cb); });
+    EXPECT_TRUE(job.ok()) << job.status();
+    return JobId::FromBinary(job->job_id());
+  };
+  std::string dir = "/tmp/lumen_code_cache_test_" + RandomHex(8);
+  // Someone left another file where this digest's file goes.
+  ASSERT_TRUE(MakeDirs(dir + "/" + digest).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/" + digest + "/libapp.so", "planted").ok());
+  CodeCache cache(&client, dir);
+  auto resolve = [&](const JobId& job) {
+    std::promise<absl::StatusOr<std::vector<std::string>>> p;
+    cache.Resolve(job, [&](absl::StatusOr<std::vector<std::string>> r) { p.set_value(r); });
+    return p.get_future().get();
+  };
+  auto paths = resolve(add_job(digest));
+  ASSERT_TRUE(paths.ok()) << paths.status();
+  ASSERT_EQ(paths->size(), 1u);
+  EXPECT_EQ(*ReadFile((*paths)[0]), code) << "the planted file was replaced";
+  auto bad = resolve(add_job("../../../tmp"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+  EXPECT_NE(bad.status().message().find("digest"), std::string::npos);
+  RemoveAll(dir);
+  server.Stop();
 }
 
 }  // namespace

@@ -10,16 +10,17 @@ namespace {
 
 // Pushed work goes straight to the executor's queue (thread-safe).
 LUMEN_SERVICE_BEGIN(CoreWorkerGlue, CoreWorkerService, CoreWorkerHandler)
-LUMEN_RPC_METHOD_INLINE(PushTask)
+LUMEN_RPC_METHOD_AT(PushTask, ::lumen::rpc::RunOn::kInline, ::lumen::rpc::kMaxLargeRequestBytes)
 LUMEN_RPC_METHOD(AddObjectLocation)
-LUMEN_RPC_METHOD_INLINE(PushActorTasks)
+LUMEN_RPC_METHOD_AT(PushActorTasks, ::lumen::rpc::RunOn::kInline,
+                    ::lumen::rpc::kMaxLargeRequestBytes)
 LUMEN_RPC_METHOD_INLINE(DrainActor)
 LUMEN_SERVICE_END(CoreWorkerHandler)
 
 }  // namespace
 
 std::unique_ptr<Service> MakeCoreWorkerService(ServiceContext ctx, CoreWorkerHandler* handler) {
-  return std::make_unique<ServiceAdapter<CoreWorkerGlue>>(std::move(ctx), handler);
+  return std::make_unique<CoreWorkerGlue>(std::move(ctx), handler);
 }
 
 CoreWorkerClient::CoreWorkerClient(const std::string& address, const std::string& token,

@@ -23,7 +23,7 @@ LUMEN_RPC_METHOD(GetAllJobs)
 LUMEN_SERVICE_END(GcsJobHandler)
 
 LUMEN_SERVICE_BEGIN(KvGlue, GcsKvService, GcsKvHandler)
-LUMEN_RPC_METHOD(KvPut)
+LUMEN_RPC_METHOD_AT(KvPut, ::lumen::rpc::RunOn::kLoop, ::lumen::rpc::kMaxLargeRequestBytes)
 LUMEN_RPC_METHOD(KvGet)
 LUMEN_RPC_METHOD(KvDel)
 LUMEN_RPC_METHOD(KvKeys)
@@ -38,7 +38,7 @@ LUMEN_RPC_METHOD(SubscribeKey)
 LUMEN_SERVICE_END(GcsPubSubHandler)
 
 LUMEN_SERVICE_BEGIN(ActorGlue, GcsActorService, GcsActorHandler)
-LUMEN_RPC_METHOD(CreateActor)
+LUMEN_RPC_METHOD_AT(CreateActor, ::lumen::rpc::RunOn::kLoop, ::lumen::rpc::kMaxLargeRequestBytes)
 LUMEN_RPC_METHOD(GetActorInfo)
 LUMEN_RPC_METHOD(KillActor)
 LUMEN_RPC_METHOD(ListActors)
@@ -56,22 +56,22 @@ LUMEN_SERVICE_END(GcsPlacementGroupHandler)
 
 std::unique_ptr<Service> MakeGcsPlacementGroupService(ServiceContext ctx,
                                                       GcsPlacementGroupHandler* handler) {
-  return std::make_unique<ServiceAdapter<PlacementGroupGlue>>(std::move(ctx), handler);
+  return std::make_unique<PlacementGroupGlue>(std::move(ctx), handler);
 }
 std::unique_ptr<Service> MakeGcsNodeService(ServiceContext ctx, GcsNodeHandler* handler) {
-  return std::make_unique<ServiceAdapter<NodeGlue>>(std::move(ctx), handler);
+  return std::make_unique<NodeGlue>(std::move(ctx), handler);
 }
 std::unique_ptr<Service> MakeGcsJobService(ServiceContext ctx, GcsJobHandler* handler) {
-  return std::make_unique<ServiceAdapter<JobGlue>>(std::move(ctx), handler);
+  return std::make_unique<JobGlue>(std::move(ctx), handler);
 }
 std::unique_ptr<Service> MakeGcsKvService(ServiceContext ctx, GcsKvHandler* handler) {
-  return std::make_unique<ServiceAdapter<KvGlue>>(std::move(ctx), handler);
+  return std::make_unique<KvGlue>(std::move(ctx), handler);
 }
 std::unique_ptr<Service> MakeGcsPubSubService(ServiceContext ctx, GcsPubSubHandler* handler) {
-  return std::make_unique<ServiceAdapter<PubSubGlue>>(std::move(ctx), handler);
+  return std::make_unique<PubSubGlue>(std::move(ctx), handler);
 }
 std::unique_ptr<Service> MakeGcsActorService(ServiceContext ctx, GcsActorHandler* handler) {
-  return std::make_unique<ServiceAdapter<ActorGlue>>(std::move(ctx), handler);
+  return std::make_unique<ActorGlue>(std::move(ctx), handler);
 }
 
 }  // namespace lumen::rpc

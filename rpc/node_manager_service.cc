@@ -28,7 +28,7 @@ LUMEN_SERVICE_END(NodeManagerHandler)
 }  // namespace
 
 std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler) {
-  return std::make_unique<ServiceAdapter<NodeManagerGlue>>(std::move(ctx), handler);
+  return std::make_unique<NodeManagerGlue>(std::move(ctx), handler);
 }
 
 NodeManagerClient::NodeManagerClient(const std::string& address, const std::string& token,

@@ -8,7 +8,11 @@
 #include <atomic>
 #include <future>
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
+#include "proto/gcs.pb.h"
 #include "rpc/gcs_client.h"
 #include "rpc/gcs_service.h"
 #include "rpc/rpc.h"
@@ -136,6 +140,70 @@ TEST_F(RpcTest, ShutdownAnswersHeldCalls) {
   ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_EQ(f.get().code(), absl::StatusCode::kUnavailable);
   kv_.held(absl::OkStatus());  // a late answer is ignored, not a crash
+}
+
+// A caller without the token is answered as soon as its call's headers
+// arrive: the server never waits for (or buffers) its message. This call
+// sends none at all and still gets its answer.
+TEST_F(RpcTest, StrangersAreAnsweredBeforeTheirBodyIsRead) {
+  StartServer();
+  auto channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto call = stub.PrepareCall(&ctx, "/lumen.proto.GcsKvService/KvPut", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(2));
+  void* tag = nullptr;
+  bool ok = false;
+  bool finished = false;
+  while (!finished && cq.Next(&tag, &ok)) finished = tag == reinterpret_cast<void*>(2);
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+TEST_F(RpcTest, RequestsAreBoundedPerMethodAfterTheToken) {
+  StartServer();
+  GcsClient client(Address(), "secret", nullptr);
+  // A small method refuses a large request...
+  auto big_get = Get(client, std::string(5 << 20, 'k'));
+  EXPECT_EQ(big_get.status().code(), absl::StatusCode::kResourceExhausted) << big_get.status();
+  EXPECT_NE(big_get.status().message().find("at most"), std::string::npos);
+  // ...an upload method takes it (the handler answers)...
+  proto::KvPutRequest put;
+  put.set_value(std::string(5 << 20, 'v'));
+  auto big_put = CallSync<proto::KvPutReply>([&](auto cb) { client.KvPut(put, cb); });
+  EXPECT_EQ(big_put.status().message(), "no puts here");
+  // ...and a stranger's large upload is refused unread.
+  GcsClient stranger(Address(), "", nullptr);
+  put.set_value(std::string(32 << 20, 'v'));
+  auto refused = CallSync<proto::KvPutReply>([&](auto cb) { stranger.KvPut(put, cb); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated);
+  // The server still answers normally afterwards.
+  auto fine = Get(client, "k");
+  ASSERT_TRUE(fine.ok()) << fine.status();
+}
+
+TEST_F(RpcTest, UnknownMethodsAreUnimplemented) {
+  StartServer();
+  auto channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kTokenMetadataKey, "secret");
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  grpc::Slice empty(std::string{});
+  grpc::ByteBuffer request(&empty, 1), reply;  // an empty message, not no message
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/lumen.proto.Nope/Nothing", grpc::StubOptions(), &request, &reply,
+                 [&](grpc::Status s) { done.set_value(s); });
+  grpc::Status s = done.get_future().get();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(s.error_message().find("/lumen.proto.Nope/Nothing"), std::string::npos);
 }
 
 TEST(HostPortTest, SplitAndJoin) {

@@ -3,8 +3,11 @@
 
 #include <vector>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include "common/logging.h"
+
 #include "rpc/dispatch.h"
+#include "rpc/tls.h"
 
 namespace lumen::rpc {
 
@@ -39,14 +42,20 @@ absl::Status SplitHostPort(const std::string& address, std::string* host, int* p
   return absl::OkStatus();
 }
 
-bool CallTracker::Call::Finish(const absl::Status& status, const std::function<void()>& fill) {
+bool CallTracker::Call::Finish(const absl::Status& status,
+                               const std::function<bool(grpc::ByteBuffer*)>& serialize) {
   if (done_.exchange(true)) return false;
-  if (status.ok()) fill();
-  reactor_->Finish(ToGrpc(status));
+  grpc::ByteBuffer reply;
+  if (status.ok() && (!serialize || !serialize(&reply))) {
+    reactor_->Answer(grpc::Status(grpc::StatusCode::INTERNAL, "the reply could not be serialized"),
+                     nullptr);
+    return true;
+  }
+  reactor_->Answer(ToGrpc(status), status.ok() ? &reply : nullptr);
   return true;
 }
 
-std::shared_ptr<CallTracker::Call> CallTracker::Begin(grpc::ServerUnaryReactor* reactor) {
+std::shared_ptr<CallTracker::Call> CallTracker::Begin(Answerable* reactor) {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return nullptr;
   auto call = std::make_shared<Call>(reactor);
@@ -67,12 +76,12 @@ void CallTracker::FinishAll(const absl::Status& status) {
     for (auto& [raw, call] : open_) calls.push_back(std::move(call));
     open_.clear();
   }
-  for (auto& c : calls) c->Finish(status, [] {});
+  for (auto& c : calls) c->Finish(status, nullptr);
 }
 
-grpc::Status CheckToken(const ServiceContext& sc, grpc::CallbackServerContext* ctx) {
-  if (sc.token.empty()) return grpc::Status::OK;
-  const auto& md = ctx->client_metadata();
+grpc::Status CheckToken(const std::string& token,
+                        const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
+  if (token.empty()) return grpc::Status::OK;
   auto it = md.find(kTokenMetadataKey);
   if (it == md.end()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
@@ -81,8 +90,7 @@ grpc::Status CheckToken(const ServiceContext& sc, grpc::CallbackServerContext* c
                         "the cluster (token file in LUMEN_HOME)");
   }
   const grpc::string_ref& got = it->second;
-  if (got.size() != sc.token.size() ||
-      CRYPTO_memcmp(got.data(), sc.token.data(), got.size()) != 0) {
+  if (got.size() != token.size() || CRYPTO_memcmp(got.data(), token.data(), got.size()) != 0) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "wrong cluster token: use the token printed by `lumen start --head` "
                         "(also in LUMEN_HOME/token on the head machine)");
@@ -90,11 +98,106 @@ grpc::Status CheckToken(const ServiceContext& sc, grpc::CallbackServerContext* c
   return grpc::Status::OK;
 }
 
+namespace {
+
+// One call, as the generic service sees it: checked when its headers
+// arrive, then its one request read, then answered once.
+class UnaryReactor final : public grpc::ServerGenericBidiReactor, public Answerable {
+ public:
+  UnaryReactor(const std::map<std::string, const Method*>& methods, const std::string& token,
+               CallTracker* tracker, grpc::GenericCallbackServerContext* ctx)
+      : tracker_(tracker) {
+    auto it = methods.find(ctx->method());
+    if (it == methods.end()) {
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                          "this lumen server has no method '" + ctx->method() + "'"));
+      return;
+    }
+    method_ = it->second;
+    // The token before any byte of the body: a caller without it is
+    // answered here and its message is never read.
+    if (grpc::Status auth = CheckToken(token, ctx->client_metadata()); !auth.ok()) {
+      Finish(auth);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request"));
+      return;
+    }
+    if (request_.Length() > method_->max_request_bytes) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "the request is " + std::to_string(request_.Length()) +
+                              " bytes; this method takes at most " +
+                              std::to_string(method_->max_request_bytes)));
+      return;
+    }
+    std::shared_ptr<CallTracker::Call> call = tracker_->Begin(this);
+    if (!call) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down"));
+      return;
+    }
+    method_->run(&request_, std::move(call));
+  }
+
+  void Answer(const grpc::Status& status, grpc::ByteBuffer* reply) override {
+    if (status.ok() && reply != nullptr) {
+      reply_ = std::move(*reply);
+      StartWriteAndFinish(&reply_, grpc::WriteOptions(), status);
+    } else {
+      Finish(status);
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  CallTracker* tracker_;
+  const Method* method_ = nullptr;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer reply_;
+};
+
+class GenericHost final : public grpc::CallbackGenericService {
+ public:
+  GenericHost(std::string token, CallTracker* tracker)
+      : token_(std::move(token)), tracker_(tracker) {}
+  void Add(const Service& service) {
+    for (const auto& [name, method] : service.methods()) methods_[name] = &method;
+  }
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    return new UnaryReactor(methods_, token_, tracker_, ctx);
+  }
+
+ private:
+  std::string token_;
+  CallTracker* tracker_;
+  std::map<std::string, const Method*> methods_;
+};
+
+}  // namespace
+
+void ApplyServerBounds(grpc::ServerBuilder* builder, const std::string& name,
+                       size_t max_request_bytes) {
+  // Bounds on what callers, authenticated or not, can make it hold: the
+  // memory for messages in flight, the threads, the streams per connection.
+  grpc::ResourceQuota quota(name);
+  quota.Resize(kMaxServerMemoryBytes);
+  quota.SetMaxThreads(kMaxServerThreads);
+  builder->SetResourceQuota(quota);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
+  builder->SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
+}
+
 struct GrpcServer::Impl {
   std::string name;
   ServerOptions options;
   std::vector<std::unique_ptr<Service>> services;
   CallTracker tracker;
+  std::unique_ptr<GenericHost> host;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -126,23 +229,36 @@ absl::Status GrpcServer::Start() {
         impl_->name + " will not listen on " + host +
         " without a cluster token: every caller could use it (set one: lumen start makes one)");
   }
+  const absl::StatusOr<TlsConfig>& tls = TlsFromEnv();
+  if (!tls.ok()) return tls.status();
   grpc::ServerBuilder builder;
-  // Bounds on what callers, authenticated or not, can make it hold: the
-  // memory for messages in flight, the threads, the streams per connection.
-  grpc::ResourceQuota quota(impl_->name);
-  quota.Resize(kMaxServerMemoryBytes);
-  quota.SetMaxThreads(kMaxServerThreads);
-  builder.SetResourceQuota(quota);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
+  ApplyServerBounds(&builder, impl_->name, kMaxLargeRequestBytes);
   const std::string address = JoinHostPort(impl_->options.host, impl_->options.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl_->port);
-  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls->enabled()) {
+    // Mutual TLS: every caller shows a certificate from the cluster's CA.
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = tls->ca_pem;
+    ssl.pem_key_cert_pairs.push_back({tls->key_pem, tls->cert_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  if (!tls->enabled() && !loopback) {
+    LUMEN_LOG_WARN(
+        "{} listens on {} in plaintext: anyone on that network can read the "
+        "traffic; on a network you do not trust set LUMEN_TLS_CERT, LUMEN_TLS_KEY "
+        "and LUMEN_TLS_CA (docs/security.md)",
+        impl_->name, address);
+  }
+  builder.AddListeningPort(address, credentials, &impl_->port);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // Two servers must never share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kMaxFrameBytes);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
-  for (auto& s : impl_->services) builder.RegisterService(s->grpc_service());
+  impl_->host = std::make_unique<GenericHost>(impl_->options.token, &impl_->tracker);
+  for (auto& s : impl_->services) impl_->host->Add(*s);
+  builder.RegisterCallbackGenericService(impl_->host.get());
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {
     impl_->server.reset();
@@ -150,7 +266,8 @@ absl::Status GrpcServer::Start() {
                                   " (is the port in use, or the host not an address of this "
                                   "machine?)");
   }
-  LUMEN_LOG_INFO("{} listening on {}", impl_->name, JoinHostPort(impl_->options.host, impl_->port));
+  LUMEN_LOG_INFO("{} listening on {}{}", impl_->name,
+                 JoinHostPort(impl_->options.host, impl_->port), tls->enabled() ? " (TLS)" : "");
   return absl::OkStatus();
 }
 

@@ -13,13 +13,16 @@
 #include "common/event_loop.h"
 #include "rpc/rpc.h"
 
+#include <map>
+
 namespace grpc {
-class Service;
+class ServerBuilder;
 }
 
 namespace lumen::rpc {
 
 class CallTracker;
+struct Method;
 
 // What service glue needs to dispatch calls: where handlers run, the token
 // to check and the tracker of open calls. Plain data; cheap to copy.
@@ -33,7 +36,8 @@ struct ServiceContext {
 class Service {
  public:
   virtual ~Service() = default;
-  virtual grpc::Service* grpc_service() = 0;
+  // Its methods by full gRPC name ("/lumen.proto.GcsKvService/KvPut").
+  virtual const std::map<std::string, Method>& methods() const = 0;
 };
 
 struct ServerOptions {
@@ -41,6 +45,12 @@ struct ServerOptions {
   int port = 0;  // 0: any free port
   std::string token;
 };
+
+// Applies lumen's bounds on what callers can make a gRPC server hold (memory
+// for messages in flight, threads, streams per connection, request size) to
+// a server built outside GrpcServer (the serve gRPC ingress).
+void ApplyServerBounds(grpc::ServerBuilder* builder, const std::string& name,
+                       size_t max_request_bytes);
 
 class GrpcServer {
  public:

@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev libssl-dev libmsgpack-cxx-dev libboost-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format clang-tidy procps
+  clang-format clang-tidy procps openssl clang libclang-rt-14-dev
   libhiredis-dev redis-server libyaml-cpp-dev
 )
 # `setup.sh --bench` adds what the peer comparisons under bench/ run against.

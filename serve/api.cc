@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "lumen/serve.h"
 #include "serve/dispatcher.h"
 #include "serve/json_util.h"
@@ -12,8 +13,8 @@ namespace lumen::serve {
 namespace {
 
 struct Registry {
-  std::mutex mu;
-  std::map<std::string, internal::DeploymentFactory> factories;
+  absl::Mutex mu;
+  std::map<std::string, internal::DeploymentFactory> factories ABSL_GUARDED_BY(mu);
 };
 Registry& TheRegistry() {
   static Registry* r = new Registry();
@@ -23,7 +24,14 @@ Registry& TheRegistry() {
 }  // namespace
 
 absl::StatusOr<Json> Request::JsonBody() const {
-  try {
+  bool too_deep = false;
+  Json j = ParseJson(body, &too_deep);
+  if (!j.is_discarded()) return j;
+  if (too_deep) {
+    return absl::InvalidArgumentError("the body nests deeper than " +
+                                      std::to_string(kMaxJsonDepth) + " levels");
+  }
+  try {  // not JSON: say where it stops being JSON
     return Json::parse(body);
   } catch (const Json::parse_error& e) {
     return absl::InvalidArgumentError(std::string("the body is not JSON: ") + e.what());
@@ -79,20 +87,20 @@ namespace internal {
 
 void RegisterDeployment(const std::string& name, DeploymentFactory factory) {
   Registry& r = TheRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  absl::MutexLock lock(&r.mu);
   r.factories[name] = std::move(factory);
 }
 
 const DeploymentFactory* FindDeployment(const std::string& name) {
   Registry& r = TheRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  absl::MutexLock lock(&r.mu);
   auto it = r.factories.find(name);
   return it == r.factories.end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> DeploymentNames() {
   Registry& r = TheRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  absl::MutexLock lock(&r.mu);
   std::vector<std::string> out;
   for (const auto& [name, f] : r.factories) out.push_back(name);
   return out;

@@ -1,6 +1,8 @@
 // The controller actor of one application; see app_controller.h.
 #include "serve/app_controller.h"
 
+#include <unistd.h>
+
 #include <future>
 #include <set>
 
@@ -316,6 +318,7 @@ std::string AppController::Status() {
                            {"deployments", Json::object()}});
         }
         Json s = core_->Status();
+        s["controller_pid"] = ::getpid();
         if (declared_deleted_) s["status"] = "DELETING";
         return DumpJson(s);
       });

@@ -1,78 +1,43 @@
-// The serving data plane; see channel.h.
+// The serving data plane on Boost.Asio; see channel.h.
 #include "serve/channel.h"
 
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
+#include <boost/asio.hpp>
 #include <chrono>
-#include <cstring>
-#include <system_error>
+#include <deque>
+#include <list>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "serve/frame.h"
 
 namespace lumen::serve {
 namespace {
 
-constexpr size_t kHeaderBytes = 12;              // u32 length, u64 id
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+
 constexpr uint32_t kMaxPayloadBytes = 1u << 30;  // one request or answer
 constexpr uint32_t kMaxHelloBytes = 4096;        // before the token matched
 constexpr int kConnectTimeoutMs = 3'000;
 constexpr int kSendTimeoutS = 30;   // a peer that stopped reading is lost
 constexpr int kHelloTimeoutS = 10;  // to present the token, from accept (absolute)
-// Connections that have not presented the token yet; beyond it new ones are
-// closed at once. They cost a buffer each, no thread.
+// Connections that have not presented the token yet; beyond it the one
+// waiting longest is closed. They cost a socket and 12 bytes each, no thread.
 constexpr size_t kMaxUnauthenticated = 256;
-
-std::string Frame(uint64_t id, const std::string& payload) {
-  std::string out(kHeaderBytes + payload.size(), '\0');
-  auto len = static_cast<uint32_t>(payload.size());
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((len >> (8 * i)) & 0xff);
-  for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<char>((id >> (8 * i)) & 0xff);
-  std::memcpy(out.data() + kHeaderBytes, payload.data(), payload.size());
-  return out;
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool ReadAll(int fd, char* out, size_t size) {
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::recv(fd, out + got, size - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    got += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool ReadFrame(int fd, uint64_t* id, std::string* payload, uint32_t max_bytes = kMaxPayloadBytes) {
-  unsigned char header[kHeaderBytes];
-  if (!ReadAll(fd, reinterpret_cast<char*>(header), kHeaderBytes)) return false;
-  uint32_t len = 0;
-  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(header[i]) << (8 * i);
-  *id = 0;
-  for (int i = 0; i < 8; ++i) *id |= static_cast<uint64_t>(header[4 + i]) << (8 * i);
-  if (len > max_bytes) return false;
-  payload->resize(len);
-  return ReadAll(fd, payload->data(), len);
-}
+// Requests of one connection read and not yet answered, per serving
+// thread; beyond it the connection is not read until some are answered.
+constexpr int kUnansweredPerThread = 4;
+// Threads that run every channel's socket work in a caller process.
+constexpr int kCallerIoThreads = 2;
 
 // No Nagle delay; a peer that stops reading, or whose host vanished
 // without closing (keepalive probes and unacknowledged data give up after
@@ -80,8 +45,6 @@ bool ReadFrame(int fd, uint64_t* id, std::string* payload, uint32_t max_bytes = 
 void TuneSocket(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  timeval tv{kSendTimeoutS, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
   int idle = 10, interval = 5, probes = 4;
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -109,331 +72,378 @@ std::pair<std::string, std::string> SplitAddress(const std::string& address) {
   return {host, address.substr(colon + 1)};
 }
 
-// A connected socket, or why not; gives up after `timeout_ms`.
-absl::StatusOr<int> Connect(const std::string& address, int timeout_ms) {
-  auto [host, port] = SplitAddress(address);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError("cannot resolve replica address " + address + ": " +
-                                  ::gai_strerror(rc));
+// Runs handlers: a fixed number of threads taking work from one queue.
+class WorkPool {
+ public:
+  explicit WorkPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
   }
-  std::string why = "no address";
-  int fd = -1;
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
-    if (rc < 0 && errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      rc = ::poll(&p, 1, timeout_ms);
-      int err = rc > 0 ? 0 : ETIMEDOUT;
-      socklen_t len = sizeof(err);
-      if (rc > 0) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      rc = err == 0 ? 0 : -1;
-      errno = err;
+  ~WorkPool() { Stop(); }
+  void Post(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) queue_.push_back(std::move(fn));
+  }
+  // Drops what has not started and waits for what runs. Not from a pool
+  // thread.
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      queue_.clear();
     }
-    if (rc < 0) {
-      why = std::strerror(errno);
-      ::close(fd);
-      fd = -1;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); }
+  void Run() {
+    for (;;) {
+      mu_.LockWhen(absl::Condition(this, &WorkPool::HasWork));
+      if (queue_.empty()) {
+        mu_.Unlock();
+        return;
+      }
+      std::function<void()> fn = std::move(queue_.front());
+      queue_.pop_front();
+      mu_.Unlock();
+      fn();
     }
   }
-  ::freeaddrinfo(found);
-  if (fd < 0) return absl::UnavailableError("cannot connect to replica at " + address + ": " + why);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  TuneSocket(fd);
-  return fd;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;  // the owner's thread only
+};
+
+// The socket threads every ReplicaChannel of this process shares. Lives to
+// the end of the process (channels are made and dropped at any time).
+net::io_context& CallerIo() {
+  struct Io {
+    net::io_context io;
+    net::executor_work_guard<net::io_context::executor_type> work{io.get_executor()};
+    std::vector<std::thread> threads;
+    Io() {
+      for (int i = 0; i < kCallerIoThreads; ++i) {
+        threads.emplace_back([this] { io.run(); });
+        threads.back().detach();
+      }
+    }
+  };
+  static Io* io = new Io();
+  return io->io;
 }
 
 }  // namespace
 
 // ---- ReplicaListener -------------------------------------------------------
 
+// One connection. Touched only on the listener's I/O thread.
 struct ReplicaListener::Conn {
-  explicit Conn(int fd) : fd(fd) {}
-  ~Conn() { ::close(fd); }
-  const int fd;
-  std::mutex read_mu;  // one thread reads the next request at a time
-  std::mutex write_mu;
-  std::mutex mu;  // the counts below
-  int threads = 0;
-  int busy = 0;
-  bool authenticated = false;  // set by AcceptLoop before any thread serves it
+  explicit Conn(tcp::socket s) : socket(std::move(s)), hello_timer(socket.get_executor()) {}
+  tcp::socket socket;
+  net::steady_timer hello_timer;
+  unsigned char header[kFrameHeaderBytes] = {};
+  std::string payload;
+  bool authenticated = false;
+  bool closed = false;
+  bool read_paused = false;
+  int unanswered = 0;  // read, and the answer not written yet
+  std::deque<std::string> out;
+  bool writing = false;
+};
+
+struct ReplicaListener::Impl {
+  Impl(std::string token, int max_threads, Handler handler)
+      : token(std::move(token)),
+        max_threads(max_threads),
+        handler(std::move(handler)),
+        acceptor(io),
+        backoff(io),
+        pool(max_threads) {}
+
+  void Accept();
+  void ReadHeader(const std::shared_ptr<Conn>& c);
+  void OnFrame(const std::shared_ptr<Conn>& c, uint64_t id);
+  void Answer(const std::shared_ptr<Conn>& c, std::string frame);
+  void WriteNext(const std::shared_ptr<Conn>& c);
+  void Close(const std::shared_ptr<Conn>& c);
+  void StopOnIo();
+
+  std::string address;
+  const std::string token;
+  const int max_threads;
+  const Handler handler;
+  net::io_context io;
+  tcp::acceptor acceptor;
+  net::steady_timer backoff;
+  int backoff_ms = 10;
+  std::set<std::shared_ptr<Conn>> conns;
+  std::list<std::weak_ptr<Conn>> waiting;  // not authenticated yet, oldest first
+  std::thread io_thread;
+  WorkPool pool;
 };
 
 absl::StatusOr<std::unique_ptr<ReplicaListener>> ReplicaListener::Start(const std::string& host,
                                                                         std::string token,
                                                                         int max_threads,
                                                                         Handler handler) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), "0", &hints, &found); rc != 0) {
-    return absl::InvalidArgumentError("replica listener: bad host '" + host +
-                                      "': " + ::gai_strerror(rc));
+  error_code ec;
+  net::ip::address ip = net::ip::make_address(host, ec);
+  if (ec) {
+    // A name: its first address.
+    net::io_context resolve_io;
+    tcp::resolver resolver(resolve_io);
+    auto found = resolver.resolve(host, "0", ec);
+    if (ec || found.empty()) {
+      return absl::InvalidArgumentError("replica listener: bad host '" + host +
+                                        "': " + (ec ? ec.message() : "no address"));
+    }
+    ip = found.begin()->endpoint().address();
   }
-  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  bool ok =
-      fd >= 0 && ::bind(fd, found->ai_addr, found->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0;
-  int family = found->ai_family;
-  ::freeaddrinfo(found);
-  if (!ok) {
-    std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return absl::UnavailableError("replica listener cannot listen on " + host + ": " + why);
-  }
-  sockaddr_storage bound{};
-  socklen_t len = sizeof(bound);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-  int port = family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   std::unique_ptr<ReplicaListener> l(new ReplicaListener());
-  l->address_ = (family == AF_INET6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  l->token_ = std::move(token);
-  l->max_threads_ = std::max(1, max_threads);
-  l->handler_ = std::move(handler);
-  l->listen_fd_ = fd;
-  l->accept_thread_ = std::thread([raw = l.get()] { raw->AcceptLoop(); });
+  l->impl_ = std::make_unique<Impl>(std::move(token), std::max(1, max_threads), std::move(handler));
+  Impl& impl = *l->impl_;
+  tcp::endpoint endpoint(ip, 0);
+  impl.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl.acceptor.bind(endpoint, ec);
+  if (!ec) impl.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError("replica listener cannot listen on " + host + ": " +
+                                  ec.message());
+  }
+  int port = impl.acceptor.local_endpoint().port();
+  impl.address = (ip.is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  l->address_ = impl.address;
+  impl.Accept();
+  impl.io_thread = std::thread([raw = &impl] { raw->io.run(); });
   return l;
 }
 
 ReplicaListener::~ReplicaListener() {
-  stopping_ = true;
-  ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
-  accept_thread_.join();
-  ::close(listen_fd_);
-  std::unique_lock<std::mutex> lock(mu_);
-  for (auto& [raw, weak] : conns_) {
-    if (auto c = weak.lock()) ::shutdown(c->fd, SHUT_RDWR);  // wakes its readers
-  }
-  idle_cv_.wait(lock, [&] { return threads_ == 0; });
+  // Close everything on the I/O thread (callers see their connections
+  // end), then wait for the requests that run, then stop the I/O.
+  std::promise<void> closed;
+  net::post(impl_->io, [this, &closed] {
+    impl_->StopOnIo();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  impl_->pool.Stop();
+  impl_->io.stop();
+  impl_->io_thread.join();
 }
 
-// One thread accepts and waits for every new connection's token (poll, an
-// absolute deadline each); only a connection that presented it gets a
-// serving thread. Out of files (EMFILE) it stops accepting for a moment
-// instead of spinning.
-void ReplicaListener::AcceptLoop() {
-  using Clock = std::chrono::steady_clock;
-  struct Hello {
-    int fd;
-    std::string buf;
-    Clock::time_point deadline;
-  };
-  std::vector<Hello> hellos;
-  Clock::time_point accept_after{};
-  int backoff_ms = 10;
-  while (!stopping_) {
-    auto now = Clock::now();
-    std::vector<pollfd> fds;
-    fds.push_back({listen_fd_, static_cast<short>(now >= accept_after ? POLLIN : 0), 0});
-    for (const auto& h : hellos) fds.push_back({h.fd, POLLIN, 0});
-    int n = ::poll(fds.data(), fds.size(), 50);
-    if (stopping_) break;
-    if (n < 0 && errno != EINTR) break;
-    now = Clock::now();
-    if (fds[0].revents & POLLIN) {
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          LUMEN_LOG_WARN("serve: replica {} cannot accept ({}); pausing {} ms", address_,
-                         strerror(errno), backoff_ms);
-          accept_after = now + std::chrono::milliseconds(backoff_ms);
-          backoff_ms = std::min(backoff_ms * 2, 1'000);
-        }
-      } else {
-        backoff_ms = 10;
-        if (hellos.size() >= kMaxUnauthenticated) {
-          // Too many strangers at once: the one waiting longest goes, so
-          // silent connections cannot lock real callers out.
-          ::close(hellos.front().fd);
-          hellos.erase(hellos.begin());
-          fds.erase(fds.begin() + 1);
-        }
-        hellos.push_back({fd, "", now + std::chrono::seconds(kHelloTimeoutS)});
-        fds.push_back({fd, 0, 0});
-      }
-    }
-    // fds[i + 1] is hellos[i]; walk backwards so erasing keeps the pairing.
-    for (size_t i = hellos.size(); i-- > 0;) {
-      Hello& h = hellos[i];
-      bool drop = now >= h.deadline;
-      bool ready = false;
-      if (!drop && (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-        // Exactly the hello frame: bytes after it are requests.
-        size_t want = kHeaderBytes;
-        if (h.buf.size() >= kHeaderBytes) {
-          uint32_t len = 0;
-          for (int k = 0; k < 4; ++k)
-            len |= static_cast<uint32_t>(static_cast<unsigned char>(h.buf[k])) << (8 * k);
-          uint64_t id = 0;
-          for (int k = 0; k < 8; ++k)
-            id |= static_cast<uint64_t>(static_cast<unsigned char>(h.buf[4 + k])) << (8 * k);
-          if (len > kMaxHelloBytes || id != 0) drop = true;
-          want = kHeaderBytes + len;
-        }
-        if (!drop && h.buf.size() < want) {
-          char tmp[kMaxHelloBytes + kHeaderBytes];
-          ssize_t got = ::recv(h.fd, tmp, want - h.buf.size(), 0);
-          if (got > 0) {
-            h.buf.append(tmp, static_cast<size_t>(got));
-          } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-            drop = true;
-          }
-        }
-        if (!drop && h.buf.size() >= kHeaderBytes) {
-          uint32_t len = 0;
-          for (int k = 0; k < 4; ++k)
-            len |= static_cast<uint32_t>(static_cast<unsigned char>(h.buf[k])) << (8 * k);
-          if (len > kMaxHelloBytes) {
-            drop = true;
-          } else if (h.buf.size() == kHeaderBytes + len) {
-            if (SameToken(h.buf.substr(kHeaderBytes), token_)) {
-              ready = true;
-            } else {
-              LUMEN_LOG_WARN("serve: a connection to replica {} sent a wrong cluster token; closed",
-                             address_);
-              drop = true;
-            }
-          }
-        }
-      }
-      if (ready) {
-        int fd = h.fd;
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        TuneSocket(fd);
-        auto conn = std::make_shared<Conn>(fd);
-        conn->authenticated = true;
-        std::lock_guard<std::mutex> lock(conn->mu);
-        Spawn(conn);
-      } else if (drop) {
-        ::close(h.fd);
-      }
-      if (ready || drop) hellos.erase(hellos.begin() + static_cast<long>(i));
-    }
-  }
-  for (auto& h : hellos) ::close(h.fd);
+void ReplicaListener::Impl::StopOnIo() {
+  error_code ignored;
+  acceptor.close(ignored);
+  backoff.cancel();
+  std::vector<std::shared_ptr<Conn>> all(conns.begin(), conns.end());
+  for (auto& c : all) Close(c);
 }
 
-bool ReplicaListener::Spawn(std::shared_ptr<Conn> conn) {  // conn->mu held
-  conn->threads++;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    threads_++;
-    conns_[conn.get()] = conn;
-  }
-  try {
-    std::thread([this, conn] { Serve(conn); }).detach();
-    return true;
-  } catch (const std::system_error& e) {  // out of threads: the others carry on
-    LUMEN_LOG_WARN("serve: replica {} cannot start a thread: {}", address_, e.what());
-    bool last = --conn->threads == 0;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (last) conns_.erase(conn.get());
-    threads_--;
-    idle_cv_.notify_all();
-    return false;
-  }
+// Accepts; out of files (EMFILE) it stops accepting for a moment (10 ms
+// doubling to 1 s) instead of spinning. A new connection waits for its
+// token with an absolute deadline and no thread of its own.
+void ReplicaListener::Impl::Accept() {
+  acceptor.async_accept([this](error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+          ec == net::error::no_memory || ec.value() == ENFILE) {
+        LUMEN_LOG_WARN("serve: replica {} cannot accept ({}); pausing {} ms", address, ec.message(),
+                       backoff_ms);
+        backoff.expires_after(std::chrono::milliseconds(backoff_ms));
+        backoff_ms = std::min(backoff_ms * 2, 1'000);
+        backoff.async_wait([this](error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
+      }
+      Accept();
+      return;
+    }
+    backoff_ms = 10;
+    // Too many strangers at once: the one waiting longest goes, so silent
+    // connections cannot lock real callers out.
+    while (waiting.size() >= kMaxUnauthenticated) {
+      auto oldest = waiting.front().lock();
+      waiting.pop_front();
+      if (oldest) Close(oldest);
+    }
+    auto c = std::make_shared<Conn>(std::move(socket));
+    conns.insert(c);
+    waiting.push_back(c);
+    c->hello_timer.expires_after(std::chrono::seconds(kHelloTimeoutS));
+    c->hello_timer.async_wait([this, c](error_code wait_ec) {
+      if (!wait_ec && !c->authenticated) Close(c);
+    });
+    ReadHeader(c);
+    Accept();
+  });
 }
 
-void ReplicaListener::Serve(std::shared_ptr<Conn> conn) {
-  uint64_t id = 0;
-  std::string payload;
-  while (!stopping_) {
-    {
-      std::lock_guard<std::mutex> read(conn->read_mu);
-      if (!ReadFrame(conn->fd, &id, &payload)) break;  // the token came already (AcceptLoop)
-      // Keep a thread waiting for the next request while this one runs.
-      std::lock_guard<std::mutex> lock(conn->mu);
-      if (++conn->busy == conn->threads && conn->threads < max_threads_) Spawn(conn);
+void ReplicaListener::Impl::ReadHeader(const std::shared_ptr<Conn>& c) {
+  net::async_read(c->socket, net::buffer(c->header), [this, c](error_code ec, size_t) {
+    if (ec) return Close(c);
+    FrameHeader h = DecodeFrameHeader(c->header);
+    // Before the token: only the hello frame (id 0, small). After: any
+    // frame up to the payload limit.
+    if (!c->authenticated ? (h.length > kMaxHelloBytes || h.id != 0)
+                          : h.length > kMaxPayloadBytes) {
+      return Close(c);
     }
+    c->payload.resize(h.length);
+    net::async_read(c->socket, net::buffer(c->payload),
+                    [this, c, id = h.id](error_code ec2, size_t) {
+                      if (ec2) return Close(c);
+                      OnFrame(c, id);
+                    });
+  });
+}
+
+void ReplicaListener::Impl::OnFrame(const std::shared_ptr<Conn>& c, uint64_t id) {
+  if (c->closed) return;
+  if (!c->authenticated) {
+    if (!SameToken(c->payload, token)) {
+      LUMEN_LOG_WARN("serve: a connection to replica {} sent a wrong cluster token; closed",
+                     address);
+      return Close(c);
+    }
+    c->authenticated = true;
+    c->hello_timer.cancel();
+    waiting.remove_if([&](const std::weak_ptr<Conn>& w) { return w.lock() == c; });
+    TuneSocket(c->socket.native_handle());
+    return ReadHeader(c);
+  }
+  c->unanswered++;
+  pool.Post([this, c, id, payload = std::move(c->payload)] {
     Request request;
     absl::Status parsed =
         lumen::internal::DeserializeInto(payload.data(), payload.size(), &request, "the request");
-    Response response = parsed.ok() ? handler_(std::move(request))
-                                    : Response::Error(400, std::string(parsed.message()));
+    Response response;
+    if (!parsed.ok()) {
+      response = Response::Error(400, std::string(parsed.message()));
+    } else {
+      try {
+        response = handler(std::move(request));
+      } catch (const std::exception& e) {
+        response = Response::Error(500, std::string("the replica failed: ") + e.what());
+      }
+    }
     std::string answer = lumen::internal::Serialize(response);
     if (answer.size() > kMaxPayloadBytes) {
       answer = lumen::internal::Serialize(Response::Error(
           500, "the answer is " + std::to_string(answer.size()) + " bytes; at most " +
                    std::to_string(kMaxPayloadBytes) + " go through the serving data plane"));
     }
-    std::string frame = Frame(id, answer);
-    bool written;
-    {
-      std::lock_guard<std::mutex> write(conn->write_mu);
-      written = WriteAll(conn->fd, frame);
+    net::post(
+        io, [this, c, frame = EncodeFrame(id, answer)]() mutable { Answer(c, std::move(frame)); });
+  });
+  c->payload.clear();
+  if (c->unanswered < max_threads * kUnansweredPerThread) {
+    ReadHeader(c);
+  } else {
+    c->read_paused = true;  // resumes as answers are written
+  }
+}
+
+void ReplicaListener::Impl::Answer(const std::shared_ptr<Conn>& c, std::string frame) {
+  if (c->closed) return;
+  c->out.push_back(std::move(frame));
+  if (!c->writing) WriteNext(c);
+}
+
+void ReplicaListener::Impl::WriteNext(const std::shared_ptr<Conn>& c) {
+  c->writing = true;
+  net::async_write(c->socket, net::buffer(c->out.front()), [this, c](error_code ec, size_t) {
+    c->writing = false;
+    if (ec || c->closed) return Close(c);
+    c->out.pop_front();
+    c->unanswered--;
+    if (!c->out.empty()) WriteNext(c);
+    if (c->read_paused && c->unanswered < max_threads * kUnansweredPerThread) {
+      c->read_paused = false;
+      ReadHeader(c);
     }
-    std::lock_guard<std::mutex> lock(conn->mu);
-    conn->busy--;
-    if (!written) break;
+  });
+}
+
+void ReplicaListener::Impl::Close(const std::shared_ptr<Conn>& c) {
+  if (c->closed) return;
+  c->closed = true;
+  error_code ignored;
+  c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+  c->socket.close(ignored);
+  c->hello_timer.cancel();
+  conns.erase(c);  // `out` stays until a write in progress completes
+  if (!c->authenticated) {
+    waiting.remove_if([&](const std::weak_ptr<Conn>& w) { return w.expired() || w.lock() == c; });
   }
-  ::shutdown(conn->fd, SHUT_RDWR);  // the connection's other threads stop too
-  bool last;
-  {
-    std::lock_guard<std::mutex> lock(conn->mu);
-    last = --conn->threads == 0;
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (last) conns_.erase(conn.get());
-  conn.reset();  // the last thread closes the socket
-  threads_--;
-  idle_cv_.notify_all();
 }
 
 // ---- ReplicaChannel --------------------------------------------------------
 
-struct ReplicaChannel::State {
+struct ReplicaChannel::State : std::enable_shared_from_this<State> {
+  explicit State(net::io_context& io)
+      : strand(net::make_strand(io)), socket(strand), timer(strand), resolver(strand) {}
+
+  // On the strand.
+  void Connect();
+  void OnConnected();
+  void Enqueue(std::string frame);
+  void WriteNext();
+  void ReadHeader();
+  void Close(const absl::Status& why);
+
   std::string address;
   std::string token;
-  std::mutex write_mu;  // taken before mu; held while writing
-  mutable std::mutex mu;
-  int fd = -1;
+  net::strand<net::io_context::executor_type> strand;
+  // The strand's alone.
+  tcp::socket socket;
+  net::steady_timer timer;  // the connect deadline
+  tcp::resolver resolver;
   bool connected = false;
-  bool broken = false;
-  bool stopping = false;
-  uint64_t next_id = 1;
-  std::unordered_map<uint64_t, Done> pending;
-  std::string queued;  // frames written once connected
-
-  void Run();
-  void Close(const absl::Status& why);
+  bool closed = false;
+  std::deque<std::string> out;
+  bool writing = false;
+  unsigned char header[kFrameHeaderBytes] = {};
+  std::string payload;
+  // Any thread.
+  mutable absl::Mutex mu;
+  bool broken ABSL_GUARDED_BY(mu) = false;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
+  std::unordered_map<uint64_t, Done> pending ABSL_GUARDED_BY(mu);
 };
 
 ReplicaChannel::ReplicaChannel(std::string address, std::string token)
-    : state_(std::make_shared<State>()) {
+    : state_(std::make_shared<State>(CallerIo())) {
   state_->address = std::move(address);
   state_->token = std::move(token);
-  reader_ = std::thread([s = state_] { s->Run(); });
+  net::post(state_->strand, [s = state_] { s->Connect(); });
 }
 
 ReplicaChannel::~ReplicaChannel() {
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     state_->stopping = true;
-    if (state_->fd >= 0) ::shutdown(state_->fd, SHUT_RDWR);
   }
-  if (reader_.get_id() == std::this_thread::get_id()) {
-    reader_.detach();  // dropped from one of its own answers: it ends by itself
-  } else {
-    reader_.join();
-  }
+  net::post(state_->strand, [s = state_] {
+    s->Close(absl::CancelledError("the channel to " + s->address + " was closed"));
+  });
 }
 
 const std::string& ReplicaChannel::address() const { return state_->address; }
 
 bool ReplicaChannel::broken() const {
-  std::lock_guard<std::mutex> lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   return state_->broken;
 }
 
 size_t ReplicaChannel::in_flight() const {
-  std::lock_guard<std::mutex> lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   return state_->pending.size();
 }
 
@@ -446,77 +456,136 @@ void ReplicaChannel::Call(const Request& request, Done done) {
     return;
   }
   State& s = *state_;
-  std::unique_lock<std::mutex> write(s.write_mu);
-  std::unique_lock<std::mutex> lock(s.mu);
-  if (s.broken) {
-    lock.unlock();
-    write.unlock();
+  uint64_t id = 0;
+  bool broken;
+  {
+    absl::MutexLock lock(&s.mu);
+    broken = s.broken;
+    if (!broken) {
+      id = s.next_id++;
+      s.pending.emplace(id, std::move(done));
+    }
+  }
+  if (broken) {
     done(absl::UnavailableError("the connection to the replica at " + s.address + " is lost"));
     return;
   }
-  uint64_t id = s.next_id++;
-  s.pending.emplace(id, std::move(done));
-  std::string frame = Frame(id, payload);
-  if (!s.connected) {
-    s.queued += frame;
-    return;
-  }
-  int fd = s.fd;
-  lock.unlock();
-  if (!WriteAll(fd, frame)) ::shutdown(fd, SHUT_RDWR);  // the reader answers what is in flight
+  net::post(s.strand, [st = state_, frame = EncodeFrame(id, payload)]() mutable {
+    st->Enqueue(std::move(frame));
+  });
 }
 
-void ReplicaChannel::State::Run() {
-  auto connected_fd = Connect(address, kConnectTimeoutMs);
-  if (!connected_fd.ok()) {
-    Close(connected_fd.status());
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> write(write_mu);
-    std::string out;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      fd = *connected_fd;
-      if (stopping) ::shutdown(fd, SHUT_RDWR);
-      connected = true;
-      out = Frame(0, token) + std::move(queued);
-      queued.clear();
-    }
-    if (!WriteAll(fd, out)) ::shutdown(fd, SHUT_RDWR);
-  }
-  uint64_t id = 0;
-  std::string payload;
-  while (ReadFrame(fd, &id, &payload)) {
-    Done done;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = pending.find(id);
-      if (it == pending.end()) continue;  // not ours: ignore
-      done = std::move(it->second);
-      pending.erase(it);
-    }
-    Response response;
-    absl::Status s = lumen::internal::DeserializeInto(payload.data(), payload.size(), &response,
-                                                      "the answer of the replica at " + address);
-    done(s.ok() ? absl::StatusOr<Response>(std::move(response)) : s);
-  }
-  Close(absl::UnavailableError("the connection to the replica at " + address + " was lost"));
+void ReplicaChannel::State::Connect() {
+  auto [host, port] = SplitAddress(address);
+  timer.expires_after(std::chrono::milliseconds(kConnectTimeoutMs));
+  timer.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->connected || self->closed) return;
+    self->Close(absl::UnavailableError("cannot connect to replica at " + self->address +
+                                       ": no answer in " + std::to_string(kConnectTimeoutMs) +
+                                       " ms"));
+  });
+  resolver.async_resolve(
+      host, port,
+      [self = shared_from_this()](error_code ec, const tcp::resolver::results_type& found) {
+        if (self->closed) return;
+        if (ec) {
+          return self->Close(absl::UnavailableError("cannot resolve replica address " +
+                                                    self->address + ": " + ec.message()));
+        }
+        net::async_connect(self->socket, found, [self](error_code ec2, const tcp::endpoint&) {
+          if (self->closed) return;
+          if (ec2) {
+            return self->Close(absl::UnavailableError("cannot connect to replica at " +
+                                                      self->address + ": " + ec2.message()));
+          }
+          self->OnConnected();
+        });
+      });
+}
+
+void ReplicaChannel::State::OnConnected() {
+  connected = true;
+  timer.cancel();
+  TuneSocket(socket.native_handle());
+  out.push_front(EncodeFrame(0, token));  // the token before any request
+  if (!writing) WriteNext();
+  ReadHeader();
+}
+
+void ReplicaChannel::State::Enqueue(std::string frame) {
+  if (closed) return;  // Close answered its call already
+  out.push_back(std::move(frame));
+  if (connected && !writing) WriteNext();
+}
+
+void ReplicaChannel::State::WriteNext() {
+  writing = true;
+  net::async_write(
+      socket, net::buffer(out.front()), [self = shared_from_this()](error_code ec, size_t) {
+        self->writing = false;
+        if (self->closed) return;
+        if (ec) {
+          return self->Close(absl::UnavailableError("the connection to the replica at " +
+                                                    self->address + " was lost"));
+        }
+        self->out.pop_front();
+        if (!self->out.empty()) self->WriteNext();
+      });
+}
+
+void ReplicaChannel::State::ReadHeader() {
+  net::async_read(socket, net::buffer(header), [self = shared_from_this()](error_code ec, size_t) {
+    auto lost = [&] {
+      self->Close(absl::UnavailableError("the connection to the replica at " + self->address +
+                                         " was lost"));
+    };
+    if (ec || self->closed) return lost();
+    FrameHeader h = DecodeFrameHeader(self->header);
+    if (h.length > kMaxPayloadBytes) return lost();
+    self->payload.resize(h.length);
+    net::async_read(
+        self->socket, net::buffer(self->payload), [self, id = h.id](error_code ec2, size_t) {
+          if (ec2 || self->closed) {
+            return self->Close(absl::UnavailableError("the connection to the replica at " +
+                                                      self->address + " was lost"));
+          }
+          Done done;
+          {
+            absl::MutexLock lock(&self->mu);
+            auto it = self->pending.find(id);
+            if (it != self->pending.end()) {
+              done = std::move(it->second);
+              self->pending.erase(it);
+            }
+          }
+          if (done) {  // not ours: ignored
+            Response response;
+            absl::Status s = lumen::internal::DeserializeInto(
+                self->payload.data(), self->payload.size(), &response,
+                "the answer of the replica at " + self->address);
+            done(s.ok() ? absl::StatusOr<Response>(std::move(response)) : s);
+          }
+          self->ReadHeader();
+        });
+  });
 }
 
 void ReplicaChannel::State::Close(const absl::Status& why) {
   std::unordered_map<uint64_t, Done> lost;
   bool cancelled;
   {
-    std::lock_guard<std::mutex> write(write_mu);  // no writer holds the socket now
-    std::lock_guard<std::mutex> lock(mu);
+    absl::MutexLock lock(&mu);
     broken = true;
     lost.swap(pending);
-    queued.clear();
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-    connected = false;
     cancelled = stopping;
+  }
+  if (!closed) {
+    closed = true;
+    error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    timer.cancel();
+    resolver.cancel();
   }
   absl::Status status =
       cancelled ? absl::CancelledError("the channel to " + address + " was closed") : why;

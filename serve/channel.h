@@ -7,10 +7,11 @@
 // and a listener answers nothing on a connection until it matched.
 //
 // Why: an actor call crosses the caller's event loop, gRPC's threads and the
-// object machinery twice; this path wakes one thread on each side (the
-// replica's reader runs the request itself, the caller's reader answers
-// it), which is what keeps the proxy's added latency and CPU per request
-// small. Control calls (health, load, reconfigure) stay actor calls.
+// object machinery twice; this path wakes two threads in the replica (its
+// I/O thread hands the request to a serving thread) and one in the caller
+// (its I/O thread answers it), which is what keeps the proxy's added
+// latency and CPU per request small. Control calls (health, load,
+// reconfigure) stay actor calls.
 #pragma once
 
 #include <atomic>
@@ -28,9 +29,14 @@
 
 namespace lumen::serve {
 
-// In a replica: accepts connections and runs `handler` for each request on
-// the connection's threads (a thread reads a request and runs it while
-// another waits for the next; up to `max_threads` per connection).
+// In a replica: accepts connections and runs `handler` for each request.
+// One I/O thread (Boost.Asio) does every connection's reading and writing;
+// a fixed pool of `max_threads` threads runs the requests of all
+// connections. A new connection gets no thread: it has 10 s from accept to
+// present the token (at most 256 wait at once; beyond that the oldest is
+// closed), and out of file descriptors the listener pauses accepting. A
+// connection with `4 * max_threads` requests unanswered is not read until
+// answers go out.
 class ReplicaListener {
  public:
   using Handler = std::function<Response(Request)>;
@@ -44,35 +50,26 @@ class ReplicaListener {
 
  private:
   struct Conn;
+  struct Impl;
   ReplicaListener() = default;
-  void AcceptLoop();
-  void Serve(std::shared_ptr<Conn> conn);
-  // Starts another thread for `conn`; false (logged) when none can start.
-  bool Spawn(std::shared_ptr<Conn> conn);
 
   std::string address_;
-  std::string token_;
-  int max_threads_ = 1;
-  Handler handler_;
-  int listen_fd_ = -1;
-  std::atomic<bool> stopping_{false};
-  std::thread accept_thread_;
-  std::mutex mu_;
-  std::condition_variable idle_cv_;
-  int threads_ = 0;  // serving threads, all connections
-  std::map<Conn*, std::weak_ptr<Conn>> conns_;
+  std::unique_ptr<Impl> impl_;
 };
 
-// In a caller: one connection to one replica, made on first use.
-// `done` runs on the channel's reader thread (or the caller's, for a
-// channel already broken): keep it short. A lost connection answers every
-// call in flight UNAVAILABLE (the dispatcher sends those elsewhere) and
-// leaves the channel broken; make a new one.
+// In a caller: one connection to one replica, made on first use. The
+// socket work of every channel in the process runs on two shared I/O
+// threads (Boost.Asio), not a thread per channel. `done` runs on one of
+// them (or the caller's thread, for a channel already broken): keep it
+// short. A lost connection answers every call in flight UNAVAILABLE (the
+// dispatcher sends those elsewhere) and leaves the channel broken; make a
+// new one. Destroying the channel answers what is in flight CANCELLED,
+// possibly just after the destructor returns.
 class ReplicaChannel {
  public:
   using Done = std::function<void(absl::StatusOr<Response>)>;
   ReplicaChannel(std::string address, std::string token);
-  ~ReplicaChannel();  // answers what is in flight CANCELLED
+  ~ReplicaChannel();
 
   void Call(const Request& request, Done done);
   bool broken() const;
@@ -82,7 +79,6 @@ class ReplicaChannel {
  private:
   struct State;
   std::shared_ptr<State> state_;
-  std::thread reader_;
 };
 
 }  // namespace lumen::serve

@@ -542,6 +542,7 @@ Json ControllerCore::Status() const {
                  {"state", StateName(static_cast<int>(r->state))},
                  {"node", r->node},
                  {"address", r->stats.address},
+                 {"pid", r->stats.pid},
                  {"ongoing", r->stats.ongoing_now},
                  {"current_version", r->version == d.version}};
       if (!r->pending_reason.empty()) rj["pending"] = r->pending_reason;

@@ -6,9 +6,14 @@
 
 #include "absl/strings/ascii.h"
 #include "proto/serve.grpc.pb.h"
+#include "rpc/server.h"
+#include "serve/http_server.h"
 
 namespace lumen::serve {
 namespace {
+
+// The largest Predict request, as the HTTP proxy's body limit.
+constexpr size_t kMaxPredictRequestBytes = size_t{16} << 20;
 
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(s.code())),
@@ -110,9 +115,17 @@ GrpcProxy::~GrpcProxy() { Stop(); }
 absl::Status GrpcProxy::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  rpc::ApplyServerBounds(&builder, "serve gRPC ingress", kMaxPredictRequestBytes);
   int selected = 0;
-  builder.AddListeningPort(host_ + ":" + std::to_string(port_), grpc::InsecureServerCredentials(),
-                           &selected);
+  const auto& tls = ServeTlsFromEnv();
+  if (!tls.ok()) return tls.status();
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls->enabled()) {
+    grpc::SslServerCredentialsOptions ssl;  // clients need no certificate
+    ssl.pem_key_cert_pairs.push_back({tls->key_pem, tls->cert_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(host_ + ":" + std::to_string(port_), credentials, &selected);
   builder.RegisterService(service_.get());
   server_->server = builder.BuildAndStart();
   if (!server_->server || selected == 0) {

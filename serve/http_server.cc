@@ -1,13 +1,24 @@
 // HTTP/1.1 server on Boost.Beast; see http_server.h.
 #include "serve/http_server.h"
 
+#include "serve/http_parse.h"
+
 #include "absl/strings/ascii.h"
 
+#include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <sstream>
+#include <tuple>
+#include <type_traits>
 
 namespace lumen::serve {
 namespace {
@@ -17,49 +28,122 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-Request ToRequest(const http::request<http::string_body>& in) {
-  Request r;
-  r.method = std::string(in.method_string());
-  std::string target(in.target());
-  size_t q = target.find('?');
-  r.path = UrlDecode(target.substr(0, q), false);
-  if (q != std::string::npos) {
-    std::string query = target.substr(q + 1);
-    size_t start = 0;
-    while (start <= query.size()) {
-      size_t end = query.find('&', start);
-      if (end == std::string::npos) end = query.size();
-      std::string pair = query.substr(start, end - start);
-      if (!pair.empty()) {
-        size_t eq = pair.find('=');
-        r.query[UrlDecode(pair.substr(0, eq), true)] =
-            eq == std::string::npos ? "" : UrlDecode(pair.substr(eq + 1), true);
-      }
-      start = end + 1;
+// What all sessions of one server share: the counters behind its bounds.
+struct Shared {
+  const HttpServer::Options* options;
+  HttpServer::Handler* handler;
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> body_bytes{0};
+
+  // Takes `n` bytes of the body budget; false when they would pass it.
+  bool Reserve(size_t n) {
+    size_t held = body_bytes.load();
+    do {
+      if (held + n > options->body_budget_bytes) return false;
+    } while (!body_bytes.compare_exchange_weak(held, held + n));
+    return true;
+  }
+  void Release(size_t n) { body_bytes.fetch_sub(n); }
+};
+
+// One connection: plaintext (Stream = beast::tcp_stream) or TLS
+// (beast::ssl_stream over one).
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+  Session(tcp::socket socket, net::ssl::context& ssl, Shared* shared)
+      : stream_(std::move(socket), ssl), shared_(shared) {}
+
+  // TLS: the handshake first, within the header deadline.
+  void Begin() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      Read();
+    } else {
+      Deadline(options().header_timeout_s);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Close();
+                                self->Read();
+                              });
     }
   }
-  for (const auto& f : in)
-    r.headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
-  r.body = in.body();
-  return r;
-}
+  ~Session() {
+    ReleaseBody();
+    shared_->connections.fetch_sub(1);
+  }
 
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, const HttpServer::Options& options, HttpServer::Handler* handler)
-      : stream_(std::move(socket)), options_(options), handler_(handler) {}
-
+  // Waits for a request's first byte (idle keep-alive), then reads it.
   void Read() {
     parser_.emplace();
-    parser_->body_limit(options_.max_body_bytes);
-    parser_->header_limit(64 * 1024);
-    stream_.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    parser_->body_limit(options().max_body_bytes);
+    parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
+    if (buffer_.size() > 0) return ReadHeader();  // pipelined: already here
+    Deadline(options().idle_timeout_s);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+ private:
+  const HttpServer::Options& options() const { return *shared_->options; }
+  void Deadline(int seconds) {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(seconds));
+  }
+
+  // The whole head must arrive within header_timeout_s of its first byte:
+  // a byte now and then does not keep a connection.
+  void ReadHeader() {
+    Deadline(options().header_timeout_s);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnRead(ec);
+    const auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    head_ = msg.method() == http::verb::head;
+    if (options().on_headers) {
+      if (std::optional<Response> refused = options().on_headers(ToRequest(msg))) {
+        return Refuse(std::move(*refused));
+      }
+    }
+    if (!parser_->is_done()) {
+      // A body to come: its bytes count against the server's budget until
+      // the request is answered. A chunked body may grow to the limit.
+      auto length = parser_->content_length();  // boost::optional
+      size_t want = length ? static_cast<size_t>(*length) : options().max_body_bytes;
+      if (want > options().max_body_bytes) {
+        return OnRead(http::error::body_limit);
+      }
+      if (!shared_->Reserve(want)) {
+        Response busy = Response::Error(
+            503, "the server holds as many request bodies as it may; retry shortly");
+        busy.headers["retry-after"] = "1";
+        return Refuse(std::move(busy));
+      }
+      reserved_ = want;
+    }
+    Deadline(options().body_timeout_s);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
- private:
+  // Answers without reading the body, then closes (the unread body would
+  // otherwise be taken for the next request).
+  void Refuse(Response r) {
+    keep_alive_ = false;
+    Write(std::move(r));
+  }
+
   void OnRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
         ec == net::error::operation_aborted || ec == net::error::connection_reset) {
@@ -69,26 +153,36 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {  // the bytes are not a request we can read
       keep_alive_ = false;
       version_ = 11;
-      int status = ec == http::error::body_limit ? 413 : 400;
+      int status = ec == http::error::body_limit     ? 413
+                   : ec == http::error::header_limit ? 431
+                                                     : 400;
       std::string why =
           ec == http::error::body_limit
-              ? "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes"
+              ? "the body is larger than " + std::to_string(options().max_body_bytes) + " bytes"
+          : ec == http::error::header_limit
+              ? "the headers are larger than " + std::to_string(options().max_header_bytes) +
+                    " bytes"
               : "malformed HTTP request: " + ec.message();
       Write(Response::Error(status, why));
       return;
     }
     const auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
-    version_ = msg.version();
-    head_ = msg.method() == http::verb::head;
     auto self = shared_from_this();
     auto executor = stream_.get_executor();
-    (*handler_)(ToRequest(msg), [self, executor](Response r) {
+    (*shared_->handler)(ToRequest(msg), [self, executor](Response r) {
       net::post(executor, [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
     });
   }
 
+  void ReleaseBody() {
+    if (reserved_ > 0) shared_->Release(reserved_);
+    reserved_ = 0;
+  }
+
   void Write(Response r) {
+    ReleaseBody();  // the request is answered: its body is no longer held
+    Deadline(options().body_timeout_s);
     if (r.chunks.empty()) {
       auto res = std::make_shared<http::response<http::string_body>>(
           static_cast<http::status>(r.status), version_);
@@ -135,14 +229,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  const HttpServer::Options& options_;
-  HttpServer::Handler* handler_;
+  Shared* shared_;
+  size_t reserved_ = 0;
   bool keep_alive_ = true;
   bool head_ = false;
   unsigned version_ = 11;
@@ -150,31 +244,24 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-std::string UrlDecode(const std::string& s, bool query) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else if (query && s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 struct HttpServer::Impl {
   net::io_context io;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  Shared shared;
+  std::optional<net::ssl::context> ssl;  // set: connections speak TLS
+  std::optional<net::steady_timer> backoff;
+  int backoff_ms = 0;
 };
 
 HttpServer::HttpServer(Options options, Handler handler)
-    : options_(std::move(options)), handler_(std::move(handler)), impl_(std::make_unique<Impl>()) {}
+    : options_(std::move(options)), handler_(std::move(handler)), impl_(std::make_unique<Impl>()) {
+  impl_->shared.options = &options_;
+  impl_->shared.handler = &handler_;
+}
+
+size_t HttpServer::connections() const { return impl_->shared.connections.load(); }
+size_t HttpServer::body_bytes_held() const { return impl_->shared.body_bytes.load(); }
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -188,6 +275,20 @@ void HttpServer::Stop() {
 }
 
 absl::Status HttpServer::Start() {
+  if (!options_.tls_cert_pem.empty()) {
+    try {
+      auto& ssl = impl_->ssl.emplace(net::ssl::context::tls_server);
+      ssl.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                      net::ssl::context::no_tlsv1_1);
+      ssl.use_certificate_chain(net::buffer(options_.tls_cert_pem));
+      ssl.use_private_key(net::buffer(options_.tls_key_pem), net::ssl::context::pem);
+    } catch (const std::exception& e) {
+      impl_->ssl.reset();
+      return absl::InvalidArgumentError(std::string("TLS certificate or key unusable: ") +
+                                        e.what() + " (want PEM, the key matching the certificate)");
+    }
+  }
   beast::error_code ec;
   auto address = net::ip::make_address(options_.host, ec);
   if (ec) {
@@ -211,9 +312,41 @@ absl::Status HttpServer::Start() {
     impl_->acceptor->async_accept(
         net::make_strand(impl_->io), [this, accept_loop](beast::error_code ec, tcp::socket socket) {
           if (ec == net::error::operation_aborted) return;
+          if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+              ec == net::error::no_memory || ec.value() == ENFILE) {
+            // Out of file descriptors: wait (10 ms doubling to 1 s) instead
+            // of spinning on accept, so what is open can finish and close.
+            impl_->backoff_ms = std::min(1000, std::max(10, impl_->backoff_ms * 2));
+            impl_->backoff.emplace(impl_->io, std::chrono::milliseconds(impl_->backoff_ms));
+            impl_->backoff->async_wait([accept_loop](beast::error_code wait_ec) {
+              if (!wait_ec) (*accept_loop)();
+            });
+            return;
+          }
+          impl_->backoff_ms = 0;
           if (!ec) {
             socket.set_option(tcp::no_delay(true), ec);
-            std::make_shared<Session>(std::move(socket), options_, &handler_)->Read();
+            if (impl_->shared.connections.fetch_add(1) >= options_.max_connections) {
+              impl_->shared.connections.fetch_sub(1);
+              // A short answer the fresh socket's buffer takes at once.
+              static constexpr char kBusy[] =
+                  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                  "Retry-After: 1\r\nConnection: close\r\nContent-Length: 32\r\n\r\n"
+                  "too many connections; retry soon";
+              socket.non_blocking(true, ec);
+              socket.write_some(net::buffer(kBusy, sizeof(kBusy) - 1), ec);
+              socket.shutdown(tcp::socket::shutdown_both, ec);
+              socket.close(ec);
+            } else {
+              if (impl_->ssl) {
+                std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+                    std::move(socket), *impl_->ssl, &impl_->shared)
+                    ->Begin();
+              } else {
+                std::make_shared<Session<beast::tcp_stream>>(std::move(socket), &impl_->shared)
+                    ->Begin();
+              }
+            }
           }
           (*accept_loop)();
         });
@@ -238,6 +371,39 @@ std::function<void()> HttpServer::After(int64_t delay_ms, std::function<void()> 
       if (auto t = weak.lock()) t->cancel();
     });
   };
+}
+
+namespace {
+
+absl::StatusOr<ServeTls> LoadServeTls() {
+  const char* cert = std::getenv("LUMEN_SERVE_TLS_CERT");
+  const char* key = std::getenv("LUMEN_SERVE_TLS_KEY");
+  bool has_cert = cert != nullptr && *cert != '\0', has_key = key != nullptr && *key != '\0';
+  if (!has_cert && !has_key) return ServeTls{};
+  if (!has_cert || !has_key) {
+    return absl::InvalidArgumentError(
+        "serve TLS needs both LUMEN_SERVE_TLS_CERT and LUMEN_SERVE_TLS_KEY (PEM files)");
+  }
+  ServeTls tls;
+  for (auto [var, path, out] : {std::tuple{"LUMEN_SERVE_TLS_CERT", cert, &tls.cert_pem},
+                                std::tuple{"LUMEN_SERVE_TLS_KEY", key, &tls.key_pem}}) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
+      return absl::InvalidArgumentError(std::string(var) + "=" + path +
+                                        ": cannot read a PEM file there");
+    }
+    *out = text.str();
+  }
+  return tls;
+}
+
+}  // namespace
+
+const absl::StatusOr<ServeTls>& ServeTlsFromEnv() {
+  static const absl::StatusOr<ServeTls> tls = LoadServeTls();
+  return tls;
 }
 
 }  // namespace lumen::serve

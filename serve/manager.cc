@@ -92,9 +92,16 @@ ServeManager::ServeManager(ManagerOptions options)
   token_ = Rt()->ClusterToken();
   loop_.Start();
   auto start = [&](int port) {
-    admin_ = std::make_unique<HttpServer>(
-        HttpServer::Options{.host = "127.0.0.1", .port = port, .max_body_bytes = 64 << 20},
-        [this](Request r, HttpServer::Reply reply) {
+    HttpServer::Options http{.host = "127.0.0.1", .port = port, .max_body_bytes = 64 << 20};
+    // Host and token before the body: a stranger's upload is never read.
+    http.max_connections = 256;
+    http.on_headers = [this](const Request& head) -> std::optional<Response> {
+      std::string why;
+      if (Authorized(head, &why)) return std::nullopt;
+      return Refusal(head, why);
+    };
+    admin_ =
+        std::make_unique<HttpServer>(std::move(http), [this](Request r, HttpServer::Reply reply) {
           loop_.Post("manager.admin",
                      [this, r = std::move(r), reply = std::move(reply)] { reply(Handle(r)); });
         });
@@ -170,12 +177,14 @@ bool ServeManager::Authorized(const Request& request, std::string* why) const {
   return true;
 }
 
+Response ServeManager::Refusal(const Request& request, const std::string& why) {
+  return Response::Error(request.Header("host").empty() || why.rfind("Host", 0) == 0 ? 421 : 401,
+                         why);
+}
+
 Response ServeManager::Handle(const Request& request) {
   std::string why;
-  if (!Authorized(request, &why)) {
-    return Response::Error(request.Header("host").empty() || why.rfind("Host", 0) == 0 ? 421 : 401,
-                           why);
-  }
+  if (!Authorized(request, &why)) return Refusal(request, why);
   const std::string& path = request.path;
   if (path == kApi && request.method == "GET") return Response::FromJson(Status());
   if (path == kApi && request.method == "PUT") return Deploy(request);
@@ -229,7 +238,7 @@ absl::Status ServeManager::WriteApps(const std::vector<std::string>& apps) {
 
 Response ServeManager::Deploy(const Request& request) {
   if (shutting_down_) return Response::Error(503, "serve is shutting down");
-  Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  Json body = ParseJson(request.body);
   if (!body.is_object() || !body.contains("config") || !body["config"].is_string()) {
     return Response::Error(400,
                            "expected a JSON body {\"config\": YAML text, \"file\": name, "

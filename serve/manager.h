@@ -65,6 +65,8 @@ class ServeManager {
   Json ProxyStatus();
   absl::StatusOr<std::vector<std::string>> DeclaredApps();
   absl::Status WriteApps(const std::vector<std::string>& apps);
+  // 421 for a Host that is not ours, 401 for a missing or wrong token.
+  static Response Refusal(const Request& request, const std::string& why);
   bool Authorized(const Request& request, std::string* why) const;
 
   ManagerOptions options_;

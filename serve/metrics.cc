@@ -23,7 +23,7 @@ int HttpStatusOf(const absl::Status& s) {
 
 void ServeMetrics::Record(const std::string& app, const std::string& deployment,
                           const std::string& protocol, int code, double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Series& s = series_[{app, deployment, protocol}];
   s.by_code[code]++;
   size_t b = 0;
@@ -41,7 +41,7 @@ std::string ServeMetrics::Text(const Dispatcher& dispatcher) const {
   auto labels = [](const std::string& app, const std::string& deployment) {
     return "app=\"" + app + "\",deployment=\"" + deployment + "\"";
   };
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::map<std::tuple<std::string, std::string, std::string>, std::string> keys;
   for (const auto& [key, s] : series_) {
     const auto& [app, deployment, protocol] = key;

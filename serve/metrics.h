@@ -3,6 +3,9 @@
 // gauges as Prometheus text for /metrics. Thread-safe.
 #pragma once
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 #include <array>
 #include <cstdint>
 #include <map>
@@ -35,8 +38,8 @@ class ServeMetrics {
     double sum_s = 0;
     uint64_t count = 0;
   };
-  mutable std::mutex mu_;
-  std::map<std::tuple<std::string, std::string, std::string>, Series> series_;
+  mutable absl::Mutex mu_;
+  std::map<std::tuple<std::string, std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumen::serve

@@ -29,9 +29,24 @@ Proxy::Proxy(Options options, Dispatcher* dispatcher, ServeMetrics* metrics)
     : options_(options),
       dispatcher_(dispatcher),
       metrics_(metrics),
-      server_(
-          {.host = options.host, .port = options.port, .threads = options.threads},
-          [this](Request r, HttpServer::Reply reply) { Handle(std::move(r), std::move(reply)); }) {}
+      server_(ServerOptions(options), [this](Request r, HttpServer::Reply reply) {
+        Handle(std::move(r), std::move(reply));
+      }) {}
+
+HttpServer::Options Proxy::ServerOptions(const Options& options) {
+  HttpServer::Options o{.host = options.host, .port = options.port, .threads = options.threads};
+  const auto& tls = ServeTlsFromEnv();
+  if (tls.ok()) {
+    o.tls_cert_pem = tls->cert_pem;
+    o.tls_key_pem = tls->key_pem;
+  }
+  return o;
+}
+
+absl::Status Proxy::Start() {
+  if (const auto& tls = ServeTlsFromEnv(); !tls.ok()) return tls.status();
+  return server_.Start();
+}
 
 Response Proxy::FromStatus(const absl::Status& s) {
   Response r = Response::Error(HttpStatusOf(s), std::string(s.message()));

@@ -36,7 +36,9 @@ class Proxy {
   };
   Proxy(Options options, Dispatcher* dispatcher, ServeMetrics* metrics);
 
-  absl::Status Start() { return server_.Start(); }
+  // Binds; with LUMEN_SERVE_TLS_CERT and LUMEN_SERVE_TLS_KEY set, speaks
+  // TLS (an error names a file that is unusable).
+  absl::Status Start();
   // No request is handled after this returns (see HttpServer::Stop).
   void Stop() { server_.Stop(); }
   int port() const { return server_.port(); }
@@ -52,6 +54,7 @@ class Proxy {
   void Handle(Request request, HttpServer::Reply reply);
   Response AsyncLookup(const std::string& id, const std::string& caller);
   static Response FromStatus(const absl::Status& s);
+  static HttpServer::Options ServerOptions(const Options& options);
 
   Options options_;
   Dispatcher* dispatcher_;

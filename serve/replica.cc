@@ -1,6 +1,8 @@
 // The replica actor; see replica.h.
 #include "serve/replica.h"
 
+#include <unistd.h>
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -8,6 +10,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "lumen/api.h"
 #include "serve/channel.h"
@@ -16,8 +20,8 @@
 namespace lumen::serve {
 namespace {
 
-std::mutex context_mu;
-ReplicaContext current;  // one replica per worker process
+ABSL_CONST_INIT absl::Mutex context_mu(absl::kConstInit);
+ReplicaContext current ABSL_GUARDED_BY(context_mu);  // one replica per worker process
 
 Json ParseOrThrow(const std::string& text, const char* what) {
   if (text.empty()) return Json();
@@ -32,9 +36,9 @@ Json ParseOrThrow(const std::string& text, const char* what) {
 // from the cluster, checks it, keeps it in a local cache and loads it;
 // once per process.
 void LoadShipped(const std::string& name, const std::string& digest) {
-  static std::mutex mu;
-  static std::set<std::string> loaded;
-  std::lock_guard<std::mutex> lock(mu);
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
+  static std::set<std::string> loaded;  // under mu
+  absl::MutexLock lock(&mu);
   if (loaded.count(digest)) return;
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." ||
       digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
@@ -76,7 +80,7 @@ void LoadShipped(const std::string& name, const std::string& digest) {
 }  // namespace
 
 ReplicaContext CurrentReplica() {
-  std::lock_guard<std::mutex> lock(context_mu);
+  absl::MutexLock lock(&context_mu);
   return current;
 }
 
@@ -85,23 +89,29 @@ Replica::Replica(ReplicaContext context, std::string version,
     : context_(std::move(context)),
       version_(std::move(version)),
       deployment_(context_.deployment),
-      instance_(std::move(instance)),
-      last_change_(std::chrono::steady_clock::now()),
-      last_report_(last_change_) {}
+      instance_(std::move(instance)) {
+  absl::MutexLock lock(&mu_);
+  last_change_ = std::chrono::steady_clock::now();
+  last_report_ = last_change_;
+}
 
 struct Replica::Batch {
   size_t max_size = 1;
   std::chrono::microseconds max_wait{0};
-  std::mutex mu;
-  std::condition_variable cv;
+  absl::Mutex mu;
   struct Waiting {
     Request request;
     std::promise<Response> answer;
     std::chrono::steady_clock::time_point since;
   };
-  std::deque<std::shared_ptr<Waiting>> waiting;
-  bool stop = false;
+  std::deque<std::shared_ptr<Waiting>> waiting ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
   std::thread thread;
+
+  bool StopOrWaiting() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || !waiting.empty(); }
+  bool StopOrFull() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return stop || waiting.size() >= max_size;
+  }
 };
 
 Replica* Replica::Create(std::string app, std::string deployment, std::string replica_id,
@@ -122,7 +132,7 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
         (known.empty() ? "none" : known) + "); declare it with LUMEN_DEPLOYMENT(" + cls + ")");
   }
   {
-    std::lock_guard<std::mutex> lock(context_mu);
+    absl::MutexLock lock(&context_mu);
     current = ReplicaContext{app, deployment, replica_id};
   }
   Json init_args = ParseOrThrow(init_args_json, "init_args");
@@ -148,12 +158,11 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
     replica->batch_->thread = std::thread([replica] { replica->RunBatches(); });
   }
   if (auto* rt = lumen::internal::CurrentRuntime()) {
-    // A thread per request in flight on a connection, up to max_ongoing
-    // (callers send no more) and never more than 256: beyond that,
-    // requests wait in the socket for a free thread.
-    constexpr int kMaxThreadsPerCaller = 256;
+    // Serving threads: max_ongoing of them (callers send no more at once)
+    // and never more than 256; beyond that, requests wait in the listener.
+    constexpr int kMaxServingThreads = 256;
     int threads =
-        std::min(options.is_object() ? options.value("max_ongoing", 8) : 8, kMaxThreadsPerCaller);
+        std::min(options.is_object() ? options.value("max_ongoing", 8) : 8, kMaxServingThreads);
     auto listener = ReplicaListener::Start(rt->ListenHost(), rt->ClusterToken(), threads,
                                            [replica](Request r) { return replica->Handle(r); });
     if (!listener.ok()) {
@@ -170,28 +179,28 @@ Replica::~Replica() {
   listener_.reset();
   if (batch_) {
     {
-      std::lock_guard<std::mutex> lock(batch_->mu);
+      absl::MutexLock lock(&batch_->mu);
       batch_->stop = true;
     }
-    batch_->cv.notify_all();
     batch_->thread.join();
   }
 }
 
 void Replica::RunBatches() {
   Batch& b = *batch_;
-  std::unique_lock<std::mutex> lock(b.mu);
+  b.mu.Lock();
   while (true) {
-    b.cv.wait(lock, [&] { return b.stop || !b.waiting.empty(); });
+    b.mu.Await(absl::Condition(&b, &Batch::StopOrWaiting));
     if (b.stop) break;
-    auto deadline = b.waiting.front()->since + b.max_wait;
-    b.cv.wait_until(lock, deadline, [&] { return b.stop || b.waiting.size() >= b.max_size; });
+    auto left = b.waiting.front()->since + b.max_wait - std::chrono::steady_clock::now();
+    b.mu.AwaitWithTimeout(absl::Condition(&b, &Batch::StopOrFull),
+                          absl::FromChrono(std::max(left, decltype(left)::zero())));
     std::vector<std::shared_ptr<Batch::Waiting>> taken;
     while (!b.waiting.empty() && taken.size() < b.max_size) {
       taken.push_back(std::move(b.waiting.front()));
       b.waiting.pop_front();
     }
-    lock.unlock();
+    b.mu.Unlock();
     std::vector<Request> requests;
     for (const auto& w : taken) requests.push_back(w->request);
     std::vector<Response> answers;
@@ -211,10 +220,11 @@ void Replica::RunBatches() {
       taken[i]->answer.set_value(failure.empty() ? std::move(answers[i])
                                                  : Response::Error(500, failure));
     }
-    lock.lock();
+    b.mu.Lock();
   }
   for (auto& w : b.waiting) w->answer.set_value(Response::Error(503, "the replica is stopping"));
   b.waiting.clear();
+  b.mu.Unlock();
 }
 
 Response Replica::Call(const Request& request) {
@@ -224,15 +234,14 @@ Response Replica::Call(const Request& request) {
   w->since = std::chrono::steady_clock::now();
   std::future<Response> answer = w->answer.get_future();
   {
-    std::lock_guard<std::mutex> lock(batch_->mu);
+    absl::MutexLock lock(&batch_->mu);
     batch_->waiting.push_back(std::move(w));
   }
-  batch_->cv.notify_all();
   return answer.get();
 }
 
 void Replica::Count(int delta) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto now = std::chrono::steady_clock::now();
   busy_integral_ += ongoing_ * std::chrono::duration<double>(now - last_change_).count();
   last_change_ = now;
@@ -276,7 +285,7 @@ bool Replica::Health() {
 
 ReplicaStats Replica::Stats() {
   Count(0);  // brings the integral up to now
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto now = std::chrono::steady_clock::now();
   double seconds = std::max(1e-3, std::chrono::duration<double>(now - last_report_).count());
   ReplicaStats s;
@@ -287,6 +296,7 @@ ReplicaStats Replica::Stats() {
   const char* node = std::getenv("LUMEN_NODE_ID");  // set by lumen_worker
   s.node = node ? node : "";
   if (listener_) s.address = listener_->address();
+  s.pid = ::getpid();
   s.app = context_.app;
   s.deployment = context_.deployment;
   s.replica = context_.replica;

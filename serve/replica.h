@@ -4,6 +4,9 @@
 // answers health checks, reconfigurations and load reports as actor calls.
 #pragma once
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -33,8 +36,9 @@ struct ReplicaStats {
   std::string deployment;
   std::string replica;  // "Echo#3"
   std::string version;  // the deployment version it runs
+  int64_t pid = 0;      // its worker process (operators, chaos tests)
   MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node, address, app,
-                 deployment, replica, version);
+                 deployment, replica, version, pid);
 };
 
 class Replica {
@@ -74,13 +78,13 @@ class Replica {
   std::string version_;
   std::string deployment_;
   std::unique_ptr<internal::DeploymentInstance> instance_;
-  std::mutex mu_;
-  int ongoing_ = 0;
-  double busy_integral_ = 0;  // ongoing × seconds since the last report
-  int64_t completed_ = 0;
-  int64_t completed_total_ = 0;
-  std::chrono::steady_clock::time_point last_change_;
-  std::chrono::steady_clock::time_point last_report_;
+  absl::Mutex mu_;
+  int ongoing_ ABSL_GUARDED_BY(mu_) = 0;
+  double busy_integral_ ABSL_GUARDED_BY(mu_) = 0;  // ongoing × seconds since the last report
+  int64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t completed_total_ ABSL_GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point last_change_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_report_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumen::serve

@@ -147,6 +147,11 @@ TEST_F(CliTest, AJoiningNodeWithTheWrongTokenIsRefused) {
   EXPECT_NE(out.find("token"), std::string::npos) << out;
   ASSERT_EQ(RunCommand(Lumen("status"), &out), 0) << out;
   EXPECT_NE(out.find("1 node alive"), std::string::npos) << out;
+  // The token from a file (kept out of ps), and a clear error for a bad file.
+  ASSERT_EQ(RunCommand(Lumen("status --token-file " + home_.path() + "/token"), &out), 0) << out;
+  EXPECT_NE(out.find("1 node alive"), std::string::npos) << out;
+  EXPECT_NE(RunCommand(Lumen("status --token-file " + home_.path() + "/no-such-file"), &out), 0);
+  EXPECT_NE(out.find("cannot read a token"), std::string::npos) << out;
 }
 
 }  // namespace

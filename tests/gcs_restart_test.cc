@@ -22,61 +22,9 @@ namespace {
 using test_tasks::Counter;
 using testing::WaitUntil;
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 bool Alive(pid_t pid) { return ProcessAlive(pid); }  // (a zombie is not)
 
-// A redis-server of its own on a free port, without persistence to disk
-// (the GCS's restart is under test, not Redis's).
-class RedisServer {
- public:
-  RedisServer() : port_(FreePort()) {
-    ProcessSpec spec;
-    spec.argv = {"/usr/bin/redis-server",
-                 "--port",
-                 std::to_string(port_),
-                 "--bind",
-                 "127.0.0.1",
-                 "--save",
-                 "",
-                 "--appendonly",
-                 "no",
-                 "--dir",
-                 dir_.path()};
-    spec.stdout_path = dir_.path() + "/redis.log";
-    spec.stderr_path = spec.stdout_path;
-    auto p = launcher_.Launch(spec);
-    if (p.ok()) process_ = std::move(*p);
-  }
-  ~RedisServer() {
-    if (process_) process_->Terminate(2000);
-  }
-  bool Ready() {
-    return process_ && WaitUntil([&] {
-             std::string out;
-             return testing::RunCommand("redis-cli -p " + std::to_string(port_) + " ping", &out) ==
-                        0 &&
-                    out.find("PONG") != std::string::npos;
-           });
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/test"; }
-
- private:
-  testing::TempDir dir_;
-  int port_;
-  PosixProcessLauncher launcher_;
-  std::unique_ptr<Process> process_;
-};
+using testing::RedisServer;
 
 class GcsRestartTest : public ::testing::Test {
  protected:

@@ -1,6 +1,9 @@
 // Test helpers; see test_util.h.
 #include "test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +25,49 @@ bool HasFileStartingWith(const std::string& dir, const std::string& prefix) {
     if (e.path().filename().string().rfind(prefix, 0) == 0) return true;
   }
   return false;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+RedisServer::RedisServer() : port_(FreePort()) {
+  ProcessSpec spec;
+  spec.argv = {"/usr/bin/redis-server",
+               "--port",
+               std::to_string(port_),
+               "--bind",
+               "127.0.0.1",
+               "--save",
+               "",
+               "--appendonly",
+               "no",
+               "--dir",
+               dir_.path()};
+  spec.stdout_path = dir_.path() + "/redis.log";
+  spec.stderr_path = spec.stdout_path;
+  auto p = launcher_.Launch(spec);
+  if (p.ok()) process_ = std::move(*p);
+}
+
+RedisServer::~RedisServer() {
+  if (process_) process_->Terminate(2000);
+}
+
+bool RedisServer::Ready() {
+  return process_ && WaitUntil([&] {
+           std::string out;
+           return RunCommand("redis-cli -p " + std::to_string(port_) + " ping", &out) == 0 &&
+                  out.find("PONG") != std::string::npos;
+         });
 }
 
 absl::StatusOr<std::unique_ptr<worker::LocalCluster>> StartAndConnect(

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/process.h"
 #include "worker/local_cluster.h"
 
 namespace lumen::testing {
@@ -40,6 +41,26 @@ int RunCommand(const std::string& command, std::string* output);
 
 // Whether `dir` holds a file whose name starts with `prefix`.
 bool HasFileStartingWith(const std::string& dir, const std::string& prefix);
+
+// A free TCP port on loopback (free when asked; take it soon).
+int FreePort();
+
+// A redis-server of its own on a free port, without persistence to disk
+// (the GCS's restart is under test, not Redis's).
+class RedisServer {
+ public:
+  RedisServer();
+  ~RedisServer();
+  // Waits until it answers PING.
+  bool Ready();
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/test"; }
+
+ private:
+  TempDir dir_;
+  int port_;
+  PosixProcessLauncher launcher_;
+  std::unique_ptr<Process> process_;
+};
 
 // Starts a cluster of real processes and makes this program its driver
 // (lumen::Init against it).

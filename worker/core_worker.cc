@@ -142,6 +142,7 @@ absl::Status CoreWorker::StartDriver(const CodePackage& package, const std::stri
   add.mutable_job()->set_driver_pid(::getpid());
   add.mutable_job()->set_entrypoint(entrypoint);
   for (const auto& f : code) *add.mutable_job()->add_code() = f;
+  add.set_request_id(LeaseId::FromRandom().Binary());  // a retry finds the same job
   auto job = rpc::CallSync<proto::AddJobReply>(
       [&](auto cb) { gcs_->AddJob(add, cb, {.timeout_ms = 10'000, .retry_for_ms = 5'000}); });
   if (!job.ok()) return Annotate(job.status(), "cannot register the job with the GCS");

@@ -111,6 +111,7 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
   proto::RequestWorkerLeaseRequest req;
   *req.mutable_spec() = keys_[key].lease_spec;
   req.set_grant_or_reject(grant_or_reject);
+  req.set_request_id(LeaseId::FromRandom().Binary());  // retries of this call repeat it
   node_managers_->Get(node_manager)
       ->RequestWorkerLease(
           req,

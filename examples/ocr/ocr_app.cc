@@ -125,7 +125,8 @@ LUMEN_DEPLOYMENT(Pipeline);
 // answered; ?sleep_ms=N waits first; init_args {"delay_ms": N} always waits,
 // and {"slow": [1, 3], "slow_factor": 3} makes replicas Echo#1 and Echo#3
 // that many times slower (uneven machines); {"serial": true} runs one
-// request at a time, the rest waiting (a replica with one core); /fail throws.
+// request at a time, the rest waiting (a replica with one core); /fail throws;
+// /fail_with_body throws the body as the message.
 class Echo {
  public:
   static Echo* Create(const Json& init_args) {
@@ -141,6 +142,7 @@ class Echo {
   }
   Response Call(const Request& req) {
     if (req.path == "/fail") throw std::runtime_error("asked to fail");
+    if (req.path == "/fail_with_body") throw std::runtime_error(req.body);  // any bytes
     if (serial_) {
       std::lock_guard<std::mutex> lock(mu_);
       SleepFor(req, delay_ms_);

@@ -174,12 +174,27 @@ void SerializeTo(const T& value, char* dst) {
 inline std::string SerializeNil() { return Serialize(msgpack::type::nil_t()); }
 
 // Unpacks into `out`; the bytes are referenced, not copied, while unpacking.
-// InvalidArgument (naming `what` and the expected type) on a mismatch.
+// InvalidArgument (naming `what` and the expected type) on a mismatch, and
+// on bytes that are not one whole msgpack value or nest deeper than 64.
+// The bytes may be hostile: a first pass, which builds nothing, checks that
+// every element a container header claims is really there, so what the
+// second pass allocates is bounded by `size` (about 16 bytes an element)
+// rather than by what the headers claim.
 template <typename T>
 absl::Status DeserializeInto(const char* data, size_t size, T* out, const std::string& what) {
+  constexpr size_t kMaxDepth = 64;
   try {
+    msgpack::null_visitor check;
+    if (!msgpack::parse(data, size, check)) {
+      throw msgpack::insufficient_bytes("truncated or malformed msgpack");
+    }
+    // No container can hold more elements, nor a string more bytes, than
+    // the input has bytes (a map entry takes two).
+    const msgpack::unpack_limit limit(/*array=*/size, /*map=*/size / 2, /*str=*/size,
+                                      /*bin=*/size, /*ext=*/size, /*depth=*/kMaxDepth);
     msgpack::object_handle handle = msgpack::unpack(
-        data, size, +[](msgpack::type::object_type, size_t, void*) { return true; });
+        data, size, +[](msgpack::type::object_type, size_t, void*) { return true; }, nullptr,
+        limit);
     handle.get().convert(*out);
     return absl::OkStatus();
   } catch (const std::exception& e) {
