@@ -115,7 +115,8 @@ absl::StatusOr<Json> AdminClient::Deploy(const std::string& path) {
     return absl::InvalidArgumentError("cannot read " + path + ": " +
                                       std::string(text.status().message()));
   }
-  std::string base = std::filesystem::absolute(path).parent_path().string();
+  // Relative code paths are from where lumen runs, as LoadServeConfig reads them.
+  std::string base = std::filesystem::current_path().string();
   return DeployText(*text, path, base);
 }
 

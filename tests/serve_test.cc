@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
@@ -110,6 +111,25 @@ TEST_F(ServeTest, AnAppsCodeIsUploadedAndShippedToItsReplicas) {
   auto still = Post("/greet", "again");
   ASSERT_TRUE(still.ok()) << still.status();
   EXPECT_EQ(still->status, 200) << still->body;
+}
+
+// A config file elsewhere names its code relative to where lumen runs (as
+// the README's `lumen serve run examples/ocr/serve.yaml` does).
+TEST_F(ServeTest, RelativeCodePathsAreFromWhereLumenRuns) {
+  testing::TempDir dir;
+  std::string relative =
+      std::filesystem::relative(LUMEN_OCR_APP, std::filesystem::current_path()).string();
+  ASSERT_EQ(relative.front() == '/', false) << relative;
+  std::string path = dir.path() + "/serve.yaml";
+  std::ofstream(path) << "applications:\n  - name: rel\n    route_prefix: /rel\n    code: " +
+                             relative +
+                             "\n    deployments: [{name: Echo, resources: {CPU: 0.1}}]\n";
+  auto r = admin_->Deploy(path);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(admin_->WaitRunning(60'000).ok());
+  auto echo = Post("/rel", "relative");
+  ASSERT_TRUE(echo.ok());
+  EXPECT_EQ(echo->body, "relative");
 }
 
 TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
