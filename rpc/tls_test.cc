@@ -18,6 +18,7 @@
 #include "rpc/gcs_service.h"
 #include "rpc/rpc.h"
 #include "rpc/server.h"
+#include "rpc/test_certs.h"
 #include "rpc/tls.h"
 
 namespace lumen::rpc {
@@ -36,33 +37,14 @@ class EchoKv : public GcsKvHandler {
   LUMEN_HANDLER_IMPL(KvKeys) { send(absl::OkStatus()); }
 };
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = "/tmp/lumen_tls_test_" + RandomHex(8);
     ASSERT_TRUE(MakeDirs(dir_).ok());
     // A CA, and one certificate it signs for the cluster's name "lumen".
-    std::string d = dir_;
-    std::string script =
-        "cd " + d +
-        " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
-        "-subj /CN=lumen-test-ca"
-        " && openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj /CN=lumen "
-        "-addext subjectAltName=DNS:lumen"
-        " && openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
-        "-copy_extensions copy -out node.pem";
-    ASSERT_EQ(std::system(("(" + script + ") >" + d + "/openssl.log 2>&1").c_str()), 0)
-        << Slurp(d + "/openssl.log");
-    ::setenv("LUMEN_TLS_CERT", (d + "/node.pem").c_str(), 1);
-    ::setenv("LUMEN_TLS_KEY", (d + "/node.key").c_str(), 1);
-    ::setenv("LUMEN_TLS_CA", (d + "/ca.pem").c_str(), 1);
+    std::string failed = MakeTestCertificates(dir_, /*set_env=*/true);
+    ASSERT_TRUE(failed.empty()) << failed;
     ASSERT_TRUE(TlsFromEnv().ok()) << TlsFromEnv().status();
     ASSERT_TRUE(TlsFromEnv()->enabled());
   }

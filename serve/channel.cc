@@ -6,9 +6,11 @@
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <chrono>
 #include <deque>
 #include <list>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "rpc/tls.h"
 #include "serve/frame.h"
 
 namespace lumen::serve {
@@ -135,14 +138,90 @@ net::io_context& CallerIo() {
   return io->io;
 }
 
+// A connection's byte stream: the TCP socket itself, or TLS over it.
+class Wire {
+ public:
+  explicit Wire(tcp::socket s) : plain_(std::move(s)) {}
+  Wire(tcp::socket s, net::ssl::context& ctx) : tls_(std::in_place, std::move(s), ctx) {}
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  bool tls() const { return tls_.has_value(); }
+  net::ssl::stream<tcp::socket>& tls_stream() { return *tls_; }
+  template <typename Buffers, typename Handler>
+  void Read(const Buffers& buffers, Handler handler) {
+    if (tls_) {
+      net::async_read(*tls_, buffers, std::move(handler));
+    } else {
+      net::async_read(*plain_, buffers, std::move(handler));
+    }
+  }
+  template <typename Buffers, typename Handler>
+  void Write(const Buffers& buffers, Handler handler) {
+    if (tls_) {
+      net::async_write(*tls_, buffers, std::move(handler));
+    } else {
+      net::async_write(*plain_, buffers, std::move(handler));
+    }
+  }
+  void Close() {
+    error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
+  }
+
+ private:
+  std::optional<tcp::socket> plain_;
+  std::optional<net::ssl::stream<tcp::socket>> tls_;
+};
+
+// TLS for the data plane: the cluster's certificates (rpc/tls.h,
+// LUMEN_TLS_*), mutual as for gRPC. Made once per process.
+struct DataPlaneTls {
+  std::optional<net::ssl::context> server;  // set: TLS on
+  std::optional<net::ssl::context> client;
+  std::string server_name;
+  std::string error;  // the settings are unusable
+};
+
+DataPlaneTls& Tls() {
+  static DataPlaneTls* tls = [] {
+    auto* t = new DataPlaneTls();
+    const auto& config = rpc::TlsFromEnv();
+    if (!config.ok()) {
+      t->error = std::string(config.status().message());
+      return t;
+    }
+    if (!config->enabled()) return t;
+    t->server_name = config->server_name;
+    try {
+      for (auto kind : {net::ssl::context::tls_server, net::ssl::context::tls_client}) {
+        net::ssl::context ctx(kind);
+        ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                        net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                        net::ssl::context::no_tlsv1_1);
+        ctx.use_certificate_chain(net::buffer(config->cert_pem));
+        ctx.use_private_key(net::buffer(config->key_pem), net::ssl::context::pem);
+        ctx.add_certificate_authority(net::buffer(config->ca_pem));
+        ctx.set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+        (kind == net::ssl::context::tls_server ? t->server : t->client).emplace(std::move(ctx));
+      }
+    } catch (const std::exception& e) {
+      t->server.reset();
+      t->client.reset();
+      t->error = std::string("TLS certificates unusable for the data plane: ") + e.what();
+    }
+    return t;
+  }();
+  return *tls;
+}
+
 }  // namespace
 
 // ---- ReplicaListener -------------------------------------------------------
 
 // One connection. Touched only on the listener's I/O thread.
 struct ReplicaListener::Conn {
-  explicit Conn(tcp::socket s) : socket(std::move(s)), hello_timer(socket.get_executor()) {}
-  tcp::socket socket;
+  explicit Conn(Wire w) : wire(std::move(w)), hello_timer(wire.socket().get_executor()) {}
+  Wire wire;
   net::steady_timer hello_timer;
   unsigned char header[kFrameHeaderBytes] = {};
   std::string payload;
@@ -202,6 +281,7 @@ absl::StatusOr<std::unique_ptr<ReplicaListener>> ReplicaListener::Start(const st
     }
     ip = found.begin()->endpoint().address();
   }
+  if (!Tls().error.empty()) return absl::InvalidArgumentError(Tls().error);
   std::unique_ptr<ReplicaListener> l(new ReplicaListener());
   l->impl_ = std::make_unique<Impl>(std::move(token), std::max(1, max_threads), std::move(handler));
   Impl& impl = *l->impl_;
@@ -272,20 +352,30 @@ void ReplicaListener::Impl::Accept() {
       waiting.pop_front();
       if (oldest) Close(oldest);
     }
-    auto c = std::make_shared<Conn>(std::move(socket));
+    DataPlaneTls& tls = Tls();
+    auto c = std::make_shared<Conn>(tls.server ? Wire(std::move(socket), *tls.server)
+                                               : Wire(std::move(socket)));
     conns.insert(c);
     waiting.push_back(c);
+    // The handshake (with TLS) and the token within one deadline.
     c->hello_timer.expires_after(std::chrono::seconds(kHelloTimeoutS));
     c->hello_timer.async_wait([this, c](error_code wait_ec) {
       if (!wait_ec && !c->authenticated) Close(c);
     });
-    ReadHeader(c);
+    if (c->wire.tls()) {
+      c->wire.tls_stream().async_handshake(net::ssl::stream_base::server, [this, c](error_code hs) {
+        if (hs) return Close(c);
+        ReadHeader(c);
+      });
+    } else {
+      ReadHeader(c);
+    }
     Accept();
   });
 }
 
 void ReplicaListener::Impl::ReadHeader(const std::shared_ptr<Conn>& c) {
-  net::async_read(c->socket, net::buffer(c->header), [this, c](error_code ec, size_t) {
+  c->wire.Read(net::buffer(c->header), [this, c](error_code ec, size_t) {
     if (ec) return Close(c);
     FrameHeader h = DecodeFrameHeader(c->header);
     // Before the token: only the hello frame (id 0, small). After: any
@@ -295,11 +385,10 @@ void ReplicaListener::Impl::ReadHeader(const std::shared_ptr<Conn>& c) {
       return Close(c);
     }
     c->payload.resize(h.length);
-    net::async_read(c->socket, net::buffer(c->payload),
-                    [this, c, id = h.id](error_code ec2, size_t) {
-                      if (ec2) return Close(c);
-                      OnFrame(c, id);
-                    });
+    c->wire.Read(net::buffer(c->payload), [this, c, id = h.id](error_code ec2, size_t) {
+      if (ec2) return Close(c);
+      OnFrame(c, id);
+    });
   });
 }
 
@@ -314,7 +403,7 @@ void ReplicaListener::Impl::OnFrame(const std::shared_ptr<Conn>& c, uint64_t id)
     c->authenticated = true;
     c->hello_timer.cancel();
     waiting.remove_if([&](const std::weak_ptr<Conn>& w) { return w.lock() == c; });
-    TuneSocket(c->socket.native_handle());
+    TuneSocket(c->wire.socket().native_handle());
     return ReadHeader(c);
   }
   c->unanswered++;
@@ -357,7 +446,7 @@ void ReplicaListener::Impl::Answer(const std::shared_ptr<Conn>& c, std::string f
 
 void ReplicaListener::Impl::WriteNext(const std::shared_ptr<Conn>& c) {
   c->writing = true;
-  net::async_write(c->socket, net::buffer(c->out.front()), [this, c](error_code ec, size_t) {
+  c->wire.Write(net::buffer(c->out.front()), [this, c](error_code ec, size_t) {
     c->writing = false;
     if (ec || c->closed) return Close(c);
     c->out.pop_front();
@@ -373,9 +462,7 @@ void ReplicaListener::Impl::WriteNext(const std::shared_ptr<Conn>& c) {
 void ReplicaListener::Impl::Close(const std::shared_ptr<Conn>& c) {
   if (c->closed) return;
   c->closed = true;
-  error_code ignored;
-  c->socket.shutdown(tcp::socket::shutdown_both, ignored);
-  c->socket.close(ignored);
+  c->wire.Close();
   c->hello_timer.cancel();
   conns.erase(c);  // `out` stays until a write in progress completes
   if (!c->authenticated) {
@@ -391,6 +478,7 @@ struct ReplicaChannel::State : std::enable_shared_from_this<State> {
 
   // On the strand.
   void Connect();
+  void Secure();  // TLS handshake, when on; then OnConnected
   void OnConnected();
   void Enqueue(std::string frame);
   void WriteNext();
@@ -401,8 +489,9 @@ struct ReplicaChannel::State : std::enable_shared_from_this<State> {
   std::string token;
   net::strand<net::io_context::executor_type> strand;
   // The strand's alone.
-  tcp::socket socket;
-  net::steady_timer timer;  // the connect deadline
+  tcp::socket socket;        // until connected
+  std::optional<Wire> wire;  // from connected on
+  net::steady_timer timer;   // the connect deadline (and the TLS handshake's)
   tcp::resolver resolver;
   bool connected = false;
   bool closed = false;
@@ -498,15 +587,35 @@ void ReplicaChannel::State::Connect() {
             return self->Close(absl::UnavailableError("cannot connect to replica at " +
                                                       self->address + ": " + ec2.message()));
           }
-          self->OnConnected();
+          self->Secure();
         });
+      });
+}
+
+void ReplicaChannel::State::Secure() {
+  DataPlaneTls& tls = Tls();
+  if (!tls.error.empty()) return Close(absl::UnavailableError(tls.error));
+  if (!tls.client) {
+    wire.emplace(std::move(socket));
+    return OnConnected();
+  }
+  wire.emplace(std::move(socket), *tls.client);
+  wire->tls_stream().set_verify_callback(net::ssl::host_name_verification(tls.server_name));
+  wire->tls_stream().async_handshake(
+      net::ssl::stream_base::client, [self = shared_from_this()](error_code ec) {
+        if (self->closed) return;
+        if (ec) {
+          return self->Close(absl::UnavailableError("TLS with the replica at " + self->address +
+                                                    " failed: " + ec.message()));
+        }
+        self->OnConnected();
       });
 }
 
 void ReplicaChannel::State::OnConnected() {
   connected = true;
   timer.cancel();
-  TuneSocket(socket.native_handle());
+  TuneSocket(wire->socket().native_handle());
   out.push_front(EncodeFrame(0, token));  // the token before any request
   if (!writing) WriteNext();
   ReadHeader();
@@ -520,21 +629,20 @@ void ReplicaChannel::State::Enqueue(std::string frame) {
 
 void ReplicaChannel::State::WriteNext() {
   writing = true;
-  net::async_write(
-      socket, net::buffer(out.front()), [self = shared_from_this()](error_code ec, size_t) {
-        self->writing = false;
-        if (self->closed) return;
-        if (ec) {
-          return self->Close(absl::UnavailableError("the connection to the replica at " +
-                                                    self->address + " was lost"));
-        }
-        self->out.pop_front();
-        if (!self->out.empty()) self->WriteNext();
-      });
+  wire->Write(net::buffer(out.front()), [self = shared_from_this()](error_code ec, size_t) {
+    self->writing = false;
+    if (self->closed) return;
+    if (ec) {
+      return self->Close(absl::UnavailableError("the connection to the replica at " +
+                                                self->address + " was lost"));
+    }
+    self->out.pop_front();
+    if (!self->out.empty()) self->WriteNext();
+  });
 }
 
 void ReplicaChannel::State::ReadHeader() {
-  net::async_read(socket, net::buffer(header), [self = shared_from_this()](error_code ec, size_t) {
+  wire->Read(net::buffer(header), [self = shared_from_this()](error_code ec, size_t) {
     auto lost = [&] {
       self->Close(absl::UnavailableError("the connection to the replica at " + self->address +
                                          " was lost"));
@@ -543,30 +651,29 @@ void ReplicaChannel::State::ReadHeader() {
     FrameHeader h = DecodeFrameHeader(self->header);
     if (h.length > kMaxPayloadBytes) return lost();
     self->payload.resize(h.length);
-    net::async_read(
-        self->socket, net::buffer(self->payload), [self, id = h.id](error_code ec2, size_t) {
-          if (ec2 || self->closed) {
-            return self->Close(absl::UnavailableError("the connection to the replica at " +
-                                                      self->address + " was lost"));
-          }
-          Done done;
-          {
-            absl::MutexLock lock(&self->mu);
-            auto it = self->pending.find(id);
-            if (it != self->pending.end()) {
-              done = std::move(it->second);
-              self->pending.erase(it);
-            }
-          }
-          if (done) {  // not ours: ignored
-            Response response;
-            absl::Status s = lumen::internal::DeserializeInto(
-                self->payload.data(), self->payload.size(), &response,
-                "the answer of the replica at " + self->address);
-            done(s.ok() ? absl::StatusOr<Response>(std::move(response)) : s);
-          }
-          self->ReadHeader();
-        });
+    self->wire->Read(net::buffer(self->payload), [self, id = h.id](error_code ec2, size_t) {
+      if (ec2 || self->closed) {
+        return self->Close(absl::UnavailableError("the connection to the replica at " +
+                                                  self->address + " was lost"));
+      }
+      Done done;
+      {
+        absl::MutexLock lock(&self->mu);
+        auto it = self->pending.find(id);
+        if (it != self->pending.end()) {
+          done = std::move(it->second);
+          self->pending.erase(it);
+        }
+      }
+      if (done) {  // not ours: ignored
+        Response response;
+        absl::Status s =
+            lumen::internal::DeserializeInto(self->payload.data(), self->payload.size(), &response,
+                                             "the answer of the replica at " + self->address);
+        done(s.ok() ? absl::StatusOr<Response>(std::move(response)) : s);
+      }
+      self->ReadHeader();
+    });
   });
 }
 
@@ -581,9 +688,12 @@ void ReplicaChannel::State::Close(const absl::Status& why) {
   }
   if (!closed) {
     closed = true;
-    error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
+    if (wire) {
+      wire->Close();
+    } else {
+      error_code ignored;
+      socket.close(ignored);
+    }
     timer.cancel();
     resolver.cancel();
   }

@@ -250,6 +250,7 @@ struct HttpServer::Impl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   Shared shared;
   std::optional<net::ssl::context> ssl;  // set: connections speak TLS
+  std::function<void()> accept;
   std::optional<net::steady_timer> backoff;
   int backoff_ms = 0;
 };
@@ -307,8 +308,9 @@ absl::Status HttpServer::Start() {
                                   " (is another server using the port?)");
   }
   port_ = acc.local_endpoint().port();
-  auto accept_loop = std::make_shared<std::function<void()>>();
-  *accept_loop = [this, accept_loop] {
+  // The accept loop lives in Impl (not in a shared_ptr that holds itself).
+  impl_->accept = [this] {
+    auto* accept_loop = &impl_->accept;
     impl_->acceptor->async_accept(
         net::make_strand(impl_->io), [this, accept_loop](beast::error_code ec, tcp::socket socket) {
           if (ec == net::error::operation_aborted) return;
@@ -351,7 +353,7 @@ absl::Status HttpServer::Start() {
           (*accept_loop)();
         });
   };
-  (*accept_loop)();
+  impl_->accept();
   impl_->work.emplace(impl_->io.get_executor());
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
     threads_.emplace_back([this] { impl_->io.run(); });
