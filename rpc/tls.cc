@@ -13,18 +13,6 @@ std::string Env(const char* name) {
   return v ? v : "";
 }
 
-absl::StatusOr<std::string> ReadPem(const char* var, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(std::string(var) + "=" + path + ": cannot read it");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string pem = ss.str();
-  if (pem.find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(std::string(var) + "=" + path + ": not a PEM file");
-  }
-  return pem;
-}
-
 absl::StatusOr<TlsConfig> Load() {
   const std::string cert = Env("LUMEN_TLS_CERT"), key = Env("LUMEN_TLS_KEY"),
                     ca = Env("LUMEN_TLS_CA");
@@ -36,11 +24,11 @@ absl::StatusOr<TlsConfig> Load() {
         "TLS needs all three of LUMEN_TLS_CERT, LUMEN_TLS_KEY and LUMEN_TLS_CA (PEM files); "
         "set the missing ones, or none for plaintext");
   }
-  auto c = ReadPem("LUMEN_TLS_CERT", cert);
+  auto c = ReadPemFile("LUMEN_TLS_CERT", cert);
   if (!c.ok()) return c.status();
-  auto k = ReadPem("LUMEN_TLS_KEY", key);
+  auto k = ReadPemFile("LUMEN_TLS_KEY", key);
   if (!k.ok()) return k.status();
-  auto a = ReadPem("LUMEN_TLS_CA", ca);
+  auto a = ReadPemFile("LUMEN_TLS_CA", ca);
   if (!a.ok()) return a.status();
   tls.cert_pem = std::move(*c);
   tls.key_pem = std::move(*k);
@@ -49,6 +37,18 @@ absl::StatusOr<TlsConfig> Load() {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ReadPemFile(const char* var, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(std::string(var) + "=" + path + ": cannot read it");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string pem = ss.str();
+  if (pem.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(std::string(var) + "=" + path + ": not a PEM file");
+  }
+  return pem;
+}
 
 const absl::StatusOr<TlsConfig>& TlsFromEnv() {
   static const absl::StatusOr<TlsConfig> tls = Load();

@@ -29,6 +29,10 @@ struct TlsConfig {
   bool enabled() const { return !cert_pem.empty(); }
 };
 
+// The PEM file at `path`, named by environment variable `var`;
+// InvalidArgument naming both when it cannot be read or is not PEM.
+absl::StatusOr<std::string> ReadPemFile(const char* var, const std::string& path);
+
 // Reads the environment and the files it names (once per process; later
 // calls return the same answer).
 const absl::StatusOr<TlsConfig>& TlsFromEnv();

@@ -1,6 +1,7 @@
 // HTTP/1.1 server on Boost.Beast; see http_server.h.
 #include "serve/http_server.h"
 
+#include "rpc/tls.h"
 #include "serve/http_parse.h"
 
 #include "absl/strings/ascii.h"
@@ -387,17 +388,12 @@ absl::StatusOr<ServeTls> LoadServeTls() {
         "serve TLS needs both LUMEN_SERVE_TLS_CERT and LUMEN_SERVE_TLS_KEY (PEM files)");
   }
   ServeTls tls;
-  for (auto [var, path, out] : {std::tuple{"LUMEN_SERVE_TLS_CERT", cert, &tls.cert_pem},
-                                std::tuple{"LUMEN_SERVE_TLS_KEY", key, &tls.key_pem}}) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
-      return absl::InvalidArgumentError(std::string(var) + "=" + path +
-                                        ": cannot read a PEM file there");
-    }
-    *out = text.str();
-  }
+  auto c = rpc::ReadPemFile("LUMEN_SERVE_TLS_CERT", cert);
+  if (!c.ok()) return c.status();
+  auto k = rpc::ReadPemFile("LUMEN_SERVE_TLS_KEY", key);
+  if (!k.ok()) return k.status();
+  tls.cert_pem = std::move(*c);
+  tls.key_pem = std::move(*k);
   return tls;
 }
 

@@ -90,13 +90,4 @@ absl::Status UserError(const std::string& function, const std::string& type,
   return absl::UnknownError(msg);
 }
 
-std::string Demangle(const char* mangled) {
-  int status = 0;
-  char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  if (status != 0 || out == nullptr) return mangled;
-  std::string result(out);
-  std::free(out);
-  return result;
-}
-
 }  // namespace lumen::internal

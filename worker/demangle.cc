@@ -1,13 +1,14 @@
-// What the fuzz targets need from lumen libraries they do not link.
+// lumen::internal::Demangle (lumen/serialization.h); a file of its own so
+// the fuzz targets can compile it without the rest of liblumen.
 #include <cxxabi.h>
 
 #include <cstdlib>
 #include <string>
 
+#include "lumen/serialization.h"
+
 namespace lumen::internal {
 
-// The same as worker/function_registry.cc's (DeserializeInto's error
-// messages name the expected type with it).
 std::string Demangle(const char* mangled) {
   int status = 0;
   char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
