@@ -11,10 +11,13 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy procps openssl clang libclang-rt-14-dev
   libhiredis-dev redis-server libyaml-cpp-dev
+  # the model layer (models/): its engines, the semantic cache, test models
+  libopencv-dev libopencv-dnn-dev libtorch-dev libxgboost-dev
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng libfaiss-dev python3-onnx
 )
 # `setup.sh --bench` adds what the peer comparisons under bench/ run against.
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(python3-distributed wrk nginx-light)
+  PACKAGES+=(python3-distributed wrk nginx-light python3-torch python3-aiohttp)
 fi
 
 missing=()

@@ -1,6 +1,8 @@
 // The serve client; see client.h.
 #include "serve/client.h"
 
+#include <set>
+
 #include <filesystem>
 #include <thread>
 
@@ -10,6 +12,7 @@
 #include "serve/app_controller.h"
 #include "serve/http_client.h"
 #include "serve/json_util.h"
+#include "serve/model_apps.h"
 #include "serve/route_table.h"
 
 namespace lumen::serve {
@@ -124,7 +127,28 @@ absl::StatusOr<Json> AdminClient::DeployText(const std::string& yaml, const std:
                                              const std::string& base_dir) {
   auto config = ParseServeConfig(yaml, file_name, base_dir);  // errors with the line, here
   if (!config.ok()) return config.status();
+  // Code and model files go up by digest, each once (the cluster keeps them).
+  std::set<std::string> sent;
+  auto upload = [&](const std::string& bytes, const std::string& label) -> absl::Status {
+    std::string digest = Sha256Hex(bytes);
+    if (!sent.insert(digest).second) return absl::OkStatus();
+    auto have = Call("GET", "/api/serve/code/" + digest);
+    if (!have.ok() && absl::IsNotFound(have.status())) have = Response{.status = 404};
+    if (!have.ok()) return have.status();
+    if (have->status == 404) {
+      auto put = Call("PUT", "/api/serve/code/" + digest, bytes, 300'000);
+      if (!put.ok()) {
+        return absl::Status(put.status().code(),
+                            "cannot upload " + label + ": " + std::string(put.status().message()));
+      }
+    } else if (have->status >= 300) {
+      return absl::UnavailableError("cannot check " + label + " (" + digest + "): HTTP " +
+                                    std::to_string(have->status));
+    }
+    return absl::OkStatus();
+  };
   Json code = Json::object();
+  Json models = Json::object();
   for (const AppConfig& app : config->applications) {
     code[app.name] = Json::array();
     for (const std::string& file : app.code) {
@@ -133,25 +157,17 @@ absl::StatusOr<Json> AdminClient::DeployText(const std::string& yaml, const std:
         return absl::InvalidArgumentError("application '" + app.name + "': cannot read code file " +
                                           file + ": " + std::string(bytes.status().message()));
       }
-      std::string digest = Sha256Hex(*bytes);
-      auto have = Call("GET", "/api/serve/code/" + digest);
-      if (!have.ok() && absl::IsNotFound(have.status())) have = Response{.status = 404};
-      if (!have.ok()) return have.status();
-      if (have->status == 404) {
-        auto put = Call("PUT", "/api/serve/code/" + digest, *bytes, 300'000);
-        if (!put.ok()) {
-          return absl::Status(put.status().code(),
-                              "cannot upload " + file + ": " + std::string(put.status().message()));
-        }
-      } else if (have->status >= 300) {
-        return absl::UnavailableError("cannot check code " + digest + ": HTTP " +
-                                      std::to_string(have->status));
-      }
-      code[app.name].push_back(
-          {{"name", std::filesystem::path(file).filename().string()}, {"digest", digest}});
+      if (absl::Status s = upload(*bytes, file); !s.ok()) return s;
+      code[app.name].push_back({{"name", std::filesystem::path(file).filename().string()},
+                                {"digest", Sha256Hex(*bytes)}});
+    }
+    if (!app.models.empty()) {
+      auto groups = ReadModelGroups(app, upload);
+      if (!groups.ok()) return groups.status();
+      models[app.name] = std::move(*groups);
     }
   }
-  Json body = {{"config", yaml}, {"file", file_name}, {"code", code}};
+  Json body = {{"config", yaml}, {"file", file_name}, {"code", code}, {"models", models}};
   return JsonOf(Call("PUT", "/api/serve/applications", DumpJson(body)));
 }
 

@@ -192,7 +192,7 @@ class Parser {
   }
 
   AppConfig App(const YAML::Node& n, const std::string& path) {
-    Known(n, path, {"name", "route_prefix", "code", "ingress", "deployments"});
+    Known(n, path, {"name", "route_prefix", "code", "ingress", "deployments", "models"});
     AppConfig app;
     if (!n["name"]) Fail(n, path + ".name", "missing", "name the application, e.g. 'name: ocr'");
     app.name = Str(n["name"], path + ".name");
@@ -233,13 +233,26 @@ class Parser {
         app.code.push_back(canonical.string());
       }
     }
+    if (n["models"]) {
+      const YAML::Node& ms = n["models"];
+      if (!ms.IsSequence() || ms.size() == 0) {
+        Fail(ms, path + ".models", "expected a list",
+             "write '- repository: ./models' entries (one per model repository)");
+      }
+      for (size_t i = 0; i < ms.size(); ++i) {
+        app.models.push_back(Models(ms[i], path + ".models[" + std::to_string(i) + "]"));
+      }
+    }
     const YAML::Node& deps = n["deployments"];
-    if (!deps || !deps.IsSequence() || deps.size() == 0) {
+    if (app.models.empty() && (!deps || !deps.IsSequence() || deps.size() == 0)) {
       Fail(n, path + ".deployments", "missing or empty",
-           "list at least one '- name: ...' deployment");
+           "list at least one '- name: ...' deployment, or models under 'models:'");
+    }
+    if (deps && !deps.IsSequence()) {
+      Fail(deps, path + ".deployments", "expected a list", "write '- name: ...' entries");
     }
     std::set<std::string> names;
-    for (size_t i = 0; i < deps.size(); ++i) {
+    for (size_t i = 0; deps && i < deps.size(); ++i) {
       std::string dpath = path + ".deployments[" + std::to_string(i) + "]";
       DeploymentConfig d = Deployment(deps[i], dpath);
       if (!names.insert(d.name).second) {
@@ -254,10 +267,69 @@ class Parser {
         Fail(n["ingress"], path + ".ingress", "no deployment named '" + app.ingress + "'",
              "name one of this application's deployments");
       }
-    } else {
+    } else if (!app.deployments.empty()) {
       app.ingress = app.deployments.front().name;
     }
     return app;
+  }
+
+  ModelGroup Models(const YAML::Node& n, const std::string& path) {
+    if (!n.IsMap()) {
+      Fail(n, path, "expected a mapping", "write e.g. {repository: ./models, num_replicas: 2}");
+    }
+    if (n["name"] || n["class"] || n["init_args"] || n["user_config"] || n["batching"]) {
+      const char* key = n["name"]          ? "name"
+                        : n["class"]       ? "class"
+                        : n["init_args"]   ? "init_args"
+                        : n["user_config"] ? "user_config"
+                                           : "batching";
+      Fail(n[key], path + "." + key, "is not a model setting",
+           "models take their names from the repository and batch as config.pbtxt's "
+           "dynamic_batching says; remove it");
+    }
+    ModelGroup g;
+    if (!n["repository"]) {
+      Fail(n, path + ".repository", "missing",
+           "give the model repository's folder, e.g. 'repository: ./models'");
+    }
+    g.repository = Str(n["repository"], path + ".repository");
+    if (!base_dir_.empty()) {
+      std::filesystem::path fp(g.repository);
+      if (fp.is_relative()) fp = std::filesystem::path(base_dir_) / fp;
+      std::error_code ec;
+      auto canonical = std::filesystem::canonical(fp, ec);
+      if (ec || !std::filesystem::is_directory(canonical)) {
+        Fail(n["repository"], path + ".repository", "no folder " + fp.string(),
+             "give the repository's path (relative paths are from the directory you run "
+             "lumen in)");
+      }
+      g.repository = canonical.string();
+    }
+    if (n["names"]) {
+      const YAML::Node& ns = n["names"];
+      if (!ns.IsSequence()) Fail(ns, path + ".names", "expected a list", "write [mlp, ocr]");
+      for (const auto& x : ns) g.names.push_back(Str(x, path + ".names"));
+    }
+    if (n["multiplex"]) {
+      const YAML::Node& m = n["multiplex"];
+      Known(m, path + ".multiplex", {"name", "max_models_per_replica"});
+      if (!m["name"]) {
+        Fail(m, path + ".multiplex.name", "missing", "name the deployment that holds the models");
+      }
+      g.multiplex = Str(m["name"], path + ".multiplex.name");
+      g.max_models_per_replica = m["max_models_per_replica"]
+                                     ? Int(m["max_models_per_replica"],
+                                           path + ".multiplex.max_models_per_replica", 1, 100'000)
+                                     : 8;
+    }
+    YAML::Node settings = YAML::Clone(n);
+    settings.remove("repository");
+    settings.remove("names");
+    settings.remove("multiplex");
+    settings["name"] = "model";
+    g.settings = Deployment(settings, path);
+    g.settings.name.clear();
+    return g;
   }
 
   DeploymentConfig Deployment(const YAML::Node& n, const std::string& path) {
@@ -473,10 +545,10 @@ absl::Status ValidateServeConfig(const ServeConfig& config) {
       return absl::InvalidArgumentError("application names must be set and unique ('" + app.name +
                                         "')");
     }
-    if (app.deployments.empty()) {
+    if (app.deployments.empty() && app.models.empty()) {
       return absl::InvalidArgumentError("application '" + app.name + "' has no deployments");
     }
-    if (app.Find(app.ingress) == nullptr) {
+    if (!app.ingress.empty() && app.Find(app.ingress) == nullptr) {
       return absl::InvalidArgumentError("application '" + app.name + "': ingress '" + app.ingress +
                                         "' is not one of its deployments");
     }

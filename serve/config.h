@@ -42,6 +42,24 @@ struct DeploymentConfig {
   // Reachable by name through the ingresses (gRPC `deployment`); the
   // application's ingress always is, the others only when exposed.
   bool expose = false;
+  // The models this deployment serves (a `lumen.Model` deployment made
+  // from `models:`); proxies route /v2/models/NAME by it.
+  std::vector<std::string> models;
+};
+
+// One entry of an application's `models:`: a model repository (Triton's
+// layout, models/repository.h), which of its models to serve, and the
+// deployment settings each gets. Each model becomes a deployment of its
+// own name, or with `multiplex` all of them one deployment of that name
+// holding at most `max_models_per_replica` loaded per replica. The serve
+// manager expands these into deployments (class lumen.Model) when the
+// files have been uploaded.
+struct ModelGroup {
+  std::string repository;          // absolute on the deploying machine
+  std::vector<std::string> names;  // empty: every model in the repository
+  std::string multiplex;           // deployment name; "": one deployment per model
+  int max_models_per_replica = 0;
+  DeploymentConfig settings;  // name and class unused
 };
 
 // A code file shipped through the cluster (GCS KV namespace "code", key
@@ -61,6 +79,7 @@ struct AppConfig {
   std::vector<ShippedFile> shipped;
   std::string ingress;
   std::vector<DeploymentConfig> deployments;
+  std::vector<ModelGroup> models;  // expanded into `deployments` by the manager
   const DeploymentConfig* Find(const std::string& deployment) const;
 };
 

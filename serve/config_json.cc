@@ -22,7 +22,8 @@ Json DeploymentToJson(const DeploymentConfig& d) {
             {"user_config", d.user_config},
             {"max_batch_size", d.max_batch_size},
             {"batch_wait_timeout_s", d.batch_wait_timeout_s},
-            {"expose", d.expose}};
+            {"expose", d.expose},
+            {"models", d.models}};
   if (d.autoscaling) {
     const AutoscalingConfig& a = *d.autoscaling;
     j["autoscaling"] = {{"min_replicas", a.min_replicas},
@@ -51,6 +52,9 @@ DeploymentConfig DeploymentFromJson(const Json& j) {
   d.max_batch_size = j.at("max_batch_size").get<int>();
   d.batch_wait_timeout_s = j.at("batch_wait_timeout_s").get<double>();
   d.expose = j.value("expose", false);
+  if (j.contains("models") && j["models"].is_array()) {
+    d.models = j["models"].get<std::vector<std::string>>();
+  }
   if (j.contains("autoscaling")) {
     const Json& a = j["autoscaling"];
     AutoscalingConfig as;

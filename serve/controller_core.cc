@@ -505,6 +505,7 @@ void ControllerCore::Publish() {
     route.hash_header = d.config.hash_header;
     route.request_timeout_s = d.config.request_timeout_s;
     route.exposed = d.config.expose;
+    route.models = d.config.models;
     route.unavailable = Unavailable(d);
     for (const auto& r : d.replicas) {
       if (r->state != State::kRunning) continue;

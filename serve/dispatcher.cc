@@ -1,6 +1,8 @@
 // The dispatcher on its event loop; see dispatcher.h.
 #include "serve/dispatcher.h"
 
+#include <algorithm>
+
 #include <future>
 
 #include "common/logging.h"
@@ -172,7 +174,8 @@ void Dispatcher::AfterChange() {
     r->route_prefix = t.route_prefix;
     r->ingress = t.ingress;
     for (const auto& [name, d] : t.deployments) {
-      r->deployments[name] = {d.request_timeout_s, d.exposed};
+      r->deployments[name] = {d.request_timeout_s, d.exposed, d.models,
+                              static_cast<int>(d.replicas.size()), d.unavailable};
     }
     routes->push_back(std::move(r));
   }
@@ -184,11 +187,7 @@ void Dispatcher::AfterChange() {
     same = a.app == b.app && a.route_prefix == b.route_prefix && a.ingress == b.ingress &&
            a.deployments.size() == b.deployments.size() &&
            std::equal(a.deployments.begin(), a.deployments.end(), b.deployments.begin(),
-                      [](const auto& x, const auto& y) {
-                        return x.first == y.first &&
-                               x.second.request_timeout_s == y.second.request_timeout_s &&
-                               x.second.exposed == y.second.exposed;
-                      });
+                      [](const auto& x, const auto& y) { return x == y; });
   }
   if (!same) snapshot_ = std::move(routes);
 }
@@ -283,6 +282,19 @@ std::shared_ptr<const AppRoute> Dispatcher::Find(const std::string& app) const {
 AppRoutes Dispatcher::Apps() const {
   absl::MutexLock lock(&snapshot_mu_);
   return *snapshot_;
+}
+
+std::optional<std::pair<std::shared_ptr<const AppRoute>, std::string>> Dispatcher::FindModel(
+    const std::string& name) const {
+  absl::MutexLock lock(&snapshot_mu_);
+  for (const auto& app : *snapshot_) {
+    for (const auto& [deployment, d] : app->deployments) {
+      if (std::find(d.models.begin(), d.models.end(), name) != d.models.end()) {
+        return std::make_pair(app, deployment);
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::map<std::pair<std::string, std::string>, Dispatcher::Counters>

@@ -50,6 +50,10 @@ struct AppRoute {
   struct Deployment {
     double request_timeout_s = 60;
     bool exposed = false;
+    std::vector<std::string> models;  // lumen.Model deployments: what they serve
+    int replicas = 0;                 // running now
+    std::string unavailable;          // why none can run, if so
+    bool operator==(const Deployment&) const = default;
   };
   std::string app;
   std::string route_prefix;
@@ -97,6 +101,9 @@ class Dispatcher {
   std::shared_ptr<const AppRoute> Match(const std::string& path) const;
   std::shared_ptr<const AppRoute> Find(const std::string& app) const;
   AppRoutes Apps() const;
+  // The application and deployment that serve model `name`, if any.
+  std::optional<std::pair<std::shared_ptr<const AppRoute>, std::string>> FindModel(
+      const std::string& name) const;
   // By application and deployment; waits for the loop (up to a second).
   std::map<std::pair<std::string, std::string>, Counters> CountersByDeployment() const;
 

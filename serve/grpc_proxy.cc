@@ -108,6 +108,7 @@ GrpcProxy::GrpcProxy(std::string host, int port, Dispatcher* dispatcher, ServeMe
       port_(port),
       dispatcher_(dispatcher),
       service_(std::make_unique<Service>(dispatcher, metrics)),
+      v2_(std::make_unique<V2Ingress>(dispatcher, metrics)),
       server_(std::make_unique<Server>()) {}
 
 GrpcProxy::~GrpcProxy() { Stop(); }
@@ -127,6 +128,7 @@ absl::Status GrpcProxy::Start() {
   }
   builder.AddListeningPort(host_ + ":" + std::to_string(port_), credentials, &selected);
   builder.RegisterService(service_.get());
+  builder.RegisterService(v2_->grpc_service());
   server_->server = builder.BuildAndStart();
   if (!server_->server || selected == 0) {
     return absl::UnavailableError("cannot serve gRPC on " + host_ + ":" + std::to_string(port_) +

@@ -1,7 +1,8 @@
 // GrpcProxy: the serving gRPC ingress. lumen.proto.ServePredict/Predict
 // reaches an application's deployment through the dispatcher, like an HTTP
 // request (proto/serve.proto), and the standard grpc.health.v1.Health
-// service answers SERVING while the proxy runs. It talks gRPC directly (an
+// service answers SERVING while the proxy runs; inference.GRPCInferenceService
+// (KServe v2) reaches models (v2_ingress.h). It talks gRPC directly (an
 // ingress for outside clients, without lumen's cluster token), the one
 // place outside rpc/ that does. Requests run on gRPC's callback threads and
 // answer from the dispatcher's.
@@ -13,6 +14,7 @@
 #include "absl/status/status.h"
 #include "serve/dispatcher.h"
 #include "serve/metrics.h"
+#include "serve/v2_ingress.h"
 
 namespace lumen::serve {
 
@@ -31,6 +33,7 @@ class GrpcProxy {
   int port_;
   Dispatcher* dispatcher_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<V2Ingress> v2_;
   struct Server;
   std::unique_ptr<Server> server_;
 };

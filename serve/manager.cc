@@ -1,6 +1,8 @@
 // The serve manager actor; see manager.h.
 #include "serve/manager.h"
 
+#include "serve/model_apps.h"
+
 #include <openssl/crypto.h>
 
 #include <algorithm>
@@ -271,6 +273,26 @@ Response ServeManager::Deploy(const Request& request) {
                                       " were uploaded: deploy with `lumen serve deploy FILE`");
     }
     app.code.clear();  // paths on the deploying machine mean nothing here
+    const Json& models =
+        body.contains("models") && body["models"].is_object() && body["models"].contains(app.name)
+            ? body["models"][app.name]
+            : Json();
+    absl::Status expanded = ExpandModels(
+        &app, models, [&](const std::string& digest) { return stored.count(digest) > 0; });
+    if (!expanded.ok()) return Response::Error(400, std::string(expanded.message()));
+  }
+  // A model is found by its name alone (/v2/models/NAME): one per name.
+  std::map<std::string, std::string> model_apps;
+  for (const AppConfig& app : config->applications) {
+    for (const auto& d : app.deployments) {
+      for (const auto& m : d.models) {
+        auto [it, fresh] = model_apps.emplace(m, app.name);
+        if (!fresh) {
+          return Response::Error(400, "model '" + m + "' is in applications '" + it->second +
+                                          "' and '" + app.name + "': serve it from one");
+        }
+      }
+    }
   }
   auto declared = DeclaredApps();
   if (!declared.ok()) return Response::Error(503, std::string(declared.status().message()));

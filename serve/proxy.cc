@@ -29,6 +29,7 @@ Proxy::Proxy(Options options, Dispatcher* dispatcher, ServeMetrics* metrics)
     : options_(options),
       dispatcher_(dispatcher),
       metrics_(metrics),
+      v2_(dispatcher, metrics),
       server_(ServerOptions(options), [this](Request r, HttpServer::Reply reply) {
         Handle(std::move(r), std::move(reply));
       }) {}
@@ -57,7 +58,7 @@ Response Proxy::FromStatus(const absl::Status& s) {
 void Proxy::Handle(Request request, HttpServer::Reply reply) {
   if (request.path == "/-/healthz") return reply(Response::Text("ok\n"));
   if (request.path == "/metrics") {
-    Response r = Response::Text(metrics_->Text(*dispatcher_));
+    Response r = Response::Text(metrics_->Text(*dispatcher_) + V2Ingress::ModelMetricsText());
     r.headers["content-type"] = "text/plain; version=0.0.4";
     return reply(r);
   }
@@ -68,6 +69,7 @@ void Proxy::Handle(Request request, HttpServer::Reply reply) {
     }
     return reply(Response::FromJson(routes));
   }
+  if (V2Ingress::Owns(request.path)) return v2_.HandleHttp(std::move(request), std::move(reply));
   if (request.path.rfind("/-/results/", 0) == 0) {
     return reply(AsyncLookup(request.path.substr(11), CallerOf(request)));
   }

@@ -6,7 +6,8 @@
 // request (its timeout included). A request with "Prefer: respond-async" is
 // answered 202 with an id at once (128 bits from the OS's random source);
 // its answer is fetched later from /-/results/ID, by a caller presenting
-// the same Authorization header as the request (else 404). Also serves /-/healthz, /-/routes and
+// the same Authorization header as the request (else 404). KServe v2 (/v2/...) is
+// V2Ingress's. Also serves /-/healthz, /-/routes and
 // /metrics (Prometheus text: requests, errors and latency per deployment, queue lengths, replica
 // counts).
 #pragma once
@@ -22,6 +23,7 @@
 #include "serve/dispatcher.h"
 #include "serve/http_server.h"
 #include "serve/metrics.h"
+#include "serve/v2_ingress.h"
 
 namespace lumen::serve {
 
@@ -59,6 +61,7 @@ class Proxy {
   Options options_;
   Dispatcher* dispatcher_;
   ServeMetrics* metrics_;
+  V2Ingress v2_;
   HttpServer server_;
   mutable absl::Mutex mu_;
   std::map<std::string, AsyncResult> results_ ABSL_GUARDED_BY(mu_);

@@ -32,45 +32,16 @@ Json ParseOrThrow(const std::string& text, const char* what) {
   }
 }
 
-// Fetches a code file shipped with the application (config.h: ShippedFile)
-// from the cluster, checks it, keeps it in a local cache and loads it;
+// Loads a code file shipped with the application (config.h: ShippedFile);
 // once per process.
 void LoadShipped(const std::string& name, const std::string& digest) {
   ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
   static std::set<std::string> loaded;  // under mu
   absl::MutexLock lock(&mu);
   if (loaded.count(digest)) return;
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." ||
-      digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    throw std::invalid_argument("bad shipped code file '" + name + "' (" + digest + ")");
-  }
-  // Kept in this user's private lumen home; a file found there is loaded
-  // only if it is still what the digest says.
-  std::string base = LumenHome() + "/serve-code";
-  std::string dir = base + "/" + digest;
-  std::string path = dir + "/" + name;
-  auto kept = ReadFile(path);
-  if (!kept.ok() || Sha256Hex(*kept) != digest) {
-    auto* rt = lumen::internal::CurrentRuntime();
-    auto got = rt ? rt->KvGet(kCodeNamespace, digest)
-                  : absl::FailedPreconditionError("lumen is not initialized");
-    if (!got.ok()) {
-      throw std::runtime_error("cannot fetch code file " + name + ": " + got.status().ToString());
-    }
-    if (!got->has_value()) {
-      throw std::runtime_error("code file " + name + " (" + digest.substr(0, 12) +
-                               ") is not in the cluster; deploy the application again");
-    }
-    if (Sha256Hex(**got) != digest) {
-      throw std::runtime_error("code file " + name + " does not match its digest");
-    }
-    absl::Status s = EnsurePrivateDir(LumenHome());
-    if (s.ok()) s = EnsurePrivateDir(base);
-    if (s.ok()) s = MakeDirs(dir);
-    if (s.ok()) s = WriteFileAtomic(path, **got, 0755);
-    if (!s.ok()) throw std::runtime_error("cannot keep code file " + name + ": " + s.ToString());
-  }
-  if (::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+  auto path = FetchClusterFile(name, digest, "serve-code", 0755);
+  if (!path.ok()) throw std::runtime_error(std::string(path.status().message()));
+  if (::dlopen(path->c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
     const char* err = ::dlerror();
     throw std::runtime_error("cannot load " + name + ": " + (err ? err : "unknown error"));
   }
@@ -78,6 +49,40 @@ void LoadShipped(const std::string& name, const std::string& digest) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> FetchClusterFile(const std::string& name, const std::string& digest,
+                                             const std::string& cache, int mode) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." ||
+      digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError("bad shipped file '" + name + "' (" + digest + ")");
+  }
+  // Kept in this user's private lumen home; a file found there is used
+  // only if it is still what the digest says.
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
+  std::string base = LumenHome() + "/" + cache;
+  std::string dir = base + "/" + digest;
+  std::string path = dir + "/" + name;
+  auto kept = ReadFile(path);
+  if (kept.ok() && Sha256Hex(*kept) == digest) return path;
+  auto* rt = lumen::internal::CurrentRuntime();
+  auto got = rt ? rt->KvGet(kCodeNamespace, digest)
+                : absl::FailedPreconditionError("lumen is not initialized");
+  if (!got.ok()) {
+    return absl::UnavailableError("cannot fetch " + name + ": " + got.status().ToString());
+  }
+  if (!got->has_value()) {
+    return absl::NotFoundError(name + " (" + digest.substr(0, 12) +
+                               ") is not in the cluster; deploy the application again");
+  }
+  if (Sha256Hex(**got) != digest) return absl::DataLossError(name + " does not match its digest");
+  absl::Status s = EnsurePrivateDir(LumenHome());
+  if (s.ok()) s = EnsurePrivateDir(base);
+  if (s.ok()) s = MakeDirs(dir);
+  if (s.ok()) s = WriteFileAtomic(path, **got, mode);
+  if (!s.ok()) return absl::InternalError("cannot keep " + name + ": " + s.ToString());
+  return path;
+}
 
 ReplicaContext CurrentReplica() {
   absl::MutexLock lock(&context_mu);
@@ -124,6 +129,18 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
     }
   }
   const internal::DeploymentFactory* factory = internal::FindDeployment(cls);
+  if (factory == nullptr && cls.rfind("lumen.", 0) == 0) {
+    // lumen's own deployments (lumen.Model: models/) live in a library
+    // beside this one, loaded by the replicas that host them.
+    std::string dir = ObjectFileOf(reinterpret_cast<const void*>(&FetchClusterFile));
+    dir = dir.substr(0, dir.rfind('/') + 1);
+    if (::dlopen((dir + "liblumen_models.so").c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+      const char* err = ::dlerror();
+      throw std::runtime_error("cannot load lumen's model layer for " + cls + ": " +
+                               (err ? err : "unknown error"));
+    }
+    factory = internal::FindDeployment(cls);
+  }
   if (factory == nullptr) {
     std::string known;
     for (const auto& n : internal::DeploymentNames()) known += (known.empty() ? "" : ", ") + n;

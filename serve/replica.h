@@ -17,11 +17,18 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "lumen/serve.h"
 
 namespace lumen::serve {
 
 class ReplicaListener;
+
+// A file shipped through the cluster (GCS KV namespace "code", key = its
+// SHA-256), kept at LUMEN_HOME/<cache>/<digest>/<name> and checked against
+// its digest whenever it is used. Returns the local path.
+absl::StatusOr<std::string> FetchClusterFile(const std::string& name, const std::string& digest,
+                                             const std::string& cache, int mode = 0644);
 
 // Load since the previous report.
 struct ReplicaStats {

@@ -27,6 +27,7 @@ std::string RouteTable::ToJson() const {
                          {"request_timeout_s", d.request_timeout_s},
                          {"exposed", d.exposed},
                          {"unavailable", d.unavailable},
+                         {"models", d.models},
                          {"replicas", nlohmann::json::array()}};
     for (const auto& r : d.replicas) {
       dj["replicas"].push_back({{"id", r.id},
@@ -59,6 +60,9 @@ absl::StatusOr<RouteTable> RouteTable::FromJson(const std::string& text) {
       d.request_timeout_s = dj.at("request_timeout_s").get<double>();
       d.exposed = dj.value("exposed", false);
       d.unavailable = dj.value("unavailable", "");
+      if (dj.contains("models") && dj["models"].is_array()) {
+        d.models = dj["models"].get<std::vector<std::string>>();
+      }
       for (const auto& rj : dj.at("replicas")) {
         ReplicaRoute r;
         r.id = rj.at("id").get<std::string>();

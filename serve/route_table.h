@@ -43,6 +43,8 @@ struct DeploymentRoute {
   // running replica, requests are answered 503 with it at once instead of
   // waiting. Empty while replicas run or are on their way.
   std::string unavailable;
+  // The models it serves (/v2/models/NAME), for lumen.Model deployments.
+  std::vector<std::string> models;
   std::vector<ReplicaRoute> replicas;
 };
 
