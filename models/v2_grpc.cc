@@ -1,5 +1,6 @@
 // The v2 protocol's gRPC form (proto/grpc_service.proto); see v2.h. Kept
 // apart from v2.cc so that the HTTP codec builds without generated code.
+#include <array>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -78,17 +79,21 @@ const char* ContentsField(DataType type) {
   return "";
 }
 
-// The first non-empty typed field, or "".
-const char* SetField(const InferTensorContents& c) {
-  if (c.bool_contents_size() > 0) return "bool_contents";
-  if (c.int_contents_size() > 0) return "int_contents";
-  if (c.int64_contents_size() > 0) return "int64_contents";
-  if (c.uint_contents_size() > 0) return "uint_contents";
-  if (c.uint64_contents_size() > 0) return "uint64_contents";
-  if (c.fp32_contents_size() > 0) return "fp32_contents";
-  if (c.fp64_contents_size() > 0) return "fp64_contents";
-  if (c.bytes_contents_size() > 0) return "bytes_contents";
-  return "";
+struct FieldSize {
+  const char* name;
+  int size;
+};
+
+// Each typed field and how many elements it holds.
+std::array<FieldSize, 8> FieldSizes(const InferTensorContents& c) {
+  return {{{"bool_contents", c.bool_contents_size()},
+           {"int_contents", c.int_contents_size()},
+           {"int64_contents", c.int64_contents_size()},
+           {"uint_contents", c.uint_contents_size()},
+           {"uint64_contents", c.uint64_contents_size()},
+           {"fp32_contents", c.fp32_contents_size()},
+           {"fp64_contents", c.fp64_contents_size()},
+           {"bytes_contents", c.bytes_contents_size()}}};
 }
 
 // Copies `values` (a repeated field) into `t` as elements of T, each
@@ -103,8 +108,9 @@ absl::Status CopyTyped(const Values& values, Tensor* t) {
     // comparison that is always true or false trips -Wtype-limits.
     if constexpr (!std::is_same_v<T, V> && std::is_integral_v<T>) {
       bool fits = v <= static_cast<V>(std::numeric_limits<T>::max());
-      if constexpr (std::is_signed_v<V>)
+      if constexpr (std::is_signed_v<V>) {
         fits = fits && v >= static_cast<V>(std::numeric_limits<T>::min());
+      }
       if (!fits) {
         return Bad(t->name, "element ", i, " (", v, ") is outside ", DataTypeName(t->type),
                    "'s range");
@@ -121,15 +127,15 @@ absl::Status FromContents(const InferTensorContents& c, int64_t count, Tensor* t
   if (*want == '\0') {
     return Bad(t->name, DataTypeName(t->type), " needs raw_input_contents");
   }
-  const char* set = SetField(c);
-  if (*set != '\0' && std::strcmp(set, want) != 0) {
-    return Bad(t->name, "contents.", set, " is set, but ", DataTypeName(t->type),
-               " goes in contents.", want);
+  int64_t given = 0;
+  for (const FieldSize& f : FieldSizes(c)) {
+    if (std::strcmp(f.name, want) == 0) {
+      given = f.size;
+    } else if (f.size > 0) {
+      return Bad(t->name, "contents.", f.name, " is set, but ", DataTypeName(t->type),
+                 " goes in contents.", want);
+    }
   }
-  // Every field but `want` is empty now, so the total is its size.
-  const int64_t given = c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() +
-                        c.uint_contents_size() + c.uint64_contents_size() + c.fp32_contents_size() +
-                        c.fp64_contents_size() + c.bytes_contents_size();
   if (given != count) {
     return Bad(t->name, "contents.", want, " has ", given, " elements; its shape ",
                ShapeString(t->shape), " needs ", count);
@@ -179,7 +185,11 @@ absl::Status FromContents(const InferTensorContents& c, int64_t count, Tensor* t
 }
 
 bool HasContents(const ModelInferRequest::InferInputTensor& in) {
-  return in.has_contents() && *SetField(in.contents()) != '\0';
+  if (!in.has_contents()) return false;
+  for (const FieldSize& f : FieldSizes(in.contents())) {
+    if (f.size > 0) return true;
+  }
+  return false;
 }
 
 absl::Status FromInput(const ModelInferRequest& request, int index, Tensor* t) {

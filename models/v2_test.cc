@@ -721,6 +721,13 @@ TEST(V2GrpcTest, Errors) {
       {"wrong field",
        [](auto* r) { AddInput(r, "x", "FP32", {1})->mutable_contents()->add_int_contents(1); },
        {"'x'", "contents.int_contents is set", "contents.fp32_contents"}},
+      {"a second field",
+       [](auto* r) {
+         auto* c = AddInput(r, "x", "FP32", {2})->mutable_contents();
+         c->add_fp32_contents(1);
+         c->add_bytes_contents("2");
+       },
+       {"'x'", "contents.bytes_contents is set", "contents.fp32_contents"}},
       {"count != shape",
        [](auto* r) { AddInput(r, "x", "FP64", {2})->mutable_contents()->add_fp64_contents(1); },
        {"'x'", "1 elements", "needs 2"}},
