@@ -55,6 +55,8 @@ class ModelDeployment {
 
   bool CheckHealth() { return true; }
 
+  std::vector<std::string> LoadedModels() { return host_.Loaded(); }
+
  private:
   ModelDeployment(HostOptions o, serve::ReplicaContext ctx)
       : host_(std::move(o)), context_(std::move(ctx)) {

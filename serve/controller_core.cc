@@ -513,6 +513,7 @@ void ControllerCore::Publish() {
       rr.id = r->id;
       rr.node = r->node;
       rr.address = r->stats.address;
+      rr.models = r->stats.models;
       rr.load.ongoing = r->stats.ongoing;
       rr.load.completed_per_s = r->stats.completed_per_s;
       rr.load.reported_at_ms = r->stats.completed_total > 0 || r->stats.ongoing > 0 ? wall : 0;
@@ -547,6 +548,7 @@ Json ControllerCore::Status() const {
                  {"ongoing", r->stats.ongoing_now},
                  {"current_version", r->version == d.version}};
       if (!r->pending_reason.empty()) rj["pending"] = r->pending_reason;
+      if (!r->stats.models.empty()) rj["models"] = r->stats.models;
       dj["replicas"].push_back(rj);
     }
     if (d.status == "DEPLOY_FAILED") app_status = "DEPLOY_FAILED";

@@ -86,6 +86,20 @@ void DispatcherCore::Enqueue(App& app, const PendingPtr& p) {
   Pump(p->app, p->deployment);
 }
 
+int DispatcherCore::PreferLoaded(const Deployment& d, const std::string& model) {
+  if (model.empty()) return -1;
+  int best = -1;
+  for (int k = 0;
+       k < static_cast<int>(d.router->size()) && k < static_cast<int>(d.route.replicas.size());
+       ++k) {
+    const auto& loaded = d.route.replicas[k].models;
+    if (std::find(loaded.begin(), loaded.end(), model) == loaded.end()) continue;
+    if (d.router->ongoing(k) >= d.router->max_ongoing()) continue;
+    if (best < 0 || d.router->ongoing(k) < d.router->ongoing(best)) best = k;
+  }
+  return best;
+}
+
 void DispatcherCore::Pump(const std::string& app_name, const std::string& deployment) {
   auto a = apps_.find(app_name);
   if (a == apps_.end()) return;
@@ -100,7 +114,8 @@ void DispatcherCore::Pump(const std::string& app_name, const std::string& deploy
       d.queue.pop_front();
       continue;
     }
-    int i = d.router->Pick(p->request.Header(d.route.hash_header), now);
+    int i = PreferLoaded(d, p->request.Header("x-lumen-model"));
+    if (i < 0) i = d.router->Pick(p->request.Header(d.route.hash_header), now);
     if (i < 0) break;  // every candidate is full (or there is none): wait
     d.queue.pop_front();
     d.router->Started(i);

@@ -109,6 +109,10 @@ class DispatcherCore {
 
   void Enqueue(App& app, const PendingPtr& p);
   void Pump(const std::string& app, const std::string& deployment);
+  // Multiplexed models: the least busy replica, not full, that has `model`
+  // loaded (as it last reported); -1 when none (the router picks, and that
+  // replica loads it).
+  static int PreferLoaded(const Deployment& d, const std::string& model);
   void OnAnswer(const PendingPtr& p, const std::string& replica, const std::string& address,
                 absl::StatusOr<Response> result);
   void Answer(const PendingPtr& p, absl::StatusOr<Response> result);

@@ -193,3 +193,33 @@ TEST_F(DispatcherCoreTest, AFullQueueRefusesAndAnOlderTableIsIgnored) {
 
 }  // namespace
 }  // namespace lumen::serve
+
+namespace lumen::serve {
+namespace {
+
+TEST_F(DispatcherCoreTest, AMultiplexedModelGoesToAReplicaThatHasItLoaded) {
+  RouteTable t = Table(1, {"r1:1", "r2:1", "r3:1"});
+  t.deployments["D"].replicas[2].models = {"m7"};
+  core_.SetTable(t);
+  auto model = [](const std::string& name) {
+    Request r;
+    r.headers["x-lumen-model"] = name;
+    return r;
+  };
+  Result& first = NewResult();
+  core_.Send("app", "D", model("m7"), Into(&first));
+  ASSERT_EQ(net_.calls.size(), 1u);
+  EXPECT_EQ(net_.calls[0].address, "r3:1") << "the replica that has m7";
+  // That replica is full (max_ongoing 1): the next m7 request goes to one
+  // that will load it rather than wait.
+  Result& second = NewResult();
+  core_.Send("app", "D", model("m7"), Into(&second));
+  ASSERT_EQ(net_.calls.size(), 2u);
+  EXPECT_NE(net_.calls[1].address, "r3:1");
+  net_.Answer(Response{});
+  net_.Answer(Response{});
+  EXPECT_EQ(first.answers + second.answers, 2);
+}
+
+}  // namespace
+}  // namespace lumen::serve

@@ -314,6 +314,7 @@ ReplicaStats Replica::Stats() {
   s.node = node ? node : "";
   if (listener_) s.address = listener_->address();
   s.pid = ::getpid();
+  s.models = instance_->LoadedModels();
   s.app = context_.app;
   s.deployment = context_.deployment;
   s.replica = context_.replica;

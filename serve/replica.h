@@ -41,11 +41,12 @@ struct ReplicaStats {
   // Who it is, so a restarted controller can adopt it.
   std::string app;
   std::string deployment;
-  std::string replica;  // "Echo#3"
-  std::string version;  // the deployment version it runs
-  int64_t pid = 0;      // its worker process (operators, chaos tests)
+  std::string replica;              // "Echo#3"
+  std::string version;              // the deployment version it runs
+  int64_t pid = 0;                  // its worker process (operators, chaos tests)
+  std::vector<std::string> models;  // loaded now (DeploymentInstance::LoadedModels)
   MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node, address, app,
-                 deployment, replica, version, pid);
+                 deployment, replica, version, pid, models);
 };
 
 class Replica {

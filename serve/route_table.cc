@@ -36,7 +36,8 @@ std::string RouteTable::ToJson() const {
                                 {"address", r.address},
                                 {"ongoing", r.load.ongoing},
                                 {"completed_per_s", r.load.completed_per_s},
-                                {"reported_at_ms", r.load.reported_at_ms}});
+                                {"reported_at_ms", r.load.reported_at_ms},
+                                {"models", r.models}});
     }
     j["deployments"][name] = dj;
   }
@@ -72,6 +73,9 @@ absl::StatusOr<RouteTable> RouteTable::FromJson(const std::string& text) {
         r.load.ongoing = rj.at("ongoing").get<double>();
         r.load.completed_per_s = rj.at("completed_per_s").get<double>();
         r.load.reported_at_ms = rj.at("reported_at_ms").get<int64_t>();
+        if (rj.contains("models") && rj["models"].is_array()) {
+          r.models = rj["models"].get<std::vector<std::string>>();
+        }
         d.replicas.push_back(r);
       }
       t.deployments[name] = std::move(d);

@@ -29,6 +29,7 @@ struct ReplicaRoute {
   std::string node;     // hex node id, for status
   std::string address;  // its data plane (channel.h); "": actor calls
   ReplicaLoad load;
+  std::vector<std::string> models;  // models it has loaded (multiplexed lumen.Model)
 };
 
 struct DeploymentRoute {

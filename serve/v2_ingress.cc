@@ -161,6 +161,7 @@ void V2Ingress::HandleHttp(Request request, HttpServer::Reply reply) {
   auto target = Resolve(*dispatcher_, parts[2]);
   if (!target.ok()) return reply(FromStatus(target.status()));
   auto start = Clock::now();
+  request.headers["x-lumen-model"] = parts[2];  // multiplexed: to a replica that has it
   dispatcher_->Send(target->app, target->deployment, std::move(request),
                     [this, t = *target, start, reply](absl::StatusOr<Response> answer) {
                       Response r = answer.ok() ? std::move(*answer) : FromStatus(answer.status());
@@ -262,6 +263,7 @@ class V2Ingress::GrpcService final : public inference::GRPCInferenceService::Cal
     r.method = "POST";
     r.path = ModelPath(in->model_name(), in->model_version(), "infer");
     r.headers["x-lumen-v2"] = "grpc";
+    r.headers["x-lumen-model"] = in->model_name();
     r.body = in->SerializeAsString();
     auto target = Resolve(*dispatcher_, in->model_name());
     if (!target.ok()) {

@@ -293,5 +293,38 @@ TEST_F(ModelsTest, VersionSwapsAndAKilledReplicaUnderLoadFailNothing) {
   EXPECT_EQ(First(Post("/v2/models/m/infer", X(1))), 11003.0f);
 }
 
+TEST_F(ModelsTest, MultiplexedModelsLoadWhereAskedAndStayWhereLoaded) {
+  std::string repo;
+  for (const char* name : {"c1", "c2", "c3", "c4", "c5", "c6"}) {
+    repo = AddModel("customers", name, "", {1});
+  }
+  Deploy("  - name: ml\n    models:\n      - repository: " + repo +
+         "\n        multiplex: {name: customers, max_models_per_replica: 2}"
+         "\n        num_replicas: 2\n        resources: {CPU: 0.5}\n");
+  ASSERT_TRUE(WaitUntil([&] { return Running("ml", "customers") == 2; }, 60'000));
+  // Every model answers, whichever replica loads it.
+  for (const char* name : {"c1", "c2", "c3", "c4", "c5", "c6"}) {
+    EXPECT_EQ(First(Post(std::string("/v2/models/") + name + "/infer", X(1))), 3.0f) << name;
+  }
+  // At most two loaded per replica.
+  auto loaded = [&](const std::string& model) {
+    int n = 0;
+    Json status = Status();  // kept: the loop walks into it
+    for (const auto& r : status["applications"]["ml"]["deployments"]["customers"]["replicas"]) {
+      auto models = r.value("models", Json::array());
+      EXPECT_LE(models.size(), 2u);
+      for (const auto& m : models) n += m == model;
+    }
+    return n;
+  };
+  // Once the table says where c1 is, its requests go there: it is loaded
+  // on one replica only, however many requests come.
+  ASSERT_EQ(First(Post("/v2/models/c1/infer", X(1))), 3.0f);
+  ASSERT_TRUE(WaitUntil([&] { return loaded("c1") >= 1; }, 10'000)) << serve::DumpJson(Status(), 2);
+  int before = loaded("c1");
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(First(Post("/v2/models/c1/infer", X(1))), 3.0f);
+  EXPECT_EQ(loaded("c1"), before) << serve::DumpJson(Status(), 2);
+}
+
 }  // namespace
 }  // namespace lumen

@@ -115,6 +115,9 @@ class DeploymentInstance {
   // False when the class has no CallBatch.
   virtual bool CanBatch() const = 0;
   virtual std::vector<Response> CallBatch(const std::vector<Request>& requests) = 0;
+  // The models it has loaded (a class with LoadedModels(): multiplexed
+  // models, which routers prefer to send each model's requests to).
+  virtual std::vector<std::string> LoadedModels() { return {}; }
 };
 
 using DeploymentFactory = std::function<std::unique_ptr<DeploymentInstance>(const Json&)>;
@@ -145,6 +148,13 @@ class DeploymentAdapter : public DeploymentInstance {
   }
   bool CanBatch() const override {
     return requires(T & t, const std::vector<Request>& r) { t.CallBatch(r); };
+  }
+  std::vector<std::string> LoadedModels() override {
+    if constexpr (requires(T & t) { t.LoadedModels(); }) {
+      return object_->LoadedModels();
+    } else {
+      return {};
+    }
   }
   std::vector<Response> CallBatch(const std::vector<Request>& requests) override {
     if constexpr (requires(T & t, const std::vector<Request>& r) { t.CallBatch(r); }) {

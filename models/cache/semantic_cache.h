@@ -120,7 +120,8 @@ class SemanticCache {
   // Removes entries (all of one namespace or not) from the indexes and
   // the books; drops namespaces left empty.
   void Remove(const std::vector<int64_t>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Touch(int64_t id, Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `entry` the most recently used.
+  void Touch(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SemanticCacheOptions options_;
   const Clock* const clock_;
