@@ -156,6 +156,9 @@ int ServeRun(const ServeFlags& f) {
     return Fail(std::string(deployed.status().message()));
   }
   PrintEndpoints(*serve);
+  for (const auto& w : deployed->value("warnings", Json::array())) {
+    std::cerr << "lumen serve: warning: " << w.get<std::string>() << "\n";
+  }
   std::cout << "lumen serve: deployed " << f.file << " (Ctrl-C stops"
             << (local ? " serve and its local cluster" : " serve") << ")" << std::endl;
   int sig = WaitForStopSignal(stop_signals);

@@ -253,6 +253,7 @@ Response ServeManager::Deploy(const Request& request) {
   auto keys = Rt()->KvKeys(kCodeNamespace, "");
   if (!keys.ok()) return Response::Error(503, std::string(keys.status().message()));
   std::set<std::string> stored(keys->begin(), keys->end());
+  std::vector<std::string> model_warnings;
   for (AppConfig& app : config->applications) {
     app.shipped.clear();
     const Json& files = code.is_object() && code.contains(app.name) ? code[app.name] : Json();
@@ -278,7 +279,8 @@ Response ServeManager::Deploy(const Request& request) {
             ? body["models"][app.name]
             : Json();
     absl::Status expanded = ExpandModels(
-        &app, models, [&](const std::string& digest) { return stored.count(digest) > 0; });
+        &app, models, [&](const std::string& digest) { return stored.count(digest) > 0; },
+        &model_warnings);
     if (!expanded.ok()) return Response::Error(400, std::string(expanded.message()));
   }
   // A model is found by its name alone (/v2/models/NAME): one per name.
@@ -338,6 +340,7 @@ Response ServeManager::Deploy(const Request& request) {
                        "); they apply when serve is started again (lumen serve shutdown, then "
                        "deploy)");
   }
+  for (auto& w : model_warnings) warnings.push_back(std::move(w));
   out["warnings"] = warnings;
   return Response::FromJson(out);
 }

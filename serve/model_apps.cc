@@ -49,7 +49,8 @@ absl::StatusOr<Json> ReadModelGroups(
 }
 
 absl::Status ExpandModels(AppConfig* app, const Json& groups,
-                          const std::function<bool(const std::string& digest)>& stored) {
+                          const std::function<bool(const std::string& digest)>& stored,
+                          std::vector<std::string>* warnings) {
   if (app->models.empty()) return absl::OkStatus();
   if (!groups.is_array() || groups.size() != app->models.size()) {
     return absl::InvalidArgumentError(
@@ -88,6 +89,12 @@ absl::Status ExpandModels(AppConfig* app, const Json& groups,
           return absl::InvalidArgumentError("model '" + m->name + "': file " + f.path +
                                             " was not uploaded; deploy with `lumen serve deploy`");
         }
+      }
+      if (!m->unsupported.empty() && warnings != nullptr) {
+        std::string list;
+        for (const auto& u : m->unsupported) list += (list.empty() ? "" : ", ") + u;
+        warnings->push_back("model '" + m->name + "': config.pbtxt sets fields lumen does not " +
+                            "support, which are ignored: " + list);
       }
       DeploymentConfig d = common;
       // What the model's config asks of its replicas.

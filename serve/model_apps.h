@@ -24,7 +24,10 @@ absl::StatusOr<Json> ReadModelGroups(
 // every file is `stored`. Settings come from the group; config.pbtxt adds
 // what the model needs: a GPU for KIND_GPU, room for a full batch
 // (max_ongoing_requests at least twice max_batch_size).
+// `warnings` gets what the deploy should say: config.pbtxt fields lumen does
+// not support (skipped), by model.
 absl::Status ExpandModels(AppConfig* app, const Json& groups,
-                          const std::function<bool(const std::string& digest)>& stored);
+                          const std::function<bool(const std::string& digest)>& stored,
+                          std::vector<std::string>* warnings);
 
 }  // namespace lumen::serve

@@ -102,7 +102,12 @@ parameters { key: "b" value { string_value: "1" } }
 
 TEST_F(ModelsTest, ServesV2OverHttpOnBothNodesWithoutASharedFileSystem) {
   std::string repo = AddModel("repo", "affine", "optimization { priority: PRIORITY_MAX }\n", {1});
-  ASSERT_TRUE(DeployNoWait("applications:\n" + ModelsYaml(repo, 2, 3)).ok());
+  auto deployed = admin_->DeployText("applications:\n" + ModelsYaml(repo, 2, 3), "m.yaml", "/");
+  ASSERT_TRUE(deployed.ok()) << deployed.status();
+  // The config's unsupported field is named, not silently dropped.
+  EXPECT_NE(serve::DumpJson((*deployed)["warnings"]).find("optimization (line 8)"),
+            std::string::npos)
+      << serve::DumpJson(*deployed);
   fs::remove_all(repo);  // replicas get the files from the cluster, by digest
   std::set<std::string> nodes;
   ASSERT_TRUE(WaitUntil(
