@@ -192,7 +192,7 @@ class Parser {
   }
 
   AppConfig App(const YAML::Node& n, const std::string& path) {
-    Known(n, path, {"name", "route_prefix", "code", "ingress", "deployments", "models"});
+    Known(n, path, {"name", "route_prefix", "code", "ingress", "deployments", "models", "cache"});
     AppConfig app;
     if (!n["name"]) Fail(n, path + ".name", "missing", "name the application, e.g. 'name: ocr'");
     app.name = Str(n["name"], path + ".name");
@@ -270,7 +270,39 @@ class Parser {
     } else if (!app.deployments.empty()) {
       app.ingress = app.deployments.front().name;
     }
+    if (n["cache"]) {
+      if (app.ingress.empty()) {
+        Fail(n["cache"], path + ".cache", "the application has no ingress to cache",
+             "put `cache:` on its models entry instead");
+      }
+      app.cache = Cache(n["cache"], path + ".cache");
+    }
     return app;
+  }
+
+  CacheConfig Cache(const YAML::Node& n, const std::string& path) {
+    if (!n.IsMap()) {
+      Fail(n, path, "expected a mapping", "write e.g. {threshold: 0.92, max_entries: 10000}");
+    }
+    CacheConfig c;
+    if (n["embedder"]) {
+      c.embedder = Str(n["embedder"], path + ".embedder");
+      if (c.embedder != "text" && c.embedder != "image" && c.embedder.rfind("model:", 0) != 0) {
+        Fail(n["embedder"], path + ".embedder", "unknown embedder '" + c.embedder + "'",
+             "use text, image or model:NAME (a model of this application)");
+      }
+    }
+    if (n["threshold"]) c.threshold = Num(n["threshold"], path + ".threshold", -1, 1);
+    if (n["max_entries"]) {
+      c.max_entries = Int(n["max_entries"], path + ".max_entries", 0, 100'000'000);
+    }
+    if (n["ttl_s"]) c.ttl_s = Num(n["ttl_s"], path + ".ttl_s", 0);
+    YAML::Node settings = YAML::Clone(n);
+    for (const char* k : {"embedder", "threshold", "max_entries", "ttl_s"}) settings.remove(k);
+    settings["name"] = "cache";
+    c.settings = Deployment(settings, path);
+    c.settings.name.clear();
+    return c;
   }
 
   ModelGroup Models(const YAML::Node& n, const std::string& path) {
@@ -322,10 +354,12 @@ class Parser {
                                            path + ".multiplex.max_models_per_replica", 1, 100'000)
                                      : 8;
     }
+    if (n["cache"]) g.cache = Cache(n["cache"], path + ".cache");
     YAML::Node settings = YAML::Clone(n);
     settings.remove("repository");
     settings.remove("names");
     settings.remove("multiplex");
+    settings.remove("cache");
     settings["name"] = "model";
     g.settings = Deployment(settings, path);
     g.settings.name.clear();

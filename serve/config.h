@@ -47,6 +47,21 @@ struct DeploymentConfig {
   std::vector<std::string> models;
 };
 
+// `cache:` on an application or a model entry: a semantic response cache
+// (models/cache) in front of it, as a deployment of its own (class
+// lumen.Cache, named "<target>-cache"), placed by its own resources (CPU
+// by default) while the model may run on GPUs. Requests are embedded
+// (`embedder`: text, image or model:NAME), looked up by cosine similarity,
+// and answered from the cache above `threshold`; misses go to the target
+// and are kept (LRU within max_entries, for ttl_s).
+struct CacheConfig {
+  std::string embedder = "text";
+  double threshold = 0.92;
+  int64_t max_entries = 10'000;
+  double ttl_s = 600;
+  DeploymentConfig settings;  // name and class unused
+};
+
 // One entry of an application's `models:`: a model repository (Triton's
 // layout, models/repository.h), which of its models to serve, and the
 // deployment settings each gets. Each model becomes a deployment of its
@@ -59,7 +74,8 @@ struct ModelGroup {
   std::vector<std::string> names;  // empty: every model in the repository
   std::string multiplex;           // deployment name; "": one deployment per model
   int max_models_per_replica = 0;
-  DeploymentConfig settings;  // name and class unused
+  DeploymentConfig settings;         // name and class unused
+  std::optional<CacheConfig> cache;  // in front of each model's deployment
 };
 
 // A code file shipped through the cluster (GCS KV namespace "code", key
@@ -79,7 +95,8 @@ struct AppConfig {
   std::vector<ShippedFile> shipped;
   std::string ingress;
   std::vector<DeploymentConfig> deployments;
-  std::vector<ModelGroup> models;  // expanded into `deployments` by the manager
+  std::vector<ModelGroup> models;    // expanded into `deployments` by the manager
+  std::optional<CacheConfig> cache;  // in front of the ingress (expanded by the manager)
   const DeploymentConfig* Find(const std::string& deployment) const;
 };
 

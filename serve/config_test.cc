@@ -1,5 +1,6 @@
 // The serve config: good files parse, bad ones say field, line and fix.
 #include "serve/config.h"
+#include "serve/model_apps.h"
 
 #include <filesystem>
 #include <fstream>
@@ -179,6 +180,84 @@ TEST(ConfigBoundsTest, DeepNestingBytesThatAreNotUtf8AndHugeFilesAreRefused) {
   auto huge = ParseServeConfig(OneApp("") + "# " + std::string(2 << 20, 'x') + "\n", "h.yaml", "/");
   ASSERT_FALSE(huge.ok());
   EXPECT_NE(huge.status().message().find("bytes is more than"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lumen::serve
+
+namespace lumen::serve {
+namespace {
+
+TEST_F(ConfigTest, ModelsAndCachesParseAndExpand) {
+  std::filesystem::create_directories(dir_ / "models");
+  auto c = Parse(R"(
+applications:
+  - name: ml
+    route_prefix: /ml
+    code: ./build/libapp.so
+    cache: {threshold: 0.9, max_entries: 50, ttl_s: 30, resources: {CPU: 0.5}}
+    deployments:
+      - name: Front
+    models:
+      - repository: ./models
+        names: [a, b]
+        num_replicas: 2
+        resources: {CPU: 1, GPU: 1}
+        cache: {embedder: image}
+      - repository: models
+        multiplex: {name: customers, max_models_per_replica: 4}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const AppConfig& app = c->applications[0];
+  ASSERT_EQ(app.models.size(), 2u);
+  EXPECT_EQ(app.models[0].repository, std::filesystem::canonical(dir_ / "models").string());
+  EXPECT_EQ(app.models[0].names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(app.models[0].settings.num_replicas, 2);
+  EXPECT_EQ(app.models[0].settings.resources.at("GPU"), 1);
+  ASSERT_TRUE(app.models[0].cache.has_value());
+  EXPECT_EQ(app.models[0].cache->embedder, "image");
+  EXPECT_EQ(app.models[1].multiplex, "customers");
+  EXPECT_EQ(app.models[1].max_models_per_replica, 4);
+  ASSERT_TRUE(app.cache.has_value());
+  EXPECT_EQ(app.cache->max_entries, 50);
+  EXPECT_EQ(app.cache->settings.resources.at("CPU"), 0.5);
+
+  // The application's cache becomes its ingress and forwards to the old one.
+  AppConfig expanded = app;
+  ExpandAppCache(&expanded);
+  EXPECT_EQ(expanded.ingress, "Front-cache");
+  const DeploymentConfig* cache = expanded.Find("Front-cache");
+  ASSERT_NE(cache, nullptr);
+  EXPECT_EQ(cache->cls, "lumen.Cache");
+  EXPECT_EQ(cache->init_args["target"], "Front");
+  EXPECT_EQ(cache->init_args["max_entries"], 50);
+  EXPECT_EQ(cache->resources.at("CPU"), 0.5);
+}
+
+TEST_F(ConfigTest, ModelAndCacheMistakesSayWhatToWrite) {
+  auto error = [&](const std::string& yaml) {
+    auto c = Parse(yaml);
+    return c.ok() ? std::string("ok") : std::string(c.status().message());
+  };
+  EXPECT_NE(error("applications:\n  - name: ml\n    models:\n      - names: [a]\n")
+                .find("models[0].repository: missing"),
+            std::string::npos);
+  EXPECT_NE(error("applications:\n  - name: ml\n    models:\n      - repository: ./nope\n")
+                .find("no folder"),
+            std::string::npos);
+  std::filesystem::create_directories(dir_ / "models");
+  EXPECT_NE(error("applications:\n  - name: ml\n    models:\n      - repository: ./models\n"
+                  "        class: X\n")
+                .find("is not a model setting"),
+            std::string::npos);
+  EXPECT_NE(error("applications:\n  - name: ml\n    models:\n      - repository: ./models\n"
+                  "        cache: {embedder: audio}\n")
+                .find("unknown embedder 'audio'"),
+            std::string::npos);
+  EXPECT_NE(error("applications:\n  - name: ml\n    models:\n      - repository: ./models\n"
+                  "        cache: {threshold: 2}\n")
+                .find("threshold"),
+            std::string::npos);
 }
 
 }  // namespace

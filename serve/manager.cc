@@ -282,6 +282,7 @@ Response ServeManager::Deploy(const Request& request) {
         &app, models, [&](const std::string& digest) { return stored.count(digest) > 0; },
         &model_warnings);
     if (!expanded.ok()) return Response::Error(400, std::string(expanded.message()));
+    ExpandAppCache(&app);
   }
   // A model is found by its name alone (/v2/models/NAME): one per name.
   std::map<std::string, std::string> model_apps;

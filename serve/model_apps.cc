@@ -121,18 +121,43 @@ absl::Status ExpandModels(AppConfig* app, const Json& groups,
       d.init_args = Json::object();
       d.user_config = {{"models", Json::array({mj})}};
       if (absl::Status s = add(std::move(d)); !s.ok()) return s;
+      if (g.cache) AddCache(app, *g.cache, m->name);
     }
     if (!g.multiplex.empty()) {
       common.name = g.multiplex;
       common.init_args = {{"max_loaded", g.max_models_per_replica}};
       common.user_config = {{"models", all}};
       if (absl::Status s = add(std::move(common)); !s.ok()) return s;
+      if (g.cache) AddCache(app, *g.cache, g.multiplex);
     }
   }
   app->models.clear();
   if (app->ingress.empty() && app->route_prefix.empty()) return absl::OkStatus();
   if (app->ingress.empty()) app->ingress = app->deployments.front().name;
   return absl::OkStatus();
+}
+
+void AddCache(AppConfig* app, const CacheConfig& cache, const std::string& target) {
+  DeploymentConfig c = cache.settings;
+  c.name = target + "-cache";
+  c.cls = "lumen.Cache";
+  c.init_args = {{"target", target},
+                 {"embedder", cache.embedder},
+                 {"threshold", cache.threshold},
+                 {"max_entries", cache.max_entries},
+                 {"ttl_s", cache.ttl_s}};
+  for (auto& d : app->deployments) {
+    if (d.name == target) std::swap(c.models, d.models);  // the proxies route to the cache
+  }
+  if (app->ingress == target) app->ingress = c.name;
+  app->deployments.push_back(std::move(c));
+}
+
+void ExpandAppCache(AppConfig* app) {
+  if (!app->cache || app->ingress.empty()) return;
+  CacheConfig cache = *app->cache;
+  app->cache.reset();
+  AddCache(app, cache, app->ingress);
 }
 
 }  // namespace lumen::serve

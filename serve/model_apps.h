@@ -30,4 +30,13 @@ absl::Status ExpandModels(AppConfig* app, const Json& groups,
                           const std::function<bool(const std::string& digest)>& stored,
                           std::vector<std::string>* warnings);
 
+// Puts each `cache:` in front of what it caches: for an application, a
+// deployment "<ingress>-cache" becomes the ingress; for a model group
+// (ExpandModels calls it), "<model>-cache" takes the model's name, so the
+// proxies send the model's requests to it. The cache forwards misses to
+// the target deployment.
+void AddCache(AppConfig* app, const CacheConfig& cache, const std::string& target);
+// The application's own `cache:` (after ExpandModels).
+void ExpandAppCache(AppConfig* app);
+
 }  // namespace lumen::serve

@@ -130,16 +130,23 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
   }
   const internal::DeploymentFactory* factory = internal::FindDeployment(cls);
   if (factory == nullptr && cls.rfind("lumen.", 0) == 0) {
-    // lumen's own deployments (lumen.Model: models/) live in a library
-    // beside this one, loaded by the replicas that host them.
+    // lumen's own deployments (lumen.Model: models/, lumen.Cache:
+    // models/cache/) live in libraries beside this one, loaded by the
+    // replicas that host them.
     std::string dir = ObjectFileOf(reinterpret_cast<const void*>(&FetchClusterFile));
     dir = dir.substr(0, dir.rfind('/') + 1);
-    if (::dlopen((dir + "liblumen_models.so").c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
-      const char* err = ::dlerror();
-      throw std::runtime_error("cannot load lumen's model layer for " + cls + ": " +
-                               (err ? err : "unknown error"));
+    std::string why;
+    for (const char* lib : {"liblumen_models.so", "liblumen_cache.so"}) {
+      if (::dlopen((dir + lib).c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+        const char* err = ::dlerror();
+        why = err ? err : "unknown error";
+      }
+      factory = internal::FindDeployment(cls);
+      if (factory != nullptr) break;
     }
-    factory = internal::FindDeployment(cls);
+    if (factory == nullptr && !why.empty()) {
+      throw std::runtime_error("cannot load lumen's library for " + cls + ": " + why);
+    }
   }
   if (factory == nullptr) {
     std::string known;
