@@ -42,7 +42,8 @@ def main():
         return 2
     db = json.load(open(sys.argv[1]))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    dirs = [os.path.join(root, d) + os.sep for d in sys.argv[2:]]
+    # Folders (every source below) or single source files.
+    dirs = [os.path.join(root, d) + ("" if d.endswith(".cc") else os.sep) for d in sys.argv[2:]]
     entries = [e for e in db
                if any(e["file"].startswith(d) for d in dirs)
                and not e["file"].endswith("_test.cc")]
