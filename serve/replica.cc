@@ -133,17 +133,24 @@ Replica* Replica::Create(std::string app, std::string deployment, std::string re
     // lumen's own deployments (lumen.Model: models/, lumen.Cache:
     // models/cache/) live in libraries beside this one, loaded by the
     // replicas that host them.
+    // Beside liblumen_serve, or (when that came in a job's code package)
+    // in the lib folder of the lumen_worker running this.
     std::string dir = ObjectFileOf(reinterpret_cast<const void*>(&FetchClusterFile));
     dir = dir.substr(0, dir.rfind('/') + 1);
     std::string why;
-    for (const char* lib : {"liblumen_models.so", "liblumen_cache.so"}) {
-      if (::dlopen((dir + lib).c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
-        const char* err = ::dlerror();
-        why = err ? err : "unknown error";
+    for (const std::string& d : {dir, ExecutableDir() + "/../lib/"}) {
+      for (const char* lib : {"liblumen_models.so", "liblumen_cache.so"}) {
+        if (!FileExists(d + lib)) continue;
+        if (::dlopen((d + lib).c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+          const char* err = ::dlerror();
+          why = err ? err : "unknown error";
+        }
+        factory = internal::FindDeployment(cls);
+        if (factory != nullptr) break;
       }
-      factory = internal::FindDeployment(cls);
       if (factory != nullptr) break;
     }
+    if (factory == nullptr && why.empty()) why = "no liblumen_models.so or liblumen_cache.so";
     if (factory == nullptr && !why.empty()) {
       throw std::runtime_error("cannot load lumen's library for " + cls + ": " + why);
     }

@@ -331,5 +331,39 @@ TEST_F(ModelsTest, MultiplexedModelsLoadWhereAskedAndStayWhereLoaded) {
   EXPECT_EQ(loaded("c1"), before) << serve::DumpJson(Status(), 2);
 }
 
+TEST_F(ModelsTest, ASemanticCacheAnswersParaphrasesWithoutTheTarget) {
+  // Echo answers with the request's own body, so a hit shows by answering
+  // with the first question's words.
+  Deploy(R"(  - name: qa
+    route_prefix: /qa
+    code: $APP
+    cache: {threshold: 0.75, max_entries: 100, ttl_s: 600, resources: {CPU: 0.2}}
+    deployments:
+      - name: Echo
+        resources: {CPU: 0.2}
+)");
+  ASSERT_TRUE(WaitUntil([&] { return Running("qa", "Echo-cache") == 1; }, 60'000))
+      << serve::DumpJson(Status(), 2);
+  auto first = Post("/qa", "What is the capital of France?");
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->status, 200) << first->body;
+  EXPECT_EQ(first->headers["x-lumen-cache"], "miss");
+  auto again = Post("/qa", "what is the capital of france");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->headers["x-lumen-cache"], "hit");
+  EXPECT_EQ(again->body, "What is the capital of France?") << "answered from the cache";
+  auto other = Post("/qa", "How many legs does a spider have?");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->headers["x-lumen-cache"], "miss");
+  EXPECT_EQ(other->body, "How many legs does a spider have?");
+  // Hits and misses reach the proxy's /metrics.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto m = GetPath("/metrics");
+        return m.ok() && m->body.find("lumen_cache_hits_total") != std::string::npos;
+      },
+      10'000));
+}
+
 }  // namespace
 }  // namespace lumen
