@@ -48,8 +48,8 @@ class CacheDeployment {
       if (!r.ok()) return ErrorResponse(r.status());
       return *std::move(r);
     };
-    auto service = CacheService::Create(*config, std::move(*embedder), std::move(forward),
-                                        ctx.app, ctx.replica);
+    auto service = CacheService::Create(*config, std::move(*embedder), std::move(forward), ctx.app,
+                                        ctx.replica);
     if (!service.ok()) {
       throw std::invalid_argument("lumen.Cache: " + std::string(service.status().message()));
     }
@@ -98,7 +98,9 @@ class CacheDeployment {
                                     .count()},
                       {"text", service_->MetricsText()},
                       {"cache",
-                       {{"target", target_}, {"entries", s.entries}, {"hits", s.hits},
+                       {{"target", target_},
+                        {"entries", s.entries},
+                        {"hits", s.hits},
                         {"misses", s.misses}}}};
         (void)rt->KvPut(serve::kServeKvNamespace, MetricsKey(),
                         value.dump(-1, ' ', false, Json::error_handler_t::replace));

@@ -21,8 +21,9 @@ using Json = nlohmann::json;
 
 const std::vector<std::string>& KnownKeys() {
   static const auto* keys = new std::vector<std::string>{
-      "target",         "embedder",        "threshold",    "max_entries",        "ttl_s",
-      "text_fields",    "embedder_input",  "embedder_output", "embedder_dim", "embedder_timeout_s"};
+      "target",          "embedder",     "threshold",         "term_weight",
+      "max_entries",     "ttl_s",        "text_fields",       "embedder_input",
+      "embedder_output", "embedder_dim", "embedder_timeout_s"};
   return *keys;
 }
 
@@ -76,9 +77,8 @@ void RewriteV2Id(const RequestParts& parts, serve::Response* r) {
 struct CacheService::Histogram {
   // 10 us .. 1 s: a text embedding and a flat search take tens of
   // microseconds; a model embedder takes milliseconds.
-  std::vector<double> bounds = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
-                                0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
-                                0.5,     1};
+  std::vector<double> bounds = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1};
   mutable absl::Mutex mu;
   std::vector<uint64_t> counts ABSL_GUARDED_BY(mu) = std::vector<uint64_t>(17, 0);
   double sum ABSL_GUARDED_BY(mu) = 0;
@@ -136,6 +136,13 @@ absl::StatusOr<CacheConfig> ParseCacheConfig(const Json& init_args) {
     }
     c.threshold = t->get<float>();
   }
+  if (auto t = init_args.find("term_weight"); t != init_args.end()) {
+    if (!t->is_number() || !(t->get<double>() >= 0) || t->get<double>() > 1) {
+      return bad("term_weight",
+                 "must be in [0, 1]: the terms' share of the score (0: vectors only)");
+    }
+    c.term_weight = t->get<float>();
+  }
   if (auto m = init_args.find("max_entries"); m != init_args.end()) {
     if (!m->is_number_integer() || m->get<int64_t>() < 0) {
       return bad("max_entries", "must be an integer >= 0 (0: no bound)");
@@ -173,6 +180,7 @@ absl::StatusOr<std::unique_ptr<CacheService>> CacheService::Create(
   SemanticCacheOptions o;
   o.dim = embedder->dim();
   o.threshold = config.threshold.value_or(embedder->default_threshold());
+  if (config.term_weight.has_value()) o.term_weight = *config.term_weight;
   o.max_entries = config.max_entries;
   o.ttl_s = config.ttl_s;
   o.clock = clock;
@@ -184,8 +192,8 @@ absl::StatusOr<std::unique_ptr<CacheService>> CacheService::Create(
 }
 
 CacheService::CacheService(const CacheConfig& config, std::unique_ptr<Embedder> embedder,
-                           std::unique_ptr<SemanticCache> cache, ForwardFn forward,
-                           std::string app, std::string replica)
+                           std::unique_ptr<SemanticCache> cache, ForwardFn forward, std::string app,
+                           std::string replica)
     : config_(config),
       embedder_(std::move(embedder)),
       cache_(std::move(cache)),
@@ -203,9 +211,8 @@ std::string CacheService::Namespace(const serve::Request& request,
   static constexpr const char* kKinds[] = {"raw", "json", "v2", "v2-grpc"};
   // The exact part goes in as a digest: it may be large, and equal digests
   // must mean equal parts.
-  return absl::StrCat(app_, "\n", request.method, " ", request.path, "?",
-                      absl::StrJoin(query, "&"), "\n", kKinds[static_cast<int>(parts.kind)], "\n",
-                      Sha256Hex(parts.exact));
+  return absl::StrCat(app_, "\n", request.method, " ", request.path, "?", absl::StrJoin(query, "&"),
+                      "\n", kKinds[static_cast<int>(parts.kind)], "\n", Sha256Hex(parts.exact));
 }
 
 serve::Response CacheService::Forward(const serve::Request& request, const char* outcome) {
@@ -230,9 +237,10 @@ serve::Response CacheService::Handle(const serve::Request& request) {
     bypassed_++;
     return Forward(request, "bypass");
   }
+  std::vector<uint64_t> terms = embedder_->Terms(parts);
   std::string ns = Namespace(request, parts);
   if (lookup) {
-    absl::StatusOr<std::optional<CacheHit>> hit = cache_->Lookup(ns, *vector);
+    absl::StatusOr<std::optional<CacheHit>> hit = cache_->Lookup(ns, *vector, terms);
     lookup_seconds_->Add(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (!hit.ok()) {
@@ -248,7 +256,7 @@ serve::Response CacheService::Handle(const serve::Request& request) {
     }
   }
   serve::Response r = forward_(request);
-  if (Storable(r)) (void)cache_->Insert(ns, *vector, r);
+  if (Storable(r)) (void)cache_->Insert(ns, *vector, r, terms);
   r.headers["x-lumen-cache"] = "miss";
   return r;
 }

@@ -35,6 +35,7 @@ namespace lumen::models {
 //   {"target": "DEPLOYMENT",                 required: what a miss calls
 //    "embedder": "text"|"image"|"model:NAME", default "text"
 //    "threshold": 0.9,                       default: the embedder's
+//    "term_weight": 0.5,                     the terms' share of the score
 //    "max_entries": 10000, "ttl_s": 0,       0: unbounded / no expiry
 //    "text_fields": ["prompt", ...]}         JSON keys holding the text
 // plus the model embedder's embedder_input, embedder_output, embedder_dim,
@@ -43,6 +44,7 @@ struct CacheConfig {
   std::string target;
   std::string embedder = "text";
   std::optional<float> threshold;
+  std::optional<float> term_weight;
   size_t max_entries = 10000;
   double ttl_s = 0;
   SplitOptions split;
@@ -57,9 +59,11 @@ class CacheService {
  public:
   // `app` and `replica` label the metrics; `app` also starts every
   // namespace. `clock`: for ttl_s (nullptr: the real clock).
-  static absl::StatusOr<std::unique_ptr<CacheService>> Create(
-      const CacheConfig& config, std::unique_ptr<Embedder> embedder, ForwardFn forward,
-      std::string app, std::string replica, const Clock* clock = nullptr);
+  static absl::StatusOr<std::unique_ptr<CacheService>> Create(const CacheConfig& config,
+                                                              std::unique_ptr<Embedder> embedder,
+                                                              ForwardFn forward, std::string app,
+                                                              std::string replica,
+                                                              const Clock* clock = nullptr);
   ~CacheService();
 
   // Thread-safe.

@@ -29,8 +29,8 @@ serve::Request Post(const std::string& path, const std::string& body) {
 }
 
 std::string V2Text(const std::string& text, const std::string& id = "") {
-  Json j = {{"inputs", {{{"name", "TEXT"}, {"datatype", "BYTES"}, {"shape", {1}},
-                         {"data", {text}}}}}};
+  Json j = {
+      {"inputs", {{{"name", "TEXT"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {text}}}}}};
   if (!id.empty()) j["id"] = id;
   return j.dump();
 }
@@ -44,9 +44,9 @@ class Backend {
       if (status != 200) return serve::Response::Error(status, "down");
       if (r.path.size() > 6 && r.path.substr(r.path.size() - 6) == "/infer") {
         Json req = Json::parse(r.body, nullptr, false);
-        Json out = {{"model_name", "m"},
-                    {"outputs", {{{"name", "OUT"}, {"datatype", "INT32"}, {"shape", {1}},
-                                  {"data", {n}}}}}};
+        Json out = {
+            {"model_name", "m"},
+            {"outputs", {{{"name", "OUT"}, {"datatype", "INT32"}, {"shape", {1}}, {"data", {n}}}}}};
         if (req.is_object() && req.contains("id")) out["id"] = req["id"];
         return serve::Response::FromJson(out);
       }
@@ -111,9 +111,9 @@ TEST(CacheServiceTest, PathsAppsAndExactPartsIsolate) {
   Backend backend;
   auto service = Service(&backend);
   service->Handle(Post("/v1/ask", "What is the capital of France?"));
-  EXPECT_EQ(service->Handle(Post("/v2/ask", "What is the capital of France?"))
-                .headers["x-lumen-cache"],
-            "miss");
+  EXPECT_EQ(
+      service->Handle(Post("/v2/ask", "What is the capital of France?")).headers["x-lumen-cache"],
+      "miss");
   // JSON: the prompt is compared by meaning, the rest exactly.
   auto json = [](const std::string& prompt, double temperature) {
     return Json{{"model", "small"}, {"prompt", prompt}, {"temperature", temperature}}.dump();
@@ -148,8 +148,9 @@ TEST(CacheServiceTest, V2AnswersEchoTheirOwnRequestId) {
   ASSERT_EQ(third.headers["x-lumen-cache"], "hit");
   EXPECT_FALSE(Json::parse(third.body).contains("id"));
   // Another version of the model is another namespace.
-  EXPECT_EQ(service->Handle(Post("/v2/models/qa/versions/2/infer", V2Text("How tall is Mount "
-                                                                          "Everest?")))
+  EXPECT_EQ(service
+                ->Handle(Post("/v2/models/qa/versions/2/infer", V2Text("How tall is Mount "
+                                                                       "Everest?")))
                 .headers["x-lumen-cache"],
             "miss");
 }
@@ -343,8 +344,8 @@ TEST(ModelEmbedderTest, CacheBypassesWhenTheModelFails) {
     if (!up) return absl::UnavailableError("no replica");
     return FakeModel(r, &seen);
   };
-  auto service = CacheService::Create(*config, MakeModelEmbedder(o), backend.Forward(), "app",
-                                      "Cache#1");
+  auto service =
+      CacheService::Create(*config, MakeModelEmbedder(o), backend.Forward(), "app", "Cache#1");
   ASSERT_TRUE(service.ok()) << service.status();
   EXPECT_EQ((*service)->Handle(Post("/ask", "banana")).headers["x-lumen-cache"], "bypass");
   up = true;

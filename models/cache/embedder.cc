@@ -29,7 +29,8 @@ using Json = nlohmann::json;
 // ---- splitting -------------------------------------------------------------
 
 bool IsV2Infer(const serve::Request& request) {
-  return request.path.size() >= 6 && request.path.compare(request.path.size() - 6, 6, "/infer") == 0;
+  return request.path.size() >= 6 &&
+         request.path.compare(request.path.size() - 6, 6, "/infer") == 0;
 }
 
 // The exact part of a v2 request: everything but its id and the contents
@@ -133,21 +134,21 @@ void L2Normalize(std::vector<float>* v) {
 // "not" and the question words stay: they change the answer.
 const std::set<std::string, std::less<>>& StopWords() {
   static const auto* words = new std::set<std::string, std::less<>>{
-      "a",        "an",      "the",     "this",    "that",     "these",    "those",  "is",
-      "are",      "was",     "were",    "be",      "been",     "being",    "am",     "do",
-      "does",     "did",     "doing",   "have",    "has",      "had",      "having", "i",
-      "me",       "my",      "mine",    "myself",  "you",      "your",     "yours",  "we",
-      "us",       "our",     "it",      "its",     "he",       "she",      "him",    "her",
-      "they",     "them",    "their",   "of",      "to",       "in",       "on",     "at",
-      "by",       "for",     "with",    "from",    "into",     "about",    "as",     "and",
-      "or",       "so",      "there",   "here",    "can",      "could",    "would",  "should",
-      "will",     "shall",   "may",     "might",   "must",     "just",     "please", "pls",
-      "hey",      "hi",      "hello",   "um",      "uh",       "well",     "actually",
-      "really",   "quick",   "question", "tell",   "know",     "wondering", "wonder", "kindly",
-      "need",     "want",    "help",    "thanks",  "thank",    "ok",       "okay",   "so",
-      "any",      "some",    "also",    "idea",    "anyone",   "someone",  "let",    "explain",
-      "s",        "t",       "d",       "ll",      "re",       "ve",       "m",      "mean",
-      "exactly",  "again",   "now",     "currently", "basically", "curious", "say",  "give",
+      "a",     "an",       "the",       "this",      "that",      "these",  "those",    "is",
+      "are",   "was",      "were",      "be",        "been",      "being",  "am",       "do",
+      "does",  "did",      "doing",     "have",      "has",       "had",    "having",   "i",
+      "me",    "my",       "mine",      "myself",    "you",       "your",   "yours",    "we",
+      "us",    "our",      "it",        "its",       "he",        "she",    "him",      "her",
+      "they",  "them",     "their",     "of",        "to",        "in",     "on",       "at",
+      "by",    "for",      "with",      "from",      "into",      "about",  "as",       "and",
+      "or",    "so",       "there",     "here",      "can",       "could",  "would",    "should",
+      "will",  "shall",    "may",       "might",     "must",      "just",   "please",   "pls",
+      "hey",   "hi",       "hello",     "um",        "uh",        "well",   "actually", "really",
+      "quick", "question", "tell",      "know",      "wondering", "wonder", "kindly",   "need",
+      "want",  "help",     "thanks",    "thank",     "ok",        "okay",   "so",       "any",
+      "some",  "also",     "idea",      "anyone",    "someone",   "let",    "explain",  "s",
+      "t",     "d",        "ll",        "re",        "ve",        "m",      "mean",     "exactly",
+      "again", "now",      "currently", "basically", "curious",   "say",    "give",
   };
   return *words;
 }
@@ -155,8 +156,8 @@ const std::set<std::string, std::less<>>& StopWords() {
 // The question words weigh less than content words: "what is X" and
 // "which X is ..." ask the same, and many paraphrases drop them.
 bool IsQuestionWord(std::string_view w) {
-  return w == "what" || w == "which" || w == "how" || w == "who" || w == "where" ||
-         w == "when" || w == "why" || w == "whom" || w == "whose";
+  return w == "what" || w == "which" || w == "how" || w == "who" || w == "where" || w == "when" ||
+         w == "why" || w == "whom" || w == "whose";
 }
 
 bool IsVowel(char c) { return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u'; }
@@ -196,15 +197,15 @@ std::string Stem(std::string w) {
 // Contractions, expanded so "what's" and "what is" give the same words.
 void ExpandContraction(const std::string& word, std::vector<std::string>* out) {
   static const std::map<std::string, std::vector<std::string>, std::less<>> kWhole = {
-      {"won't", {"will", "not"}}, {"can't", {"can", "not"}},   {"cannot", {"can", "not"}},
-      {"shan't", {"shall", "not"}}, {"ain't", {"is", "not"}}, {"let's", {"let", "us"}},
+      {"won't", {"will", "not"}},   {"can't", {"can", "not"}}, {"cannot", {"can", "not"}},
+      {"shan't", {"shall", "not"}}, {"ain't", {"is", "not"}},  {"let's", {"let", "us"}},
   };
   if (auto it = kWhole.find(word); it != kWhole.end()) {
     out->insert(out->end(), it->second.begin(), it->second.end());
     return;
   }
   static const std::pair<std::string_view, std::string_view> kSuffixes[] = {
-      {"n't", "not"}, {"'re", "are"}, {"'m", "am"}, {"'ll", "will"},
+      {"n't", "not"},  {"'re", "are"},  {"'m", "am"}, {"'ll", "will"},
       {"'ve", "have"}, {"'d", "would"}, {"'s", ""},
   };
   for (const auto& [suffix, expansion] : kSuffixes) {
@@ -220,7 +221,17 @@ void ExpandContraction(const std::string& word, std::vector<std::string>* out) {
 
 }  // namespace
 
-std::vector<std::string> TextTokens(std::string_view text) {
+namespace {
+
+// A content word and its role: '>' after "to"/"into"/"towards", '<' after
+// "from", 0 otherwise. Roles keep "fahrenheit to celsius" apart from
+// "celsius to fahrenheit", which the bag of words cannot.
+struct Token {
+  std::string word;
+  char role = 0;
+};
+
+std::vector<Token> Tokenize(std::string_view text) {
   // Lower-case ASCII, keep UTF-8 multi-byte sequences as letters, turn the
   // typographic apostrophe (U+2019) into '.
   std::string norm;
@@ -237,38 +248,71 @@ std::vector<std::string> TextTokens(std::string_view text) {
       norm.push_back(' ');
     }
   }
-  std::vector<std::string> words;
+  std::vector<Token> tokens;
+  char role = 0;
   size_t i = 0;
   while (i < norm.size()) {
     while (i < norm.size() && norm[i] == ' ') ++i;
     size_t j = i;
     while (j < norm.size() && norm[j] != ' ') ++j;
-    if (j > i) {
-      std::string w = norm.substr(i, j - i);
-      // Quotes used as quotes, not apostrophes.
-      while (!w.empty() && w.front() == '\'') w.erase(w.begin());
-      while (!w.empty() && w.back() == '\'') w.pop_back();
-      if (!w.empty()) {
-        std::vector<std::string> expanded;
-        ExpandContraction(w, &expanded);
-        for (auto& e : expanded) {
-          e.erase(std::remove(e.begin(), e.end(), '\''), e.end());
-          if (!e.empty() && !StopWords().count(e)) {
-            if (e == "which" || e == "whom") e = "what";
-            words.push_back(Stem(std::move(e)));
-          }
-        }
-      }
-    }
+    std::string w = norm.substr(i, j - i);
     i = j;
+    // Quotes used as quotes, not apostrophes.
+    while (!w.empty() && w.front() == '\'') w.erase(w.begin());
+    while (!w.empty() && w.back() == '\'') w.pop_back();
+    if (w.empty()) continue;
+    std::vector<std::string> expanded;
+    ExpandContraction(w, &expanded);
+    for (auto& e : expanded) {
+      e.erase(std::remove(e.begin(), e.end(), '\''), e.end());
+      if (e == "to" || e == "into" || e == "towards") {
+        role = '>';
+      } else if (e == "from") {
+        role = '<';
+      }
+      if (e.empty() || StopWords().count(e)) continue;
+      if (e == "which" || e == "whom") e = "what";
+      tokens.push_back({Stem(std::move(e)), role});
+      role = 0;
+    }
   }
+  return tokens;
+}
+
+// Words that most questions of a kind share ("how many", "best way",
+// "right now"): they count for less than the words that say which
+// question it is, usually its subject.
+bool IsGeneric(std::string_view w) {
+  static const auto* words = new std::set<std::string, std::less<>>{
+      "way", "best",    "good",    "many",      "much",    "long", "get",     "use",    "thing",
+      "one", "right",   "current", "currently", "today",   "now",  "possibl", "method", "lik",
+      "top", "easiest", "fastest", "quick",     "quickly", "fast", "step",
+  };
+  return words->count(w) > 0;
+}
+
+}  // namespace
+
+std::vector<std::string> TextTokens(std::string_view text) {
+  std::vector<std::string> words;
+  for (auto& t : Tokenize(text)) words.push_back(std::move(t.word));
   return words;
+}
+
+std::vector<uint64_t> TextTerms(std::string_view text) {
+  std::vector<uint64_t> terms;
+  for (const Token& t : Tokenize(text)) {
+    terms.push_back(StableHash(absl::StrCat("w:", t.word)));
+    if (t.role != 0)
+      terms.push_back(StableHash(absl::StrCat("r:", std::string(1, t.role), t.word)));
+  }
+  return terms;
 }
 
 std::vector<float> TextEmbedding(std::string_view text, const TextEmbedderOptions& options) {
   std::vector<float> v(static_cast<size_t>(std::max(options.dim, 1)), 0.0f);
-  std::vector<std::string> words = TextTokens(text);
-  if (words.empty()) {
+  std::vector<Token> tokens = Tokenize(text);
+  if (tokens.empty()) {
     // All stop words ("how are you?"): the words themselves are all there
     // is to compare, so fall back to them rather than to nothing.
     std::string lower = absl::AsciiStrToLower(std::string(text));
@@ -280,26 +324,31 @@ std::vector<float> TextEmbedding(std::string_view text, const TextEmbedderOption
         unsigned char c = static_cast<unsigned char>(lower[k]);
         if (c >= 0x80 || std::isalnum(c)) w.push_back(static_cast<char>(c));
       }
-      if (!w.empty()) words.push_back(std::move(w));
+      if (!w.empty()) tokens.push_back({std::move(w), 0});
       i = j + 1;
     }
   }
   std::string feature;
-  for (size_t i = 0; i < words.size(); ++i) {
-    const std::string& w = words[i];
-    float scale = IsQuestionWord(w) ? 0.5f : 1.0f;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string& w = tokens[i].word;
+    bool question = IsQuestionWord(w);
+    float scale = question ? 0.5f : IsGeneric(w) ? options.generic_weight : 1.0f;
     feature = absl::StrCat("w:", w);
     AddFeature(feature, options.unigram_weight * scale, &v);
-    if (i + 1 < words.size() && options.bigram_weight > 0) {
-      feature = absl::StrCat("b:", w, " ", words[i + 1]);
+    if (tokens[i].role != 0 && options.role_weight > 0) {
+      feature = absl::StrCat("r:", std::string(1, tokens[i].role), w);
+      AddFeature(feature, options.role_weight * scale, &v);
+    }
+    if (i + 1 < tokens.size() && options.bigram_weight > 0) {
+      feature = absl::StrCat("b:", w, " ", tokens[i + 1].word);
       AddFeature(feature, options.bigram_weight, &v);
     }
-    if (options.trigram_weight > 0 && !IsQuestionWord(w)) {
+    if (options.trigram_weight > 0 && !question) {
       // 3-grams of "#word#": a misspelling or another form of the word
       // keeps most of them.
       std::string padded = absl::StrCat("#", w, "#");
       size_t n = padded.size() - 2;
-      float weight = options.trigram_weight / std::sqrt(static_cast<float>(n));
+      float weight = options.trigram_weight * scale / std::sqrt(static_cast<float>(n));
       for (size_t k = 0; k + 3 <= padded.size(); ++k) {
         feature = absl::StrCat("c:", padded.substr(k, 3));
         AddFeature(feature, weight, &v);
@@ -322,6 +371,9 @@ class TextEmbedder : public Embedder {
           "text embedder: the request has no text (no string input, no JSON text, empty body)");
     }
     return TextEmbedding(text, options_);
+  }
+  std::vector<uint64_t> Terms(const RequestParts& parts) override {
+    return TextTerms(absl::StrJoin(parts.semantic, "\n"));
   }
   int dim() const override { return options_.dim; }
   float default_threshold() const override { return options_.threshold; }
@@ -371,7 +423,8 @@ absl::StatusOr<std::vector<float>> ImageEmbedding(std::string_view encoded) {
     double mean = cv::mean(thumb)[0];
     std::vector<float> part(256);
     for (int y = 0; y < 16; ++y) {
-      for (int x = 0; x < 16; ++x) part[y * 16 + x] = thumb.at<float>(y, x) - static_cast<float>(mean);
+      for (int x = 0; x < 16; ++x)
+        part[y * 16 + x] = thumb.at<float>(y, x) - static_cast<float>(mean);
     }
     L2Normalize(&part);
     v.insert(v.end(), part.begin(), part.end());
@@ -420,9 +473,9 @@ serve::Request ModelEmbedRequest(const ModelEmbedderOptions& options, const std:
   r.path = "/v2/models/" + options.model + "/infer";
   r.headers["content-type"] = "application/json";
   Json body = {{"inputs", Json::array({{{"name", options.input},
-                                         {"datatype", "BYTES"},
-                                         {"shape", {1}},
-                                         {"data", Json::array({text})}}})}};
+                                        {"datatype", "BYTES"},
+                                        {"shape", {1}},
+                                        {"data", Json::array({text})}}})}};
   if (!options.output.empty()) body["outputs"] = Json::array({{{"name", options.output}}});
   r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return r;
@@ -469,8 +522,8 @@ absl::StatusOr<std::vector<float>> ParseModelEmbedResponse(const ModelEmbedderOp
     bool ok = true;
     if (out.contains("data")) Flatten(out["data"], &v, &ok);
     if (!ok || v.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(who, "'s output '", name,
-                                                     "' has no numbers in 'data'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, "'s output '", name, "' has no numbers in 'data'"));
     }
     if (options.dim > 0 && v.size() != static_cast<size_t>(options.dim)) {
       return absl::InvalidArgumentError(absl::StrCat(who, " gave ", v.size(), " floats where ",
@@ -521,9 +574,9 @@ class ModelEmbedder : public Embedder {
     absl::MutexLock lock(&mu_);
     if (dim_ == 0) dim_ = static_cast<int>(v->size());
     if (v->size() != static_cast<size_t>(dim_)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("embedding model '", options_.model, "' gave ", v->size(),
-                       " floats after giving ", dim_, "; its output must have a fixed length"));
+      return absl::InvalidArgumentError(absl::StrCat("embedding model '", options_.model, "' gave ",
+                                                     v->size(), " floats after giving ", dim_,
+                                                     "; its output must have a fixed length"));
     }
     return v;
   }
@@ -550,22 +603,22 @@ Registry& GetRegistry() {
   static Registry* r = [] {
     auto* r = new Registry;
     absl::MutexLock lock(&r->mu);
-    r->factories["text"] = [](std::string_view arg, const Json& init_args)
-        -> absl::StatusOr<std::unique_ptr<Embedder>> {
+    r->factories["text"] = [](std::string_view arg,
+                              const Json& init_args) -> absl::StatusOr<std::unique_ptr<Embedder>> {
       if (!arg.empty()) {
         return absl::InvalidArgumentError("the text embedder takes no argument: use \"text\"");
       }
       return MakeTextEmbedder();
     };
-    r->factories["image"] = [](std::string_view arg, const Json& init_args)
-        -> absl::StatusOr<std::unique_ptr<Embedder>> {
+    r->factories["image"] = [](std::string_view arg,
+                               const Json& init_args) -> absl::StatusOr<std::unique_ptr<Embedder>> {
       if (!arg.empty()) {
         return absl::InvalidArgumentError("the image embedder takes no argument: use \"image\"");
       }
       return MakeImageEmbedder();
     };
-    r->factories["model"] = [](std::string_view arg, const Json& init_args)
-        -> absl::StatusOr<std::unique_ptr<Embedder>> {
+    r->factories["model"] = [](std::string_view arg,
+                               const Json& init_args) -> absl::StatusOr<std::unique_ptr<Embedder>> {
       ModelEmbedderOptions o;
       size_t slash = arg.find('/');
       if (slash == std::string_view::npos) {
@@ -593,8 +646,7 @@ Registry& GetRegistry() {
                          e.what()));
       }
       if (o.dim < 0 || !(o.timeout_s > 0)) {
-        return absl::InvalidArgumentError(
-            "embedder_dim must be >= 0 and embedder_timeout_s > 0");
+        return absl::InvalidArgumentError("embedder_dim must be >= 0 and embedder_timeout_s > 0");
       }
       return MakeModelEmbedder(std::move(o));
     };
@@ -634,8 +686,9 @@ absl::StatusOr<std::unique_ptr<Embedder>> MakeEmbedder(std::string_view spec,
     for (const auto& [k, f] : r.factories) absl::StrAppend(&known, known.empty() ? "" : ", ", k);
   }
   if (!factory) {
-    return absl::InvalidArgumentError(absl::StrCat("no embedder \"", std::string(spec), "\"; the kinds are ",
-                                                   known, " (\"model:NAME\" for a model)"));
+    return absl::InvalidArgumentError(absl::StrCat("no embedder \"", std::string(spec),
+                                                   "\"; the kinds are ", known,
+                                                   " (\"model:NAME\" for a model)"));
   }
   return factory(arg, init_args);
 }
