@@ -283,9 +283,9 @@ absl::Status SemanticCache::Insert(std::string_view ns, std::span<const float> v
     }
     Scored best = Best(*space->second, v->data(), sorted);
     int64_t near = best.id;
-    if (auto entry = entries_.find(near);
-        near >= 0 && best.score >= std::max(options_.threshold, kMergeScore) &&
-        entry != entries_.end()) {
+    if (auto entry = entries_.find(near); near >= 0 &&
+                                          best.score >= std::max(options_.threshold, kMergeScore) &&
+                                          entry != entries_.end()) {
       entry->second.value = std::move(value);
       space->second->Count(entry->second.terms, -1);
       entry->second.terms = std::move(sorted);
