@@ -13,7 +13,8 @@
 //     miss, insert; and lookup against 1k-5k entries in one namespace
 //     (faiss flat search);
 //  3. what it saves in front of a model that takes --model-ms.
-//   cache_bench [--seed 2] [--model-ms 20] [--threshold T] [--sweep] [--show-false]
+//   cache_bench [--seed 2] [--model-ms 20] [--threshold T] [--term-weight W] [--dim 512]
+//               [--sweep] [--show-false] [--show-missed]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -380,6 +381,7 @@ double Us(Clock::duration d) { return std::chrono::duration<double, std::micro>(
 
 int main(int argc, char** argv) {
   CLI::App cli("lumen semantic cache benchmark");
+  TextEmbedderOptions text;
   uint32_t seed = 2;
   int paraphrases = 5;
   double model_ms = 20;
@@ -390,6 +392,7 @@ int main(int argc, char** argv) {
   cli.add_option("--paraphrases", paraphrases, "paraphrases per base question");
   cli.add_option("--model-ms", model_ms, "the model's latency that a hit saves");
   cli.add_option("--threshold", threshold, "default: the text embedder's");
+  cli.add_option("--dim", text.dim, "the text embedding's length");
   cli.add_option("--term-weight", term_weight, "the terms' share of the score (0: vectors only)");
   cli.add_flag("--sweep", sweep, "also sweep the text embedder's weights");
   cli.add_flag("--show-false", show_false, "print the false hits");
@@ -397,7 +400,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when piped
 
-  TextEmbedderOptions text;
   if (threshold <= 0) threshold = text.threshold;
   int bases = 0;
   std::vector<Question> qs = Workload(seed, paraphrases, &bases);

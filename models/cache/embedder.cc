@@ -134,21 +134,21 @@ void L2Normalize(std::vector<float>* v) {
 // "not" and the question words stay: they change the answer.
 const std::set<std::string, std::less<>>& StopWords() {
   static const auto* words = new std::set<std::string, std::less<>>{
-      "a",     "an",       "the",       "this",      "that",      "these",  "those",    "is",
-      "are",   "was",      "were",      "be",        "been",      "being",  "am",       "do",
-      "does",  "did",      "doing",     "have",      "has",       "had",    "having",   "i",
-      "me",    "my",       "mine",      "myself",    "you",       "your",   "yours",    "we",
-      "us",    "our",      "it",        "its",       "he",        "she",    "him",      "her",
-      "they",  "them",     "their",     "of",        "to",        "in",     "on",       "at",
-      "by",    "for",      "with",      "from",      "into",      "about",  "as",       "and",
-      "or",    "so",       "there",     "here",      "can",       "could",  "would",    "should",
-      "will",  "shall",    "may",       "might",     "must",      "just",   "please",   "pls",
-      "hey",   "hi",       "hello",     "um",        "uh",        "well",   "actually", "really",
-      "quick", "question", "tell",      "know",      "wondering", "wonder", "kindly",   "need",
-      "want",  "help",     "thanks",    "thank",     "ok",        "okay",   "so",       "any",
-      "some",  "also",     "idea",      "anyone",    "someone",   "let",    "explain",  "s",
-      "t",     "d",        "ll",        "re",        "ve",        "m",      "mean",     "exactly",
-      "again", "now",      "currently", "basically", "curious",   "say",    "give",
+      "a",     "an",        "the",       "this",    "that",      "these",   "those",    "is",
+      "are",   "was",       "were",      "be",      "been",      "being",   "am",       "do",
+      "does",  "did",       "doing",     "have",    "has",       "had",     "having",   "i",
+      "me",    "my",        "mine",      "myself",  "you",       "your",    "yours",    "we",
+      "us",    "our",       "it",        "its",     "he",        "she",     "him",      "her",
+      "they",  "them",      "their",     "of",      "to",        "in",      "on",       "at",
+      "by",    "for",       "with",      "from",    "into",      "about",   "as",       "and",
+      "or",    "so",        "there",     "here",    "can",       "could",   "would",    "should",
+      "will",  "shall",     "may",       "might",   "must",      "just",    "please",   "pls",
+      "hey",   "hi",        "hello",     "um",      "uh",        "well",    "actually", "really",
+      "quick", "question",  "tell",      "know",    "wondering", "wonder",  "kindly",   "need",
+      "want",  "help",      "thanks",    "thank",   "ok",        "okay",    "any",      "some",
+      "also",  "idea",      "anyone",    "someone", "let",       "explain", "s",        "t",
+      "d",     "ll",        "re",        "ve",      "m",         "mean",    "exactly",  "again",
+      "now",   "currently", "basically", "curious", "say",       "give",
   };
   return *words;
 }
@@ -283,10 +283,11 @@ std::vector<Token> Tokenize(std::string_view text) {
 // "right now"): they count for less than the words that say which
 // question it is, usually its subject.
 bool IsGeneric(std::string_view w) {
+  // Stems (see Stem): "possible" is "possibl", "like" is "lik".
   static const auto* words = new std::set<std::string, std::less<>>{
-      "way", "best",    "good",    "many",      "much",    "long", "get",     "use",    "thing",
-      "one", "right",   "current", "currently", "today",   "now",  "possibl", "method", "lik",
-      "top", "easiest", "fastest", "quick",     "quickly", "fast", "step",
+      "way",   "best",    "good",    "many",    "much",  "long",    "get",    "use",
+      "thing", "one",     "right",   "current", "today", "possibl", "method", "lik",
+      "top",   "easiest", "fastest", "quickly", "fast",  "step",
   };
   return words->count(w) > 0;
 }

@@ -118,23 +118,14 @@ TEST_F(TextCacheTest, ParaphrasesHitUnrelatedMiss) {
 
 // Templated traffic: siblings share every word but the entity, and the
 // terms' rarity among the stored requests is what keeps them apart.
-// Disabled: the text embedder's tuning for templated requests is unfinished
-// (a sibling can still hit); the cases stay here as the goal.
-TEST_F(TextCacheTest, DISABLED_TemplateSiblingsMissTheirParaphrasesHit) {
+TEST_F(TextCacheTest, TemplateSiblingsMissTheirParaphrasesHit) {
   for (const char* store : {"Walmart", "Costco", "Target", "IKEA", "Kroger", "Walgreens"}) {
     Put(absl::StrCat("What time does ", store, " open on Sunday?"), store);
   }
   EXPECT_EQ(cache_->Stats().entries, 6u);  // similar, but not merged
-  for (const char* q :
-       {"what time does walmart open on sunday", "When does IKEA open on Sundays?",
-        "What time does Best Buy open on Sunday?", "what time does ikea open on sundays??",
-        "What time does Walmart close on Sunday?"}) {
-    auto hit = cache_->Lookup("ns", Embed(q), Terms(q));
-    std::printf("DEBUG %s -> %s %f\n", q, BodyOf(hit).c_str(),
-                hit.ok() && hit->has_value() ? (*hit)->similarity : -1.0f);
-  }
   EXPECT_EQ(Get("what time does walmart open on sunday"), "Walmart");
-  EXPECT_EQ(Get("When does IKEA open on Sundays?"), "IKEA");
+  EXPECT_EQ(Get("IKEA opening time on Sunday?"), "IKEA");
+  EXPECT_EQ(Get("Hey, what time does Kroger open on Sundays?"), "Kroger");
   EXPECT_EQ(Get("What time does Best Buy open on Sunday?"), "");
   EXPECT_EQ(Get("What time does Home Depot open on Sunday?"), "");
   EXPECT_EQ(Get("What time does Walmart close on Sunday?"), "");
