@@ -79,9 +79,10 @@ namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
-constexpr int kIn = 64;
-constexpr int kHidden = 256;
-constexpr int kOut = 16;
+// The MLP's shape (--in, --hidden, --out).
+int kIn = 64;
+int kHidden = 256;
+int kOut = 16;
 constexpr int kMaxBatch = 32;
 
 // ---------------------------------------------------------------------------
@@ -704,6 +705,9 @@ int main(int argc, char** argv) {
   cli.add_flag("--skip-ocr", skip_ocr);
   cli.add_flag("--skip-binary", skip_binary);
   cli.add_flag("--keep", keep, "keep the temporary directory (configs, logs)");
+  cli.add_option("--in", kIn, "the MLP's inputs")->check(CLI::Range(1, 1 << 16));
+  cli.add_option("--hidden", kHidden, "the MLP's hidden units")->check(CLI::Range(1, 1 << 16));
+  cli.add_option("--out", kOut, "the MLP's outputs")->check(CLI::Range(1, 1 << 16));
   CLI11_PARSE(cli, argc, argv);
   std::cout << std::unitbuf;  // progress shows as it happens, into a file too
   std::sort(levels.begin(), levels.end());
@@ -921,7 +925,8 @@ int main(int argc, char** argv) {
     Child server("models_peer.py",
                  {python, source_dir + "/bench/models_peer.py", "--model", repo + "/mlp/1/model.pt",
                   "--name", "mlp", "--port", std::to_string(port), "--workers",
-                  std::to_string(python_workers), "--executor", python_executor},
+                  std::to_string(python_workers), "--executor", python_executor, "--in-features",
+                  std::to_string(kIn)},
                  dir + "/peer.log");
     if (!WaitFor(
             server, [&] { return Get(port, "/v2/models/mlp/ready").status == 200; }, 120)) {

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <sys/stat.h>
@@ -136,6 +137,16 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
   return ToHex(digest, sizeof(digest));
+}
+
+bool SameSecret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string PresentedToken(std::string_view x_lumen_token, std::string_view authorization) {
+  if (!x_lumen_token.empty()) return std::string(x_lumen_token);
+  if (authorization.rfind("Bearer ", 0) == 0) return std::string(authorization.substr(7));
+  return "";
 }
 
 std::string RandomHex(size_t n) {

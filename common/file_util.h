@@ -29,6 +29,12 @@ std::string ExecutableDir();
 std::string ObjectFileOf(const void* address);
 
 std::string Sha256Hex(std::string_view data);
+// Whether a presented secret is the expected one, in time independent of
+// where they differ.
+bool SameSecret(std::string_view a, std::string_view b);
+// The token a client presented: the x-lumen-token header's value, else
+// the one in "Authorization: Bearer TOKEN".
+std::string PresentedToken(std::string_view x_lumen_token, std::string_view authorization);
 // `n` random bytes from the OS, hex encoded.
 std::string RandomHex(size_t n);
 

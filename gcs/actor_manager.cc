@@ -214,6 +214,7 @@ void GcsActorManager::PushCreation(const ActorId& id, uint64_t attempt,
   *req.mutable_spec() = a->info.creation_spec();
   req.mutable_spec()->set_restart_count(a->info.num_restarts());
   req.set_lease_id(lease.lease_id());
+  *req.mutable_gpu_ids() = lease.gpu_ids();
   proto::Address worker = lease.worker();
   worker_clients_.Get(AddressOf(worker))
       ->PushTask(

@@ -17,6 +17,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
+#include "common/logging.h"
+#include "lumen/api.h"
 #include "lumen/engine.h"
 #include "models/v2.h"
 #include "proto/grpc_service.pb.h"
@@ -154,6 +156,7 @@ struct ModelHost::Version {
   absl::Mutex mu;
   std::deque<std::shared_ptr<Pending>> queue ABSL_GUARDED_BY(mu);
   bool stop ABSL_GUARDED_BY(mu) = false;
+  int64_t last_rows = 0;  // of the last batch (the batcher's thread only)
   std::thread thread;
 
   ~Version() {
@@ -226,8 +229,12 @@ struct ModelHost::Version {
     while (true) {
       mu.Await(absl::Condition(this, &Version::StopOrQueued));
       if (stop) break;
+      // Waiting for a batch to fill only pays while requests come
+      // together: after a batch of one (a lone caller) the next runs at
+      // once, so a single client never waits the delay, and requests that
+      // came while a batch ran go together anyway.
       auto left = queue.front()->since + delay - Clock::now();
-      if (left > Clock::duration::zero()) {
+      if (last_rows > 1 && left > Clock::duration::zero()) {
         mu.AwaitWithTimeout(absl::Condition(this, &Version::StopOrFull), absl::FromChrono(left));
       }
       std::vector<std::shared_ptr<Pending>> taken;
@@ -244,6 +251,7 @@ struct ModelHost::Version {
       }
       mu.Unlock();
       RunBatch(taken, rows);
+      last_rows = rows;
       mu.Lock();
     }
     for (auto& p : queue) p->answer.set_value(absl::UnavailableError("model is unloading"));
@@ -454,9 +462,14 @@ absl::StatusOr<std::shared_ptr<ModelHost::Version>> ModelHost::LoadVersion(const
     }
   }
   if (gpu) {
-    // The GPUs the node gave this worker (CUDA_VISIBLE_DEVICES renumbers
-    // them from 0), else the first.
+    // The node leased GPUs to this replica and CUDA_VISIBLE_DEVICES names
+    // them, so CUDA numbers the first one 0. Without a lease (a host made
+    // outside a cluster) the first GPU, if any.
     ctx.gpu = 0;
+    std::vector<int> leased = lumen::GetRuntimeContext().gpu_ids;
+    LUMEN_LOG_INFO("model {} version {} on GPU {} (CUDA_VISIBLE_DEVICES={})", m.name, number,
+                   leased.empty() ? std::string("0, none leased") : absl::StrJoin(leased, ","),
+                   std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "");
   }
   absl::StatusOr<std::unique_ptr<Engine>> engine;
   try {

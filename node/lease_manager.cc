@@ -1,6 +1,9 @@
 // Worker leases; see lease_manager.h.
 #include "node/lease_manager.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/logging.h"
 #include "rpc/rpc.h"
 
@@ -38,7 +41,9 @@ LeaseManager::LeaseManager(NodeId self, ResourceSet total, ClusterView* view, Wo
       pool_(pool),
       code_(code),
       host_(std::move(host)),
-      on_resources_changed_(std::move(on_resources_changed)) {}
+      on_resources_changed_(std::move(on_resources_changed)) {
+  gpu_free_.assign(static_cast<size_t>(std::max(0.0, total_.Get("GPU")) + 1e-9), 1.0);
+}
 
 ResourceSet LeaseManager::Available() const {
   ResourceSet available = total_;
@@ -67,6 +72,44 @@ void LeaseManager::Release(const ResourceSet& r) {
   allocated_.Subtract(r);
   view_->SetAvailable(self_, Available());
   ResourcesChanged();
+}
+
+LeaseManager::GpuShares LeaseManager::TakeGpus(double amount) {
+  constexpr double kEpsilon = 1e-9;
+  GpuShares taken;
+  if (amount <= kEpsilon || gpu_free_.empty()) return taken;
+  if (amount < 1) {
+    // The fullest GPU that still has room: fractions pack together and
+    // leave whole GPUs for whole-GPU leases.
+    int best = -1;
+    for (int i = 0; i < static_cast<int>(gpu_free_.size()); ++i) {
+      if (gpu_free_[i] + kEpsilon >= amount && (best < 0 || gpu_free_[i] < gpu_free_[best])) {
+        best = i;
+      }
+    }
+    if (best >= 0) taken.emplace_back(best, amount);
+  } else {
+    auto whole = static_cast<size_t>(std::ceil(amount - kEpsilon));
+    for (int i = 0; i < static_cast<int>(gpu_free_.size()) && taken.size() < whole; ++i) {
+      if (gpu_free_[i] + kEpsilon >= 1) taken.emplace_back(i, 1.0);
+    }
+    if (taken.size() < whole) taken.clear();
+  }
+  if (taken.empty()) {
+    // The totals said it fits, the GPUs are cut up (fractions spread over
+    // several): granted without GPU ids rather than held back.
+    LUMEN_LOG_WARN("no GPU ids free for a lease of GPU={} (fractions spread over the GPUs)",
+                   amount);
+  }
+  for (const auto& [id, share] : taken) gpu_free_[id] -= share;
+  return taken;
+}
+
+void LeaseManager::ReleaseGpus(const GpuShares& gpus) {
+  for (const auto& [id, share] : gpus) {
+    if (id < static_cast<int>(gpu_free_.size()))
+      gpu_free_[id] = std::min(1.0, gpu_free_[id] + share);
+  }
 }
 
 void LeaseManager::Fail(Pending* p, absl::StatusCode code, const std::string& message) {
@@ -209,11 +252,16 @@ bool LeaseManager::Decide(std::unique_ptr<Pending>& p, bool queued) {
 
 void LeaseManager::Grant(std::unique_ptr<Pending> p) {
   Take(p->demand);
+  if (auto gpu = p->request.spec().resources().find("GPU");
+      gpu != p->request.spec().resources().end()) {
+    p->gpus = TakeGpus(gpu->second);
+  }
   JobId job = JobId::FromBinary(p->request.spec().job_id());
   std::shared_ptr<Pending> shared(std::move(p));
   // The job or the caller may go while the code is fetched or a worker starts.
   auto abandon = [this, shared](absl::Status why) {
     Release(shared->demand);
+    ReleaseGpus(shared->gpus);
     Fail(shared.get(), why.code(), std::string(why.message()));
     DispatchQueue();
   };
@@ -241,6 +289,8 @@ void LeaseManager::Grant(std::unique_ptr<Pending> p) {
       lease.worker = *worker;
       lease.job = job;
       lease.held = shared->demand;
+      lease.gpus = shared->gpus;
+      for (const auto& gpu : lease.gpus) shared->reply->add_gpu_ids(gpu.first);
       const proto::LeaseSpec& spec = shared->request.spec();
       lease.caller_worker_id = spec.caller().worker_id();
       lease.caller_node_id = spec.caller().node_id();
@@ -289,6 +339,7 @@ void LeaseManager::EndLease(std::map<LeaseId, Lease>::iterator it, bool kill_wor
   ResourceSet still_held = lease.held;
   still_held.Subtract(lease.lent);
   Release(still_held);
+  ReleaseGpus(lease.gpus);
   if (lease.worker == nullptr) return;
   if (kill_worker) {
     pool_->KillWorker(lease.worker, why);

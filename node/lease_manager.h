@@ -80,12 +80,15 @@ class LeaseManager {
   const LeaseStats& stats() const { return stats_; }
 
  private:
+  // Which of the node's GPUs a lease holds, and how much of each.
+  using GpuShares = std::vector<std::pair<int, double>>;
   struct Pending {
     proto::RequestWorkerLeaseRequest request;
     ResourceSet demand;
     PlacementRequest placement;
     proto::RequestWorkerLeaseReply* reply;
     rpc::SendReply send;
+    GpuShares gpus;  // taken at grant
   };
   struct Lease {
     LeaseId id;
@@ -97,6 +100,7 @@ class LeaseManager {
     std::string caller_worker_id;
     std::string caller_node_id;
     bool detached_actor = false;  // outlives its job
+    GpuShares gpus;
   };
 
   // Places the request and answers it, grants it or queues it. Returns true
@@ -107,6 +111,10 @@ class LeaseManager {
   bool FitsNow(const ResourceSet& demand) const;
   void Take(const ResourceSet& r);
   void Release(const ResourceSet& r);
+  // Picks GPUs for `amount` (whole GPUs for 1 or more, the fullest GPU with
+  // room for a fraction) and gives them back.
+  GpuShares TakeGpus(double amount);
+  void ReleaseGpus(const GpuShares& gpus);
   void ResourcesTotalChanged();
   void ResourcesChanged();  // bumps the version, tells the node manager
   void EndLease(std::map<LeaseId, Lease>::iterator it, bool kill_worker, const std::string& why);
@@ -118,6 +126,7 @@ class LeaseManager {
   NodeId self_;
   ResourceSet total_;
   ResourceSet allocated_;
+  std::vector<double> gpu_free_;  // by GPU index: the share not leased
   ClusterView* view_;
   WorkerPool* pool_;
   CodeResolver* code_;

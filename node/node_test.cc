@@ -257,6 +257,53 @@ TEST_F(LeaseManagerTest, ARequestSentAgainGetsTheFirstAnswerNotASecondLease) {
   EXPECT_EQ(leases_.NumLeases(), 2u);
 }
 
+// GPUs are leased by index (for the worker's CUDA_VISIBLE_DEVICES): whole
+// GPUs to whole-GPU leases, fractions packed onto one GPU, and an index is
+// free again when its lease ends.
+TEST_F(LeaseManagerTest, GpuLeasesGetTheirOwnGpuIdsBackWhenTheyEnd) {
+  ResourceSet total = *ResourceSet::FromMap({{"CPU", 8}, {"GPU", 2}});
+  view_.Upsert(NodeView{self_, {total, total}, "127.0.0.1:1", true});
+  LeaseManager gpus(self_, total, &view_, &pool_, &code_, "127.0.0.1", [] {});
+  int port = 2000;
+  auto request = [&](double gpu) {
+    auto a = std::make_unique<Answer>();
+    proto::RequestWorkerLeaseRequest req;
+    req.mutable_spec()->set_job_id(JobId::FromInt(1).Binary());
+    (*req.mutable_spec()->mutable_resources())["CPU"] = 1;
+    if (gpu > 0) (*req.mutable_spec()->mutable_resources())["GPU"] = gpu;
+    size_t started = launcher_.started.size();
+    gpus.HandleRequestWorkerLease(req, &a->reply, a->send());
+    if (launcher_.started.size() > started) RegisterLastWorker(++port);
+    EXPECT_TRUE(a->status && a->status->ok());
+    return a;
+  };
+  auto ids = [](const Answer& a) {
+    return std::vector<int>(a.reply.gpu_ids().begin(), a.reply.gpu_ids().end());
+  };
+  auto give_back = [&](const Answer& a) {
+    proto::ReturnWorkerRequest req;
+    req.set_lease_id(a.reply.lease_id());
+    proto::ReturnWorkerReply reply;
+    gpus.HandleReturnWorker(req, &reply, [](absl::Status) {});
+  };
+  auto whole = request(1);
+  EXPECT_EQ(ids(*whole), std::vector<int>{0});
+  auto half = request(0.5);
+  EXPECT_EQ(ids(*half), std::vector<int>{1});
+  auto other_half = request(0.5);
+  EXPECT_EQ(ids(*other_half), std::vector<int>{1}) << "fractions share a GPU";
+  EXPECT_TRUE(ids(*request(0)).empty()) << "no GPU asked, none given";
+  give_back(*whole);
+  auto again = request(1);
+  EXPECT_EQ(ids(*again), std::vector<int>{0}) << "GPU 0 came back with its lease";
+  give_back(*again);
+  give_back(*half);
+  give_back(*other_half);
+  auto both = request(2);
+  EXPECT_EQ(ids(*both), (std::vector<int>{0, 1}));
+  gpus.Shutdown();
+}
+
 TEST_F(LeaseManagerTest, InfeasibleAndInvalidRequestsFailAtOnce) {
   auto big = Request(64);
   ASSERT_TRUE(big->status);

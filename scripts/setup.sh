@@ -15,9 +15,11 @@ PACKAGES=(
   libopencv-dev libopencv-dnn-dev libtorch-dev libxgboost-dev
   libtesseract-dev libleptonica-dev tesseract-ocr-eng libfaiss-dev python3-onnx
 )
-# `setup.sh --bench` adds what the peer comparisons under bench/ run against.
+# `setup.sh --bench` adds what the peer comparisons under bench/ run against,
+# and OpenBLAS (single-threaded), which then serves libblas.so.3 for libtorch
+# in lumen and in the Python peer alike instead of the reference BLAS.
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(python3-distributed wrk nginx-light python3-torch python3-aiohttp)
+  PACKAGES+=(python3-distributed wrk nginx-light python3-torch python3-aiohttp libopenblas0-serial)
 fi
 
 missing=()

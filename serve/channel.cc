@@ -75,16 +75,26 @@ std::pair<std::string, std::string> SplitAddress(const std::string& address) {
   return {host, address.substr(colon + 1)};
 }
 
-// Runs handlers: a fixed number of threads taking work from one queue.
+// Runs handlers on a fixed number of threads. Work goes to the thread that
+// went idle last (its stack and caches, and the model it ran, are still
+// warm), not the one idle longest; with none idle it queues.
 class WorkPool {
  public:
-  explicit WorkPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  explicit WorkPool(int threads) : slots_(std::make_unique<Slot[]>(threads)) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { Run(&slots_[i]); });
   }
   ~WorkPool() { Stop(); }
   void Post(std::function<void()> fn) {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) queue_.push_back(std::move(fn));
+    if (stopping_) return;
+    if (idle_.empty()) {
+      queue_.push_back(std::move(fn));
+      return;
+    }
+    Slot* next = idle_.back();
+    idle_.pop_back();
+    next->work = std::move(fn);
+    next->cv.Signal();
   }
   // Drops what has not started and waits for what runs. Not from a pool
   // thread.
@@ -93,30 +103,48 @@ class WorkPool {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       queue_.clear();
+      for (Slot* s : idle_) s->cv.Signal();
+      idle_.clear();
     }
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
 
  private:
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); }
-  void Run() {
+  struct Slot {
+    absl::CondVar cv;
+    std::function<void()> work;  // handed over by Post (guarded by mu_)
+  };
+  void Run(Slot* me) {
+    mu_.Lock();
     for (;;) {
-      mu_.LockWhen(absl::Condition(this, &WorkPool::HasWork));
-      if (queue_.empty()) {
-        mu_.Unlock();
-        return;
+      std::function<void()> fn;
+      if (me->work) {
+        fn = std::move(me->work);
+        me->work = nullptr;
+      } else if (!queue_.empty()) {
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      } else if (stopping_) {
+        break;
+      } else {
+        idle_.push_back(me);
+        while (!me->work && !stopping_) me->cv.Wait(&mu_);
+        continue;
       }
-      std::function<void()> fn = std::move(queue_.front());
-      queue_.pop_front();
       mu_.Unlock();
       fn();
+      fn = nullptr;  // its captures go before the next wait
+      mu_.Lock();
     }
+    mu_.Unlock();
   }
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<Slot*> idle_ ABSL_GUARDED_BY(mu_);  // the last to go idle at the back
+  std::unique_ptr<Slot[]> slots_;
   std::vector<std::thread> threads_;  // the owner's thread only
 };
 

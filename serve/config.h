@@ -45,6 +45,10 @@ struct DeploymentConfig {
   // The models this deployment serves (a `lumen.Model` deployment made
   // from `models:`); proxies route /v2/models/NAME by it.
   std::vector<std::string> models;
+  // Unloaded through the v2 repository API (POST /v2/repository/models/
+  // NAME/unload): no replicas until its load. Declared state kept with the
+  // app in the GCS, not written in serve files; a deploy clears it.
+  bool unloaded = false;
 };
 
 // `cache:` on an application or a model entry: a semantic response cache

@@ -23,7 +23,8 @@ Json DeploymentToJson(const DeploymentConfig& d) {
             {"max_batch_size", d.max_batch_size},
             {"batch_wait_timeout_s", d.batch_wait_timeout_s},
             {"expose", d.expose},
-            {"models", d.models}};
+            {"models", d.models},
+            {"unloaded", d.unloaded}};
   if (d.autoscaling) {
     const AutoscalingConfig& a = *d.autoscaling;
     j["autoscaling"] = {{"min_replicas", a.min_replicas},
@@ -52,6 +53,7 @@ DeploymentConfig DeploymentFromJson(const Json& j) {
   d.max_batch_size = j.at("max_batch_size").get<int>();
   d.batch_wait_timeout_s = j.at("batch_wait_timeout_s").get<double>();
   d.expose = j.value("expose", false);
+  d.unloaded = j.value("unloaded", false);
   if (j.contains("models") && j["models"].is_array()) {
     d.models = j["models"].get<std::vector<std::string>>();
   }

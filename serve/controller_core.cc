@@ -87,7 +87,8 @@ absl::Status ControllerCore::Apply(const AppConfig& declared) {
       }
     }
     bool limits_changed = fresh || d.config.num_replicas != dc.num_replicas ||
-                          d.config.autoscaling.has_value() != dc.autoscaling.has_value();
+                          d.config.autoscaling.has_value() != dc.autoscaling.has_value() ||
+                          d.config.unloaded != dc.unloaded;
     d.config = dc;
     d.version = version;
     d.user_config = user_config;
@@ -102,6 +103,7 @@ absl::Status ControllerCore::Apply(const AppConfig& declared) {
     if (dc.autoscaling) {
       d.target = std::clamp(d.target, dc.autoscaling->min_replicas, dc.autoscaling->max_replicas);
     }
+    if (dc.unloaded) d.target = 0;
   }
   Claim();    // adopted replicas of these deployments
   Publish();  // routing changes (router, limits) take effect at once
@@ -171,8 +173,8 @@ void ControllerCore::OnIngressLoad(const std::string& source,
   for (const auto& l : load) {
     auto d = deployments_.find(l.deployment);
     // From zero: at once, requests are waiting.
-    if (d != deployments_.end() && d->second.config.autoscaling && d->second.target == 0 &&
-        l.queued > 0) {
+    if (d != deployments_.end() && d->second.config.autoscaling && !d->second.config.unloaded &&
+        d->second.target == 0 && l.queued > 0) {
       d->second.target = std::max(1, d->second.config.autoscaling->min_replicas);
       d->second.want = -1;
       Reconcile(d->second);
@@ -205,7 +207,7 @@ void ControllerCore::Tick() {
   if ((configured_ || deleted_) && !unclaimed_.empty()) Claim();
   for (auto& [name, d] : deployments_) {
     for (auto& r : d.replicas) Poll(d, *r);
-    if (d.config.autoscaling) Autoscale(d);
+    if (d.config.autoscaling && !d.config.unloaded) Autoscale(d);
     Reconcile(d);
   }
   std::erase_if(retiring_, [&](ReplicaPtr& r) { return Retire(*r); });
@@ -475,6 +477,10 @@ void ControllerCore::Reconcile(Deployment& d) {
 }
 
 std::string ControllerCore::Unavailable(const Deployment& d) const {
+  if (d.config.unloaded) {
+    return "unloaded through the repository API (POST /v2/repository/models/" +
+           (d.config.models.empty() ? d.config.name : d.config.models[0]) + "/load loads it)";
+  }
   // Only when nothing runs: requests then get this at once (503).
   for (const auto& r : d.replicas) {
     if (r->state == State::kRunning) return "";
@@ -549,6 +555,7 @@ Json ControllerCore::Status() const {
                  {"current_version", r->version == d.version}};
       if (!r->pending_reason.empty()) rj["pending"] = r->pending_reason;
       if (!r->stats.models.empty()) rj["models"] = r->stats.models;
+      if (!r->stats.gpus.empty()) rj["gpus"] = r->stats.gpus;
       dj["replicas"].push_back(rj);
     }
     if (d.status == "DEPLOY_FAILED") app_status = "DEPLOY_FAILED";

@@ -3,14 +3,13 @@
 
 #include "serve/model_apps.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <future>
 #include <set>
 #include <stdexcept>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "lumen/api.h"
@@ -24,6 +23,7 @@ namespace {
 
 constexpr char kApi[] = "/api/serve/applications";
 constexpr char kCodeApi[] = "/api/serve/code/";
+constexpr char kModelsApi[] = "/api/serve/models/";
 constexpr int64_t kCallMs = 5'000;
 
 lumen::internal::Runtime* Rt() { return lumen::internal::CurrentRuntime(); }
@@ -55,10 +55,6 @@ bool IsHexDigest(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
-}
-
-bool SameSecret(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace
@@ -167,9 +163,8 @@ bool ServeManager::Authorized(const Request& request, std::string* why) const {
     *why = "Host '" + host + "' is not this admin API's (use 127.0.0.1:" + port + ")";
     return false;
   }
-  std::string presented = request.Header("x-lumen-token");
-  std::string auth = request.Header("authorization");
-  if (presented.empty() && auth.rfind("Bearer ", 0) == 0) presented = auth.substr(7);
+  std::string presented =
+      PresentedToken(request.Header("x-lumen-token"), request.Header("authorization"));
   if (token_.empty() || !SameSecret(presented, token_)) {
     *why = presented.empty() ? "the admin API needs the cluster token: send 'Authorization: Bearer "
                                "TOKEN' (lumen serve does)"
@@ -208,9 +203,69 @@ Response ServeManager::Handle(const Request& request) {
     }
   }
   if (path == "/api/serve" && request.method == "DELETE") return Shutdown();
+  if (path.rfind(kModelsApi, 0) == 0 && request.method == "POST") {
+    std::vector<std::string> parts =
+        absl::StrSplit(path.substr(sizeof(kModelsApi) - 1), '/', absl::SkipEmpty());
+    if (parts.size() == 2 && (parts[1] == "load" || parts[1] == "unload")) {
+      return ModelControl(parts[0], parts[1] == "load");
+    }
+  }
   return Response::Error(404, "the admin API has GET/PUT " + std::string(kApi) + ", DELETE " +
-                                  kApi + "/APP, HEAD/PUT " + kCodeApi +
-                                  "SHA256 and DELETE /api/serve");
+                                  kApi + "/APP, HEAD/PUT " + kCodeApi + "SHA256, POST " +
+                                  kModelsApi + "NAME/load|unload and DELETE /api/serve");
+}
+
+std::string ServeManager::Admin(std::string method, std::string path, std::string authorization) {
+  Request r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  r.headers["host"] = "127.0.0.1:" + std::to_string(admin_->port());
+  r.headers["authorization"] = std::move(authorization);
+  auto answer = std::make_shared<std::promise<Response>>();
+  auto got = answer->get_future();
+  loop_.Post("manager.proxy_admin",
+             [this, r = std::move(r), answer] { answer->set_value(Handle(r)); });
+  if (got.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    return DumpJson(
+        {{"status", 503}, {"body", DumpJson({{"error", "the serve manager is busy"}})}});
+  }
+  Response out = got.get();
+  return DumpJson({{"status", out.status}, {"body", out.body}});
+}
+
+Response ServeManager::ModelControl(const std::string& model, bool load) {
+  auto declared = DeclaredApps();
+  if (!declared.ok()) return Response::Error(503, std::string(declared.status().message()));
+  for (const auto& app : *declared) {
+    auto got = Rt()->KvGet(kServeKvNamespace, DeclaredKey(app));
+    if (!got.ok()) return Response::Error(503, std::string(got.status().message()));
+    if (!got->has_value()) continue;
+    Json j = Json::parse(**got, nullptr, false);
+    if (!j.is_object() || j.value("deleted", false) || !j.contains("config")) continue;
+    auto config = AppConfigFromJson(j["config"]);
+    if (!config.ok()) continue;
+    for (DeploymentConfig& d : config->deployments) {
+      if (std::find(d.models.begin(), d.models.end(), model) == d.models.end()) continue;
+      if (d.models.size() != 1 || d.init_args.contains("max_loaded")) {
+        return Response::Error(
+            400, "model '" + model + "' is one of multiplexed deployment '" + d.name +
+                     "': its models load on demand and unload least recently used first");
+      }
+      Json out = {{"model", model}, {"app", app}, {"state", load ? "loaded" : "unloaded"}};
+      if (d.unloaded == !load) return Response::FromJson(out);
+      d.unloaded = !load;
+      j["config"] = AppConfigToJson(*config);
+      j["version"] = j.value("version", int64_t{0}) + 1;
+      if (absl::Status s = Rt()->KvPut(kServeKvNamespace, DeclaredKey(app), DumpJson(j)); !s.ok()) {
+        return Response::Error(503, "cannot store '" + app + "': " + std::string(s.message()));
+      }
+      auto c = GetActor<AppController>(ControllerActorName(app), kServeNamespace);
+      if (c.ok()) (void)c->Task(&AppController::Sync).Remote();
+      LUMEN_LOG_INFO("serve manager: model {} of {} {}", model, app, load ? "loaded" : "unloaded");
+      return Response::FromJson(out);
+    }
+  }
+  return Response::Error(404, "no model '" + model + "' in the deployed applications");
 }
 
 Response ServeManager::PutCode(const Request& request, const std::string& digest) {
@@ -533,4 +588,5 @@ Json ServeManager::Status() {
 
 }  // namespace lumen::serve
 
-LUMEN_REMOTE(lumen::serve::ServeManager::Create, &lumen::serve::ServeManager::Address);
+LUMEN_REMOTE(lumen::serve::ServeManager::Create, &lumen::serve::ServeManager::Address,
+             &lumen::serve::ServeManager::Admin);

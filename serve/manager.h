@@ -6,7 +6,9 @@
 //     serve/admin) to callers that present the cluster token and a
 //     loopback Host: GET/PUT /api/serve/applications,
 //     DELETE /api/serve/applications/APP, HEAD/PUT /api/serve/code/SHA256
-//     (library bytes, checked against the digest), DELETE /api/serve;
+//     (library bytes, checked against the digest), DELETE /api/serve,
+//     POST /api/serve/models/NAME/load|unload (what the proxies' v2
+//     repository API asks through Admin);
 //   - keeps the declared applications in the GCS KV (serve/apps,
 //     serve/app/<name>): nothing it knows lives only in its memory;
 //   - keeps a controller actor per application (app_controller.h) and a
@@ -51,6 +53,10 @@ class ServeManager {
 
   // Admin requests (public for tests of the handler; runs on the loop).
   Response Handle(const Request& request);
+  // An admin request from a proxy (the v2 repository API's load/unload),
+  // checked like one over HTTP: `authorization` is the client's header.
+  // {"status": HTTP status, "body": text}.
+  std::string Admin(std::string method, std::string path, std::string authorization);
 
  private:
   explicit ServeManager(ManagerOptions options);
@@ -61,6 +67,8 @@ class ServeManager {
   Response Delete(const std::string& app);
   Response Shutdown();
   Response PutCode(const Request& request, const std::string& digest);
+  // Scales model `model`'s deployment to zero (unload) or back (load).
+  Response ModelControl(const std::string& model, bool load);
   Json Status();
   Json ProxyStatus();
   absl::StatusOr<std::vector<std::string>> DeclaredApps();

@@ -328,6 +328,7 @@ ReplicaStats Replica::Stats() {
   s.node = node ? node : "";
   if (listener_) s.address = listener_->address();
   s.pid = ::getpid();
+  s.gpus = lumen::GetRuntimeContext().gpu_ids;
   s.models = instance_->LoadedModels();
   s.app = context_.app;
   s.deployment = context_.deployment;

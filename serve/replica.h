@@ -45,8 +45,9 @@ struct ReplicaStats {
   std::string version;              // the deployment version it runs
   int64_t pid = 0;                  // its worker process (operators, chaos tests)
   std::vector<std::string> models;  // loaded now (DeploymentInstance::LoadedModels)
+  std::vector<int> gpus;            // the node's GPUs it holds (resources GPU)
   MSGPACK_DEFINE(ongoing, completed_per_s, completed_total, ongoing_now, node, address, app,
-                 deployment, replica, version, pid, models);
+                 deployment, replica, version, pid, models, gpus);
 };
 
 class Replica {

@@ -3,12 +3,18 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "lumen/actor.h"
 #include "lumen/api.h"
 #include "proto/grpc_service.grpc.pb.h"
+#include "serve/app_controller.h"
 #include "serve/json_util.h"
+#include "serve/manager.h"
 #include "serve/route_table.h"
 
 namespace lumen::serve {
@@ -113,7 +119,101 @@ std::string ModelPath(const std::string& name, const std::string& version,
   return p;
 }
 
+// What a load or unload request may carry. Triton's load can name a config
+// or files to load in place of the repository's: lumen loads only what an
+// authenticated deploy put in the cluster.
+absl::Status CheckLoadParameters(const std::vector<std::string>& keys) {
+  for (const auto& k : keys) {
+    if (k == "config" || k.rfind("file:", 0) == 0) {
+      return absl::InvalidArgumentError(
+          "load parameter '" + k +
+          "' is not taken: models load from the repository deployed with the serve config "
+          "(lumen serve deploy), not from files in a request");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+// Load and unload change what the cluster serves, so they take the cluster
+// token ("Authorization: Bearer TOKEN" or x-lumen-token). The serve manager
+// scales the model's deployment to zero (unload) or back (load); the answer
+// comes once the proxies' routing says the model is ready (load) or no
+// longer served (unload), as Triton answers when the model has loaded.
+class V2Ingress::Control {
+ public:
+  using Done = std::function<void(int status, const std::string& error)>;
+  explicit Control(Dispatcher* dispatcher) : dispatcher_(dispatcher) {}
+  ~Control() {
+    shared_->stopping = true;
+    // Calls under way hold `shared_` and end at their next check.
+  }
+
+  void Run(const std::string& model, bool load, const std::string& token, Done done) {
+    auto* rt = lumen::internal::CurrentRuntime();
+    if (rt == nullptr) return done(503, "this proxy is not connected to a cluster");
+    if (token.empty() || !SameSecret(token, rt->ClusterToken())) {
+      return done(401, std::string(token.empty() ? "" : "wrong cluster token: ") +
+                           "load and unload change what the cluster serves; send the cluster "
+                           "token as 'Authorization: Bearer TOKEN'");
+    }
+    if (!dispatcher_->FindModel(model)) {
+      return done(404, "unknown model '" + model + "' (POST /v2/repository/index lists them)");
+    }
+    if (shared_->running.fetch_add(1) >= kMaxAtOnce) {
+      shared_->running--;
+      return done(503, "too many load and unload calls at once; try again");
+    }
+    std::thread([shared = shared_, dispatcher = dispatcher_, model, load, token, done] {
+      auto [status, error] = Apply(*shared, dispatcher, model, load, token);
+      shared->running--;
+      done(status, error);
+    }).detach();
+  }
+
+ private:
+  struct Shared {
+    std::atomic<int> running{0};
+    std::atomic<bool> stopping{false};
+  };
+  static constexpr int kMaxAtOnce = 4;
+
+  static std::pair<int, std::string> Apply(const Shared& shared, Dispatcher* dispatcher,
+                                           const std::string& model, bool load,
+                                           const std::string& token) {
+    auto manager = GetActor<ServeManager>(kManagerActorName, kServeNamespace);
+    if (!manager.ok()) return {503, "the serve manager is away: " + manager.status().ToString()};
+    auto answer = Get(
+        manager->Task(&ServeManager::Admin)
+            .Remote(std::string("POST"),
+                    "/api/serve/models/" + model + (load ? "/load" : "/unload"), "Bearer " + token),
+        35'000);
+    if (!answer.ok())
+      return {503, "the serve manager did not answer: " + answer.status().ToString()};
+    Json a = ParseJson(*answer);
+    int status = a.is_object() ? a.value("status", 500) : 500;
+    if (status != 200) {
+      Json body = ParseJson(a.is_object() ? a.value("body", "") : "");
+      return {status, body.is_object() ? body.value("error", std::string("failed"))
+                                       : std::string("failed")};
+    }
+    auto deadline = Clock::now() + std::chrono::seconds(load ? 120 : 60);
+    ModelState s;
+    while (!shared.stopping) {
+      auto found = dispatcher->FindModel(model);
+      if (!found) return {404, "model '" + model + "' is no longer deployed"};
+      s = StateOf(model, found->first->deployments.at(found->second));
+      if ((s.state == "READY") == load) return {200, ""};
+      if (Clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the routing tables' pace
+    }
+    return {503, "model '" + model + "' is " + s.state + ": " + s.reason};
+  }
+
+  Dispatcher* dispatcher_;
+  std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+};
 
 bool V2Ingress::Owns(const std::string& path) {
   return path == "/v2" || path.rfind("/v2/", 0) == 0;
@@ -138,16 +238,22 @@ void V2Ingress::HandleHttp(Request request, HttpServer::Reply reply) {
       return reply(Response::FromJson(Index(*dispatcher_, ready)));
     }
     if (parts.size() == 5 && parts[2] == "models" && (parts[4] == "load" || parts[4] == "unload")) {
-      // Which models exist is what an authenticated deploy declared: load
-      // answers whether the model is served (ready), unload is refused.
-      if (parts[4] == "unload") {
-        return reply(Response::Error(403,
-                                     "models are unloaded by deploying a serve config without them "
-                                     "(lumen serve deploy), not through the proxy"));
+      Json body = request.body.empty() ? Json::object() : ParseJson(request.body);
+      if (!body.is_object()) return reply(Response::Error(400, "expected a JSON object body"));
+      std::vector<std::string> keys;
+      if (body.contains("parameters") && body["parameters"].is_object()) {
+        for (const auto& [k, v] : body["parameters"].items()) keys.push_back(k);
       }
-      auto target = Resolve(*dispatcher_, parts[3]);
-      if (!target.ok()) return reply(FromStatus(target.status()));
-      return reply(Response::FromJson(Json::object()));
+      if (absl::Status s = CheckLoadParameters(keys); !s.ok()) {
+        return reply(Response::Error(400, std::string(s.message())));
+      }
+      return control_->Run(
+          parts[3], parts[4] == "load",
+          PresentedToken(request.Header("x-lumen-token"), request.Header("authorization")),
+          [reply](int status, const std::string& error) {
+            reply(status == 200 ? Response::FromJson(Json::object())
+                                : Response::Error(status, error));
+          });
     }
     return reply(Response::Error(404,
                                  "the repository API has POST /v2/repository/index and "
@@ -173,8 +279,8 @@ void V2Ingress::HandleHttp(Request request, HttpServer::Reply reply) {
 
 class V2Ingress::GrpcService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  GrpcService(Dispatcher* dispatcher, ServeMetrics* metrics)
-      : dispatcher_(dispatcher), metrics_(metrics) {}
+  GrpcService(Dispatcher* dispatcher, ServeMetrics* metrics, Control* control)
+      : dispatcher_(dispatcher), metrics_(metrics), control_(control) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx,
                                        const inference::ServerLiveRequest*,
@@ -294,15 +400,15 @@ class V2Ingress::GrpcService final : public inference::GRPCInferenceService::Cal
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
                                                 const inference::RepositoryModelLoadRequest* in,
                                                 inference::RepositoryModelLoadResponse*) override {
-    auto target = Resolve(*dispatcher_, in->model_name());
-    return Done(ctx, target.ok() ? grpc::Status::OK : GrpcFromStatus(target.status()));
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : in->parameters()) keys.push_back(k);
+    if (absl::Status s = CheckLoadParameters(keys); !s.ok()) return Done(ctx, GrpcFromStatus(s));
+    return RunControl(ctx, in->model_name(), true);
   }
   grpc::ServerUnaryReactor* RepositoryModelUnload(
-      grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest*,
+      grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* in,
       inference::RepositoryModelUnloadResponse*) override {
-    return Done(ctx, grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                  "models are unloaded by deploying a serve config without them "
-                                  "(lumen serve deploy), not through the proxy"));
+    return RunControl(ctx, in->model_name(), false);
   }
 
  private:
@@ -333,14 +439,34 @@ class V2Ingress::GrpcService final : public inference::GRPCInferenceService::Cal
         timeout_ms);
   }
 
+  grpc::ServerUnaryReactor* RunControl(grpc::CallbackServerContext* ctx, const std::string& model,
+                                       bool load) {
+    auto header = [ctx](const char* name) {
+      auto it = ctx->client_metadata().find(name);
+      return it == ctx->client_metadata().end() ? std::string()
+                                                : std::string(it->second.data(), it->second.size());
+    };
+    auto* reactor = ctx->DefaultReactor();
+    control_->Run(model, load, PresentedToken(header("x-lumen-token"), header("authorization")),
+                  [reactor](int status, const std::string& error) {
+                    reactor->Finish(status == 200 ? grpc::Status::OK
+                                    : status == 401
+                                        ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, error)
+                                        : GrpcFromHttp(status, Json({{"error", error}}).dump()));
+                  });
+    return reactor;
+  }
+
   Dispatcher* dispatcher_;
   ServeMetrics* metrics_;
+  Control* control_;
 };
 
 V2Ingress::V2Ingress(Dispatcher* dispatcher, ServeMetrics* metrics)
     : dispatcher_(dispatcher),
       metrics_(metrics),
-      grpc_(std::make_unique<GrpcService>(dispatcher, metrics)) {}
+      control_(std::make_unique<Control>(dispatcher)),
+      grpc_(std::make_unique<GrpcService>(dispatcher, metrics, control_.get())) {}
 
 V2Ingress::~V2Ingress() = default;
 

@@ -4,7 +4,9 @@
 // routing tables; model metadata, readiness and inference forwarded to a
 // replica of the model's deployment (models/model_host.h), which decodes,
 // checks, batches and runs. An unknown model is 404, a model with no
-// running replica 503 naming its state, before anything is sent.
+// running replica 503 naming its state, before anything is sent. The
+// repository's load and unload take the cluster token and scale the
+// model's deployment back up or to zero (through the serve manager).
 #pragma once
 
 #include <memory>
@@ -34,9 +36,11 @@ class V2Ingress {
   static std::string ModelMetricsText();
 
  private:
+  class Control;
   class GrpcService;
   Dispatcher* dispatcher_;
   ServeMetrics* metrics_;
+  std::unique_ptr<Control> control_;
   std::unique_ptr<GrpcService> grpc_;
 };
 

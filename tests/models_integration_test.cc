@@ -259,6 +259,61 @@ TEST_F(ModelsTest, EveryProtocolErrorOverHttpAndGrpc) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
 }
 
+// The repository API's unload scales the model to zero (its replicas and
+// resources go), load brings it back and answers once it is ready; both
+// take the cluster token, over HTTP and gRPC.
+TEST_F(ModelsTest, RepositoryUnloadAndLoadTakeTheTokenAndMoveTheReplicas) {
+  std::string repo = AddModel("repo", "affine", "", {1});
+  Deploy(ModelsYaml(repo, 1));
+  ASSERT_TRUE(WaitUntil([&] { return Running("ml", "affine") == 1; }, 60'000));
+  std::string token = internal::CurrentRuntime()->ClusterToken();
+  std::map<std::string, std::string> auth = {{"authorization", "Bearer " + token}};
+  const std::string unload = "/v2/repository/models/affine/unload";
+  EXPECT_EQ(Error(Post(unload, "")).substr(0, 3), "401");
+  EXPECT_EQ(Error(Post(unload, "", {{"authorization", "Bearer nope"}})).substr(0, 3), "401");
+  EXPECT_EQ(Error(Post("/v2/repository/models/nope/unload", "", auth)).substr(0, 3), "404");
+  std::string named_file = Error(Post("/v2/repository/models/affine/load",
+                                      R"({"parameters":{"file:1/model.onnx":"AAAA"}})", auth));
+  EXPECT_EQ(named_file.substr(0, 3), "400") << named_file;
+  EXPECT_EQ(Running("ml", "affine"), 1) << "refused calls changed nothing";
+
+  auto r = Post(unload, "", auth);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string after = Error(Post("/v2/models/affine/infer", X(1)));
+  EXPECT_EQ(after.substr(0, 3), "503") << after;
+  EXPECT_NE(after.find("unloaded"), std::string::npos) << after;
+  ASSERT_TRUE(WaitUntil([&] { return Running("ml", "affine") == 0; }, 30'000))
+      << serve::DumpJson(Status(), 2);
+  auto index = Post("/v2/repository/index", "{}");
+  ASSERT_TRUE(index.ok());
+  EXPECT_NE(index->body.find("UNAVAILABLE"), std::string::npos) << index->body;
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  {
+    grpc::ClientContext ctx;
+    inference::RepositoryModelLoadRequest in;
+    in.set_model_name("affine");
+    inference::RepositoryModelLoadResponse out;
+    grpc::Status s = stub->RepositoryModelLoad(&ctx, in, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    inference::RepositoryModelLoadRequest in;
+    in.set_model_name("affine");
+    inference::RepositoryModelLoadResponse out;
+    grpc::Status s = stub->RepositoryModelLoad(&ctx, in, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // Loaded means ready: the next request is served.
+  EXPECT_EQ(First(Post("/v2/models/affine/infer", X(1))), 3.0f);
+  EXPECT_EQ(Running("ml", "affine"), 1);
+}
+
 TEST_F(ModelsTest, VersionSwapsAndAKilledReplicaUnderLoadFailNothing) {
   std::string tag = "parameters { key: \"tag_version\" value { string_value: \"1\" } }\n";
   std::string repo = AddModel("repo", "m", tag, {1});
@@ -296,6 +351,33 @@ TEST_F(ModelsTest, VersionSwapsAndAKilledReplicaUnderLoadFailNothing) {
       30'000))
       << serve::DumpJson(Status(), 2);
   EXPECT_EQ(First(Post("/v2/models/m/infer", X(1))), 11003.0f);
+}
+
+// KIND_GPU: each replica asks for a GPU, lands on the node that has them
+// and holds its own one (the status shows which; CUDA_VISIBLE_DEVICES in
+// its worker names the same).
+TEST_F(ModelsTest, GpuModelsGetAGpuEachFromTheNode) {
+  std::string repo = AddModel("gpu", "g", "instance_group [ { count: 1 kind: KIND_GPU } ]\n", {1});
+  Deploy(ModelsYaml(repo));
+  std::set<int> gpus;
+  std::set<std::string> nodes;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        gpus.clear();
+        nodes.clear();
+        Json status = Status();  // kept: the loop walks into it
+        for (const auto& r : status["applications"]["ml"]["deployments"]["g"]["replicas"]) {
+          if (r["state"] != "RUNNING") continue;
+          nodes.insert(r["node"].get<std::string>());
+          for (const auto& g : r.value("gpus", Json::array())) gpus.insert(g.get<int>());
+        }
+        return gpus.size() == 2;
+      },
+      60'000))
+      << serve::DumpJson(Status(), 2);
+  EXPECT_EQ(gpus, (std::set<int>{0, 1}));
+  EXPECT_EQ(nodes.size(), 1u) << "only one node has GPUs";
+  EXPECT_EQ(First(Post("/v2/models/g/infer", X(1))), 3.0f);
 }
 
 TEST_F(ModelsTest, MultiplexedModelsLoadWhereAskedAndStayWhereLoaded) {

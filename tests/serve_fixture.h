@@ -34,7 +34,9 @@ class ServeFixture : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     worker::LocalClusterOptions o;
-    o.nodes = {{{{"CPU", 4}}}, {{{"CPU", 4}}}};
+    // The second node says it has two GPUs (none is needed: leases get GPU
+    // ids and CUDA_VISIBLE_DEVICES whether or not CUDA is there).
+    o.nodes = {{{{"CPU", 4}}}, {{{"CPU", 4}, {"GPU", 2}}}};
     // Only serve's own libraries: applications' code is uploaded by deploy.
     auto c = testing::StartAndConnect(o, serve::ServeLibraryPaths());
     ASSERT_TRUE(c.ok()) << c.status();

@@ -3,9 +3,11 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <future>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "rpc/rpc.h"
@@ -275,7 +277,28 @@ RuntimeContext CoreWorker::Context() const {
   std::lock_guard<std::mutex> lock(task_mu_);
   c.actor = actor_;
   c.actor_restarts = actor_restarts_;
+  c.gpu_ids = gpu_ids_;
   return c;
+}
+
+void CoreWorker::SetGpuIds(const google::protobuf::RepeatedField<int32_t>& ids) {
+  std::lock_guard<std::mutex> lock(task_mu_);
+  std::vector<int> next(ids.begin(), ids.end());
+  if (next == gpu_ids_) return;
+  if (gpu_ids_.empty() && !cuda_visible_before_) {
+    const char* before = std::getenv("CUDA_VISIBLE_DEVICES");
+    cuda_visible_before_ = before ? before : "";
+  }
+  gpu_ids_ = std::move(next);
+  // Like Ray: CUDA (libtorch, OpenCV, the user's code) sees only the GPUs
+  // the node leased to this task or actor, renumbered from 0.
+  if (!gpu_ids_.empty()) {
+    setenv("CUDA_VISIBLE_DEVICES", absl::StrJoin(gpu_ids_, ",").c_str(), 1);
+  } else if (cuda_visible_before_ && !cuda_visible_before_->empty()) {
+    setenv("CUDA_VISIBLE_DEVICES", cuda_visible_before_->c_str(), 1);
+  } else {
+    unsetenv("CUDA_VISIBLE_DEVICES");
+  }
 }
 
 // ---- objects ----
@@ -706,6 +729,7 @@ void CoreWorker::HandlePushTask(const proto::PushTaskRequest& request, proto::Pu
     send(absl::UnimplementedError("drivers do not run tasks"));
     return;
   }
+  SetGpuIds(request.gpu_ids());
   executor_->Enqueue(request, reply, std::move(send));
 }
 

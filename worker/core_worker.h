@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -211,6 +212,10 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::atomic<uint64_t> put_counter_{0};
   std::atomic<uint64_t> actor_counter_{0};
   ActorId actor_;  // the actor this worker hosts
+  // The GPUs of the lease running here, as CUDA_VISIBLE_DEVICES also says.
+  std::vector<int> gpu_ids_;
+  std::optional<std::string> cuda_visible_before_;  // the process's own value
+  void SetGpuIds(const google::protobuf::RepeatedField<int32_t>& ids);
   std::atomic<int> actor_restarts_{0};
 
   // Unnamed placement groups whose creation was sent without waiting for

@@ -173,7 +173,12 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
         ->ReturnWorker(req, [](absl::Status, proto::ReturnWorkerReply) {});
     return;
   }
-  k.workers[lease] = LeasedWorker{lease, reply.worker(), node_manager, false, 0};
+  k.workers[lease] = LeasedWorker{lease,
+                                  reply.worker(),
+                                  node_manager,
+                                  false,
+                                  0,
+                                  {reply.gpu_ids().begin(), reply.gpu_ids().end()}};
   Pump(key);
 }
 
@@ -184,6 +189,7 @@ void TaskSubmitter::Push(const std::string& key, const LeaseId& lease, const Tas
   proto::PushTaskRequest req;
   *req.mutable_spec() = tasks_->Find(task)->spec;
   req.set_lease_id(lease.Binary());
+  req.mutable_gpu_ids()->Add(w.gpu_ids.begin(), w.gpu_ids.end());
   workers_->Get(AddressOf(w.address))
       ->PushTask(req,
                  [this, key, lease, task](absl::Status s, proto::PushTaskReply reply) {

@@ -61,6 +61,7 @@ class TaskSubmitter {
     std::string node_manager;
     bool busy = false;
     int64_t tasks_done = 0;
+    std::vector<int32_t> gpu_ids;  // the lease's GPUs, passed on with each task
   };
   struct KeyState {
     proto::LeaseSpec lease_spec;

@@ -271,6 +271,9 @@ struct RuntimeContext {
   ActorId actor;           // the actor this worker hosts, if any
   int actor_restarts = 0;  // how many times that actor was started again
   bool WasRestarted() const { return actor_restarts > 0; }
+  // The node's GPUs leased to this task or actor (resources {"GPU": n});
+  // CUDA_VISIBLE_DEVICES lists the same ones, so CUDA numbers them 0..n-1.
+  std::vector<int> gpu_ids;
 };
 // Where the calling code runs. Empty ids before Init().
 RuntimeContext GetRuntimeContext();
