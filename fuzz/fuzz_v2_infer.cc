@@ -4,7 +4,8 @@
 // outputs by EncodeHttpInfer, and that answer must be well formed: its
 // JSON part parses, its binary part is exactly the sizes it announces, and
 // read back as a request it gives the same tensors wherever JSON can hold
-// them exactly.
+// them exactly. Where the fast path (FastParseHttpInfer) takes a body, the
+// JSON document path must give the same request.
 //
 // Input: the header's value, a newline, the body. Without a newline the
 // whole input is the body and the header is absent.
@@ -79,6 +80,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     body = input.substr(nl + 1);
   }
   auto req = lumen::models::v2::ParseHttpInfer(body, header);
+  if (header.empty()) {
+    namespace internal = lumen::models::v2::internal;
+    if (auto fast = internal::FastParseHttpInfer(body)) {
+      auto slow = internal::ParseHttpInferDocument(body, header);
+      if (!slow.ok() || slow->id != fast->id || slow->inputs.size() != fast->inputs.size() ||
+          !slow->outputs.empty() || slow->binary_output_default ||
+          slow->parameters != fast->parameters) {
+        Fail();
+      }
+      for (size_t i = 0; i < fast->inputs.size(); ++i) {
+        const Tensor& a = fast->inputs[i];
+        const Tensor& b = slow->inputs[i];
+        if (a.name != b.name || a.type != b.type || a.shape != b.shape || a.data != b.data) Fail();
+      }
+    }
+  }
   if (!req.ok()) {
     if (req.status().message().empty()) Fail();
     (void)lumen::models::v2::ErrorJson(std::string(req.status().message()));

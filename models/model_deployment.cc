@@ -8,21 +8,16 @@
 // Each replica also writes its per-model metrics to the GCS KV (namespace
 // "serve", key "model-metrics/<app>/<replica>") every few seconds, where
 // the proxies' /metrics pick them up.
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
+#include <memory>
 #include <stdexcept>
-#include <thread>
 
 #include "lumen/api.h"
 #include "lumen/serve.h"
+#include "models/metrics_publisher.h"
 #include "models/model_host.h"
-#include "serve/route_table.h"
 
 namespace lumen::models {
 namespace {
-
-constexpr auto kMetricsPeriod = std::chrono::seconds(2);
 
 class ModelDeployment {
  public:
@@ -32,18 +27,6 @@ class ModelDeployment {
     o.deployment = ctx.deployment;
     o.max_loaded = init_args.value("max_loaded", size_t{0});
     return new ModelDeployment(std::move(o), ctx);
-  }
-
-  ~ModelDeployment() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (publisher_.joinable()) publisher_.join();
-    if (auto* rt = lumen::internal::CurrentRuntime()) {
-      (void)rt->KvDel(serve::kServeKvNamespace, MetricsKey());
-    }
   }
 
   serve::Response Call(const serve::Request& request) { return host_.Handle(request); }
@@ -58,40 +41,14 @@ class ModelDeployment {
   std::vector<std::string> LoadedModels() { return host_.Loaded(); }
 
  private:
-  ModelDeployment(HostOptions o, serve::ReplicaContext ctx)
-      : host_(std::move(o)), context_(std::move(ctx)) {
-    if (lumen::internal::CurrentRuntime() != nullptr && !context_.app.empty()) {
-      publisher_ = std::thread([this] { Publish(); });
-    }
-  }
-
-  std::string MetricsKey() const {
-    return "model-metrics/" + context_.app + "/" + context_.replica;
-  }
-
-  void Publish() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, kMetricsPeriod, [this] { return stop_; })) {
-      lock.unlock();
-      if (auto* rt = lumen::internal::CurrentRuntime()) {
-        Json value = {{"at_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count()},
-                      {"text", host_.MetricsText(context_.replica)},
-                      {"status", host_.Status()}};
-        (void)rt->KvPut(serve::kServeKvNamespace, MetricsKey(),
-                        value.dump(-1, ' ', false, Json::error_handler_t::replace));
-      }
-      lock.lock();
-    }
+  ModelDeployment(HostOptions o, serve::ReplicaContext ctx) : host_(std::move(o)) {
+    publisher_ = std::make_unique<MetricsPublisher>(ctx, [this, replica = ctx.replica] {
+      return Json{{"text", host_.MetricsText(replica)}, {"status", host_.Status()}};
+    });
   }
 
   ModelHost host_;
-  serve::ReplicaContext context_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread publisher_;
+  std::unique_ptr<MetricsPublisher> publisher_;  // last: stops before host_ goes
 };
 
 const bool registered = [] {

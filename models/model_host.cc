@@ -157,6 +157,10 @@ struct ModelHost::Version {
   std::deque<std::shared_ptr<Pending>> queue ABSL_GUARDED_BY(mu);
   bool stop ABSL_GUARDED_BY(mu) = false;
   int64_t last_rows = 0;  // of the last batch (the batcher's thread only)
+  uint64_t arrivals ABSL_GUARDED_BY(mu) = 0;
+  uint64_t seen_arrivals ABSL_GUARDED_BY(mu) = 0;
+  Clock::time_point last_arrival ABSL_GUARDED_BY(mu);
+  static constexpr Clock::duration kArrivalGap = std::chrono::microseconds(100);
   std::thread thread;
 
   ~Version() {
@@ -170,6 +174,9 @@ struct ModelHost::Version {
   }
 
   bool StopOrQueued() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || !queue.empty(); }
+  bool StopOrArrived() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return stop || arrivals != seen_arrivals;
+  }
   bool StopOrFull() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     int64_t rows = 0;
     for (const auto& p : queue) rows += p->rows;
@@ -210,6 +217,8 @@ struct ModelHost::Version {
                                                          " requests queued; retry later"));
       }
       queue.push_back(std::move(p));
+      arrivals++;
+      last_arrival = Clock::now();
     }
     return answer.get();
   }
@@ -231,11 +240,22 @@ struct ModelHost::Version {
       if (stop) break;
       // Waiting for a batch to fill only pays while requests come
       // together: after a batch of one (a lone caller) the next runs at
-      // once, so a single client never waits the delay, and requests that
-      // came while a batch ran go together anyway.
-      auto left = queue.front()->since + delay - Clock::now();
-      if (last_rows > 1 && left > Clock::duration::zero()) {
-        mu.AwaitWithTimeout(absl::Condition(this, &Version::StopOrFull), absl::FromChrono(left));
+      // once, so a single client never waits the delay. Otherwise the batch
+      // closes when full, when its first request has waited the delay, or
+      // when no request came for kArrivalGap (the callers there are have
+      // all sent: few clients do not wait the whole delay for more).
+      if (last_rows > 1) {
+        while (!StopOrFull()) {
+          auto now = Clock::now();
+          auto until = std::min(queue.front()->since + delay, last_arrival + kArrivalGap);
+          if (now >= until) break;
+          seen_arrivals = arrivals;
+          if (!mu.AwaitWithTimeout(absl::Condition(this, &Version::StopOrArrived),
+                                   absl::FromChrono(until - now))) {
+            break;
+          }
+        }
+        if (stop) break;
       }
       std::vector<std::shared_ptr<Pending>> taken;
       int64_t rows = 0;

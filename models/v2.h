@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -103,6 +104,14 @@ absl::Status CheckData(const Tensor& input);
 
 // INVALID_ARGUMENT when two inputs share a name.
 absl::Status CheckUniqueNames(const std::vector<Tensor>& inputs);
+
+// ParseHttpInfer's two ways for a body without binary parts: the fast path
+// (the usual request, straight into the tensors; nullopt for anything
+// else, errors included) and the JSON document path (everything, with the
+// error). Where the fast path answers, the two agree (fuzz_v2_infer).
+std::optional<InferRequest> FastParseHttpInfer(std::string_view body);
+absl::StatusOr<InferRequest> ParseHttpInferDocument(std::string_view body,
+                                                    std::string_view header_length);
 
 }  // namespace internal
 }  // namespace lumen::models::v2

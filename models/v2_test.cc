@@ -179,6 +179,54 @@ TEST(V2HttpTest, NestedDataIsRowMajor) {
   EXPECT_TRUE(req->inputs[3].data.empty());
 }
 
+// The fast path takes the usual request and reads it as the document path
+// does; what it does not take (escapes, unknown keys, data before its
+// datatype, errors) goes to the document path.
+TEST(V2HttpTest, FastPathAgreesWithTheDocumentPath) {
+  auto same = [](const std::string& body) {
+    auto fast = internal::FastParseHttpInfer(body);
+    auto slow = internal::ParseHttpInferDocument(body, "");
+    ASSERT_TRUE(fast.has_value()) << body;
+    ASSERT_TRUE(slow.ok()) << slow.status();
+    EXPECT_EQ(fast->id, slow->id);
+    ASSERT_EQ(fast->inputs.size(), slow->inputs.size());
+    for (size_t i = 0; i < fast->inputs.size(); ++i) {
+      EXPECT_EQ(fast->inputs[i].name, slow->inputs[i].name);
+      EXPECT_EQ(fast->inputs[i].type, slow->inputs[i].type);
+      EXPECT_EQ(fast->inputs[i].shape, slow->inputs[i].shape);
+      EXPECT_EQ(fast->inputs[i].data, slow->inputs[i].data) << body;
+    }
+  };
+  same(R"({"id":"r1","inputs":[{"name":"X","shape":[2,2],"datatype":"FP32",)"
+       R"("data":[[1.5,-0],[1e3,0.1000000000000000055511151231257827]]}]})");
+  same(R"( { "inputs" : [ {"name":"A","datatype":"INT64","shape":[3],)"
+       R"("data":[-9223372036854775808,0,9223372036854775807]},)"
+       R"({"name":"B","datatype":"UINT64","shape":[1],"data":[18446744073709551615]},)"
+       R"({"name":"C","datatype":"BOOL","shape":[2],"data":[true,false]},)"
+       R"({"name":"D","datatype":"FP64","shape":[2],"data":[18446744073709551616,-2.5e-300]}]})");
+  same(R"({"inputs":[{"name":"E","datatype":"INT8","shape":[0],"data":[]}]})");
+  // "-0" is the integer 0 to nlohmann: +0.0 as a float.
+  auto zero = internal::FastParseHttpInfer(
+      R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[-0]}]})");
+  ASSERT_TRUE(zero.has_value());
+  float z;
+  std::memcpy(&z, zero->inputs[0].data.data(), 4);
+  EXPECT_FALSE(std::signbit(z));
+  for (const char* other : {
+           R"({"inputs":[{"name":"X\u0041","datatype":"FP32","shape":[1],"data":[1]}]})",
+           R"({"inputs":[{"name":"X","data":[1],"datatype":"FP32","shape":[1]}]})",
+           R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[1]}],"outputs":[]})",
+           R"({"inputs":[{"name":"X","datatype":"INT8","shape":[1],"data":[300]}]})",
+           R"({"inputs":[{"name":"X","datatype":"FP32","shape":[2],"data":[1]}]})",
+           R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[1e39]}]})",
+           R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[01]}]})",
+           R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[1]}]} x)",
+           R"({"inputs":[{"name":"X","datatype":"BYTES","shape":[1],"data":["a"]}]})",
+       }) {
+    EXPECT_FALSE(internal::FastParseHttpInfer(other).has_value()) << other;
+  }
+}
+
 TEST(V2HttpTest, BinaryExtensionRoundTripWithMixedInputs) {
   const std::vector<float> a = {1.5f, std::nanf(""), -0.0f};
   const std::vector<uint16_t> h = {0x3c00, 0xc000};  // FP16 1.0, -2.0

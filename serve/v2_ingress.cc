@@ -494,7 +494,14 @@ std::string V2Ingress::ModelMetricsText() {
           "# TYPE lumen_model_batch_size histogram\n"
           "# TYPE lumen_model_queue_seconds histogram\n"
           "# TYPE lumen_model_compute_seconds histogram\n"
-          "# TYPE lumen_model_loaded gauge\n";
+          "# TYPE lumen_model_loaded gauge\n"
+          "# TYPE lumen_cache_hits_total counter\n"
+          "# TYPE lumen_cache_misses_total counter\n"
+          "# TYPE lumen_cache_bypassed_total counter\n"
+          "# TYPE lumen_cache_entries gauge\n"
+          "# TYPE lumen_cache_evictions_total counter\n"
+          "# TYPE lumen_cache_expired_total counter\n"
+          "# TYPE lumen_cache_lookup_seconds histogram\n";
       typed = true;
     }
     text += j.value("text", "");

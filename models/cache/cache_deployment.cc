@@ -9,22 +9,17 @@
 // ratio). Like lumen.Model, each replica writes its metrics text to the
 // GCS KV (namespace "serve", key "model-metrics/<app>/<replica>") every
 // few seconds, where the proxies' /metrics pick it up.
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
+#include <memory>
 #include <stdexcept>
-#include <thread>
 
 #include "lumen/api.h"
 #include "lumen/serve.h"
 #include "models/cache/cache_service.h"
+#include "models/metrics_publisher.h"
 #include "models/model_host.h"
-#include "serve/route_table.h"
 
 namespace lumen::models {
 namespace {
-
-constexpr auto kMetricsPeriod = std::chrono::seconds(2);
 
 class CacheDeployment {
  public:
@@ -56,18 +51,6 @@ class CacheDeployment {
     return new CacheDeployment(std::move(*service), std::move(ctx), config->target);
   }
 
-  ~CacheDeployment() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (publisher_.joinable()) publisher_.join();
-    if (auto* rt = lumen::internal::CurrentRuntime()) {
-      (void)rt->KvDel(serve::kServeKvNamespace, MetricsKey());
-    }
-  }
-
   serve::Response Call(const serve::Request& request) { return service_->Handle(request); }
 
   bool CheckHealth() { return true; }
@@ -75,47 +58,22 @@ class CacheDeployment {
  private:
   CacheDeployment(std::unique_ptr<CacheService> service, serve::ReplicaContext ctx,
                   std::string target)
-      : service_(std::move(service)), context_(std::move(ctx)), target_(std::move(target)) {
-    if (lumen::internal::CurrentRuntime() != nullptr && !context_.app.empty()) {
-      publisher_ = std::thread([this] { Publish(); });
-    }
-  }
-
-  std::string MetricsKey() const {
-    return "model-metrics/" + context_.app + "/" + context_.replica;
-  }
-
-  void Publish() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, kMetricsPeriod, [this] { return stop_; })) {
-      lock.unlock();
-      if (auto* rt = lumen::internal::CurrentRuntime()) {
-        CacheStats s = service_->Stats();
-        // "cache", not lumen.Model's "status" (per-model states), so that
-        // readers of the models' states never mistake a cache for a model.
-        Json value = {{"at_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count()},
-                      {"text", service_->MetricsText()},
-                      {"cache",
-                       {{"target", target_},
-                        {"entries", s.entries},
-                        {"hits", s.hits},
-                        {"misses", s.misses}}}};
-        (void)rt->KvPut(serve::kServeKvNamespace, MetricsKey(),
-                        value.dump(-1, ' ', false, Json::error_handler_t::replace));
-      }
-      lock.lock();
-    }
+      : service_(std::move(service)) {
+    // "cache", not lumen.Model's "status" (per-model states), so that
+    // readers of the models' states never mistake a cache for a model.
+    publisher_ = std::make_unique<MetricsPublisher>(ctx, [this, target] {
+      CacheStats s = service_->Stats();
+      return Json{{"text", service_->MetricsText()},
+                  {"cache",
+                   {{"target", target},
+                    {"entries", s.entries},
+                    {"hits", s.hits},
+                    {"misses", s.misses}}}};
+    });
   }
 
   std::unique_ptr<CacheService> service_;
-  serve::ReplicaContext context_;
-  std::string target_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread publisher_;
+  std::unique_ptr<MetricsPublisher> publisher_;  // last: stops before service_ goes
 };
 
 const bool registered = [] {
