@@ -50,8 +50,12 @@ function(lumen_executable name)
   lumen_common_options(${name})
 endfunction()
 
-# lumen_test(NAME SRCS ... DEPS ... LABELS unit|integration|slow [TIMEOUT s])
+# lumen_test(NAME SRCS ... DEPS ... LABELS unit|engine|integration|slow [TIMEOUT s])
 # Unit tests are also collected in the `unit_tests` target (sanitizer builds).
+# `engine`: unit tests of the model engines and the semantic cache, whose
+# work is mostly libtorch, OpenCV, XGBoost, Tesseract and faiss: run with
+# the others by ctest, left out of the sanitizer build to keep CI within its
+# time (those headers take minutes to compile there).
 function(lumen_test name)
   cmake_parse_arguments(L "" "TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${L_SRCS})
