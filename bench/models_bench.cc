@@ -1,7 +1,8 @@
 // The model layer against its limit and against a Python server, in one run
 // (release build; python3-torch and python3-aiohttp from
 // scripts/setup.sh --bench):
-//  1. the limit: a TorchScript MLP (64 -> 256 -> ReLU -> 16, FP32) run in
+//  1. the limit: a TorchScript MLP (--in 64 -> --hidden 256 -> ReLU ->
+//     --out 16 by default, FP32) run in
 //     this process with torch::jit::load, one row per forward, from 1, 8 and
 //     32 threads (and one forward of 32 rows: what batching can reach);
 //  2. lumen: `lumen serve run` (the binary next to this one) on a generated
@@ -27,6 +28,7 @@
 //
 //   models_bench [--duration-s 5] [--concurrency 1,8,32] [--skip-python]
 //                [--skip-ocr] [--skip-binary] [--python-workers 1]
+//                [--in 64] [--hidden 256] [--out 16]
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>

@@ -14,12 +14,14 @@ PACKAGES=(
   # the model layer (models/): its engines, the semantic cache, test models
   libopencv-dev libopencv-dnn-dev libtorch-dev libxgboost-dev
   libtesseract-dev libleptonica-dev tesseract-ocr-eng libfaiss-dev python3-onnx
+  # OpenBLAS, single-threaded (replicas are the parallelism): it then serves
+  # libblas.so.3 for libtorch and faiss instead of the reference BLAS, whose
+  # scalar loops are 10-15x slower (docs/benchmarks.md)
+  libopenblas0-serial
 )
-# `setup.sh --bench` adds what the peer comparisons under bench/ run against,
-# and OpenBLAS (single-threaded), which then serves libblas.so.3 for libtorch
-# in lumen and in the Python peer alike instead of the reference BLAS.
+# `setup.sh --bench` adds what the peer comparisons under bench/ run against.
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(python3-distributed wrk nginx-light python3-torch python3-aiohttp libopenblas0-serial)
+  PACKAGES+=(python3-distributed wrk nginx-light python3-torch python3-aiohttp)
 fi
 
 missing=()

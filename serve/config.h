@@ -60,7 +60,7 @@ struct DeploymentConfig {
 // and are kept (LRU within max_entries, for ttl_s).
 struct CacheConfig {
   std::string embedder = "text";
-  double threshold = 0.92;
+  std::optional<double> threshold;  // none: the embedder's own (text 0.78)
   int64_t max_entries = 10'000;
   double ttl_s = 600;
   DeploymentConfig settings;  // name and class unused

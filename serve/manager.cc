@@ -254,6 +254,14 @@ Response ServeManager::ModelControl(const std::string& model, bool load) {
       Json out = {{"model", model}, {"app", app}, {"state", load ? "loaded" : "unloaded"}};
       if (d.unloaded == !load) return Response::FromJson(out);
       d.unloaded = !load;
+      // A model behind a `cache:`: its cache deployment has the model's
+      // name (proxies route to it); the model's own goes with it.
+      if (d.cls == "lumen.Cache" && d.init_args.is_object()) {
+        std::string target = d.init_args.value("target", std::string());
+        for (DeploymentConfig& other : config->deployments) {
+          if (other.name == target) other.unloaded = !load;
+        }
+      }
       j["config"] = AppConfigToJson(*config);
       j["version"] = j.value("version", int64_t{0}) + 1;
       if (absl::Status s = Rt()->KvPut(kServeKvNamespace, DeclaredKey(app), DumpJson(j)); !s.ok()) {

@@ -143,9 +143,9 @@ void AddCache(AppConfig* app, const CacheConfig& cache, const std::string& targe
   c.cls = "lumen.Cache";
   c.init_args = {{"target", target},
                  {"embedder", cache.embedder},
-                 {"threshold", cache.threshold},
                  {"max_entries", cache.max_entries},
                  {"ttl_s", cache.ttl_s}};
+  if (cache.threshold) c.init_args["threshold"] = *cache.threshold;
   for (auto& d : app->deployments) {
     if (d.name == target) std::swap(c.models, d.models);  // the proxies route to the cache
   }
