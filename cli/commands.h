@@ -104,4 +104,18 @@ int ServeStatus(const ServeFlags& flags);
 int ServeDelete(const ServeFlags& flags);
 int ServeShutdown(const ServeFlags& flags);
 
+// `lumen list KIND`, `lumen get KIND ID`, `lumen summary KIND`.
+struct StateFlags {
+  std::string kind;  // list: tasks|actors|nodes|jobs|placement-groups; get: task|actor|node
+  std::string id;    // get: the id (actors and nodes: or its first characters)
+  std::vector<std::string> filters;  // KEY=VALUE
+  int limit = 100;
+  bool json = false;
+  std::string address;
+  std::string token;
+};
+int List(const StateFlags& flags);
+int Get(const StateFlags& flags);
+int Summary(const StateFlags& flags);
+
 }  // namespace lumen::cli

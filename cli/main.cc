@@ -155,6 +155,38 @@ int Run(int argc, char** argv) {
       "shutdown", "delete every application and stop serve (proxies, controllers, manager)");
   cluster_flags(sshutdown);
 
+  // The state API: lumen list|get|summary.
+  lumen::cli::StateFlags state;
+  auto state_flags = [&](CLI::App* c) {
+    c->add_option("--address", state.address, "GCS HOST:PORT (default: the one started here)");
+    AddTokenOptions(c, &state.token, "cluster token");
+    c->add_flag("--json", state.json, "JSON instead of a table");
+  };
+  auto* ls = app.add_subcommand("list", "list tasks, actors, nodes, jobs or placement groups");
+  ls->add_option("kind", state.kind, "tasks | actors | nodes | jobs | placement-groups")
+      ->required()
+      ->check(CLI::IsMember({"tasks", "actors", "nodes", "jobs", "placement-groups"}));
+  ls->add_option(
+      "--filter", state.filters,
+      "KEY=VALUE, repeatable: tasks by state, name, job, node, actor; actors by "
+      "state, class, name, job, node; nodes by state; jobs by status; placement-groups by "
+      "state, name");
+  ls->add_option("--limit", state.limit, "at most this many rows (newest tasks first)")
+      ->check(CLI::Range(1, 10'000));
+  state_flags(ls);
+  auto* get = app.add_subcommand("get", "one task, actor or node, the whole record");
+  get->add_option("kind", state.kind, "task | actor | node")
+      ->required()
+      ->check(CLI::IsMember({"task", "actor", "node"}));
+  get->add_option("id", state.id, "its id (actors and nodes: or its first characters)")->required();
+  state_flags(get);
+  auto* sum = app.add_subcommand("summary", "counts by state, per function or class");
+  sum->add_option("kind", state.kind, "tasks | actors")
+      ->required()
+      ->check(CLI::IsMember({"tasks", "actors"}));
+  sum->add_option("--filter", state.filters, "as for `lumen list tasks`");
+  state_flags(sum);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -168,6 +200,9 @@ int Run(int argc, char** argv) {
   if (*sdeploy) return lumen::cli::ServeDeploy(sv);
   if (*sstatus) return lumen::cli::ServeStatus(sv);
   if (*sdelete) return lumen::cli::ServeDelete(sv);
+  if (*ls) return lumen::cli::List(state);
+  if (*get) return lumen::cli::Get(state);
+  if (*sum) return lumen::cli::Summary(state);
   if (*s) return lumen::cli::Start(start);
   if (*stop) return lumen::cli::Stop();
   if (*st) return lumen::cli::Status(status);

@@ -33,6 +33,7 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock, std::unique_ptr<StoreClient
       groups_(store_.get(), &publisher_, &nodes_, clock, &loop_, config_.token),
       actors_(store_.get(), &publisher_, &nodes_, &groups_, clock, &loop_, config_.token,
               proto::Address()),
+      tasks_(config_.max_task_records),
       server_("gcs", rpc::ServerOptions{config_.host, config_.port, config_.token}) {
   rpc::ServiceContext ctx = server_.MakeContext(&loop_);
   server_.AddService(rpc::MakeGcsNodeService(ctx, &nodes_));
@@ -41,6 +42,7 @@ GcsServer::GcsServer(GcsConfig config, Clock* clock, std::unique_ptr<StoreClient
   server_.AddService(rpc::MakeGcsPubSubService(ctx, &publisher_));
   server_.AddService(rpc::MakeGcsActorService(ctx, &actors_));
   server_.AddService(rpc::MakeGcsPlacementGroupService(ctx, &groups_));
+  server_.AddService(rpc::MakeGcsTaskService(ctx, &tasks_));
   nodes_.AddDrainListener([this](const NodeId& node) { actors_.OnNodeDraining(node); });
   nodes_.AddDeathListener([this](const NodeId& node) {
     groups_.OnNodeDead(node);

@@ -12,6 +12,7 @@
 #include "gcs/node_table.h"
 #include "gcs/pubsub.h"
 #include "gcs/store.h"
+#include "gcs/task_events.h"
 #include "rpc/server.h"
 
 namespace lumen::gcs {
@@ -31,6 +32,8 @@ struct GcsConfig {
   // cluster for gone (0: the node timeout in memory, 60 s with storage that
   // a restarted GCS finds again).
   int64_t lost_after_ms = 0;
+  // Task records kept for the state API (the oldest dropped first).
+  size_t max_task_records = 100'000;
 };
 
 // The store a --storage value names: "" (in memory) or
@@ -65,6 +68,7 @@ class GcsServer {
   GcsKv kv_;
   GcsPlacementGroupManager groups_;
   GcsActorManager actors_;
+  GcsTaskEvents tasks_;
   rpc::GrpcServer server_;
   std::unique_ptr<PeriodicTimer> health_timer_;
   std::unique_ptr<PeriodicTimer> pubsub_timer_;

@@ -4,6 +4,7 @@
 #include "gcs/job_table.h"
 #include "gcs/node_table.h"
 #include "gcs/pubsub.h"
+#include "gcs/task_events.h"
 #include "gtest/gtest.h"
 #include "lumen/id.h"
 
@@ -320,6 +321,97 @@ TEST(KvTest, PutGetKeysDelete) {
   Answer e;
   kv.HandleKvExists(exists, &there, e.send());
   EXPECT_FALSE(there.exists());
+}
+
+proto::TaskEvent Event(const TaskId& id, proto::TaskState state, int attempt, int64_t at_ms,
+                       const std::string& name = "f") {
+  proto::TaskEvent e;
+  e.set_task_id(id.Binary());
+  e.set_job_id(JobId::FromInt(1).Binary());
+  e.set_name(name);
+  e.set_state(state);
+  e.set_attempt(attempt);
+  e.set_at_ms(at_ms);
+  return e;
+}
+
+// A task's events merge into one record, in whatever order they come; a
+// later attempt replaces an earlier one's state; within an attempt a state
+// never goes back.
+TEST(TaskEventsTest, EventsMergeIntoOneRecordWhateverTheirOrder) {
+  GcsTaskEvents events;
+  TaskId id = TaskId::FromRandom();
+  proto::TaskEvent done = Event(id, proto::FINISHED, 0, 30);
+  NodeId node = NodeId::FromRandom();
+  done.set_node_id(node.Binary());
+  done.set_pid(42);
+  events.Add(done);  // the worker's end comes before the owner's submission
+  events.Add(Event(id, proto::PENDING, 0, 10));
+  events.Add(Event(id, proto::RUNNING, 0, 20));
+  proto::ListTasksRequest one;
+  one.set_task_id(id.Binary());
+  proto::ListTasksReply got = events.List(one);
+  ASSERT_EQ(got.tasks_size(), 1);
+  const proto::TaskRecord& r = got.tasks(0);
+  EXPECT_EQ(r.state(), proto::FINISHED) << "RUNNING, late, does not undo FINISHED";
+  EXPECT_EQ(r.submitted_ms(), 10);
+  EXPECT_EQ(r.started_ms(), 20);
+  EXPECT_EQ(r.ended_ms(), 30);
+  EXPECT_EQ(r.node_id(), node.Binary());
+  EXPECT_EQ(r.pid(), 42);
+
+  // A failed attempt, then a retry that is running: the record follows the retry.
+  TaskId retried = TaskId::FromRandom();
+  proto::TaskEvent failed = Event(retried, proto::FAILED, 0, 5);
+  failed.set_error("worker died");
+  events.Add(Event(retried, proto::PENDING, 0, 1));
+  events.Add(failed);
+  events.Add(Event(retried, proto::PENDING, 1, 6));
+  events.Add(Event(retried, proto::RUNNING, 1, 7));
+  events.Add(Event(retried, proto::FAILED, 0, 8));  // attempt 0's, late: ignored
+  one.set_task_id(retried.Binary());
+  got = events.List(one);
+  ASSERT_EQ(got.tasks_size(), 1);
+  EXPECT_EQ(got.tasks(0).state(), proto::RUNNING);
+  EXPECT_EQ(got.tasks(0).attempt(), 1);
+  EXPECT_EQ(got.tasks(0).error(), "worker died") << "the last failure stays readable";
+  // Events that are not a task's are ignored.
+  events.Add(Event(TaskId(), proto::RUNNING, 0, 1));
+  EXPECT_EQ(events.size(), 2u);
+}
+
+// At most max_tasks records: the oldest go first and are counted; lists
+// come newest first, filtered, limited, with counts by name and state.
+TEST(TaskEventsTest, TheWindowIsBoundedAndListsFilterAndSummarize) {
+  GcsTaskEvents events(/*max_tasks=*/3);
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(TaskId::FromRandom());
+    events.Add(Event(ids.back(), i % 2 == 0 ? proto::FAILED : proto::FINISHED, 0, i,
+                     i % 2 == 0 ? "bad" : "good"));
+  }
+  EXPECT_EQ(events.size(), 3u);
+  EXPECT_EQ(events.dropped(), 2);
+  proto::ListTasksRequest all;
+  proto::ListTasksReply got = events.List(all);
+  ASSERT_EQ(got.tasks_size(), 3);
+  EXPECT_EQ(got.tasks(0).task_id(), ids[4].Binary()) << "newest first";
+  EXPECT_EQ(got.dropped(), 2);
+  proto::ListTasksRequest failed;
+  failed.set_state(proto::FAILED);
+  failed.set_limit(1);
+  failed.set_summary(true);
+  got = events.List(failed);
+  EXPECT_EQ(got.matched(), 2);
+  ASSERT_EQ(got.tasks_size(), 1);
+  EXPECT_EQ(got.tasks(0).name(), "bad");
+  ASSERT_EQ(got.summary_size(), 1);
+  EXPECT_EQ(got.summary(0).by_state().at("FAILED"), 2);
+  proto::ListTasksRequest gone;
+  gone.set_task_id(ids[0].Binary());
+  EXPECT_EQ(events.List(gone).tasks_size(), 0) << "dropped to stay within the window";
+  EXPECT_EQ(ParseTaskState("failed"), proto::FAILED);
+  EXPECT_EQ(ParseTaskState("sleeping"), proto::TASK_STATE_UNSPECIFIED);
 }
 
 }  // namespace

@@ -364,6 +364,13 @@ void GcsPlacementGroupManager::HandleRemovePlacementGroup(
   ReturnOn(id, holders, /*removed=*/true);
 }
 
+void GcsPlacementGroupManager::HandleListPlacementGroups(
+    const proto::ListPlacementGroupsRequest& request, proto::ListPlacementGroupsReply* reply,
+    rpc::SendReply send) {
+  for (const auto& [id, g] : groups_) *reply->add_groups() = g.info;
+  send(absl::OkStatus());
+}
+
 void GcsPlacementGroupManager::HandleGetPlacementGroup(
     const proto::GetPlacementGroupRequest& request, proto::GetPlacementGroupReply* reply,
     rpc::SendReply send) {

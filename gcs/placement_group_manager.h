@@ -35,6 +35,7 @@ class GcsPlacementGroupManager : public rpc::GcsPlacementGroupHandler {
   LUMEN_HANDLER_IMPL(RemovePlacementGroup);
   LUMEN_HANDLER_IMPL(GetPlacementGroup);
   LUMEN_HANDLER_IMPL(WaitPlacementGroup);
+  LUMEN_HANDLER_IMPL(ListPlacementGroups);
 
   // Loads the groups a GCS before this one knew; those not created yet are
   // placed again.

@@ -15,6 +15,7 @@ GcsClient::GcsClient(const std::string& address, const std::string& token, Event
   pubsub_ = std::make_unique<GrpcClient<proto::GcsPubSubService>>(channel, token, loop);
   actor_ = std::make_unique<GrpcClient<proto::GcsActorService>>(channel, token, loop);
   group_ = std::make_unique<GrpcClient<proto::GcsPlacementGroupService>>(channel, token, loop);
+  task_ = std::make_unique<GrpcClient<proto::GcsTaskService>>(channel, token, loop);
 }
 
 GcsClient::~GcsClient() = default;
@@ -46,5 +47,8 @@ LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, CreatePlacementGro
 LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, RemovePlacementGroup)
 LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, GetPlacementGroup)
 LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, WaitPlacementGroup)
+LUMEN_CLIENT_DEF(GcsClient, GcsPlacementGroupService, group_, ListPlacementGroups)
+LUMEN_CLIENT_DEF(GcsClient, GcsTaskService, task_, AddTaskEvents)
+LUMEN_CLIENT_DEF(GcsClient, GcsTaskService, task_, ListTasks)
 
 }  // namespace lumen::rpc

@@ -17,6 +17,7 @@ class GcsKvService;
 class GcsPubSubService;
 class GcsActorService;
 class GcsPlacementGroupService;
+class GcsTaskService;
 }  // namespace lumen::proto
 
 namespace lumen::rpc {
@@ -61,6 +62,9 @@ class GcsClient {
   LUMEN_CLIENT_DECL(RemovePlacementGroup);
   LUMEN_CLIENT_DECL(GetPlacementGroup);
   LUMEN_CLIENT_DECL(WaitPlacementGroup);
+  LUMEN_CLIENT_DECL(ListPlacementGroups);
+  LUMEN_CLIENT_DECL(AddTaskEvents);
+  LUMEN_CLIENT_DECL(ListTasks);
 
  private:
   std::string address_;
@@ -70,6 +74,7 @@ class GcsClient {
   std::unique_ptr<GrpcClient<proto::GcsPubSubService>> pubsub_;
   std::unique_ptr<GrpcClient<proto::GcsActorService>> actor_;
   std::unique_ptr<GrpcClient<proto::GcsPlacementGroupService>> group_;
+  std::unique_ptr<GrpcClient<proto::GcsTaskService>> task_;
 };
 
 }  // namespace lumen::rpc

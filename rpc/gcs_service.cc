@@ -50,10 +50,19 @@ LUMEN_RPC_METHOD(CreatePlacementGroup)
 LUMEN_RPC_METHOD(RemovePlacementGroup)
 LUMEN_RPC_METHOD(GetPlacementGroup)
 LUMEN_RPC_METHOD(WaitPlacementGroup)
+LUMEN_RPC_METHOD(ListPlacementGroups)
 LUMEN_SERVICE_END(GcsPlacementGroupHandler)
+
+LUMEN_SERVICE_BEGIN(TaskGlue, GcsTaskService, GcsTaskHandler)
+LUMEN_RPC_METHOD_AT(AddTaskEvents, ::lumen::rpc::RunOn::kLoop, ::lumen::rpc::kMaxLargeRequestBytes)
+LUMEN_RPC_METHOD(ListTasks)
+LUMEN_SERVICE_END(GcsTaskHandler)
 
 }  // namespace
 
+std::unique_ptr<Service> MakeGcsTaskService(ServiceContext ctx, GcsTaskHandler* handler) {
+  return std::make_unique<TaskGlue>(std::move(ctx), handler);
+}
 std::unique_ptr<Service> MakeGcsPlacementGroupService(ServiceContext ctx,
                                                       GcsPlacementGroupHandler* handler) {
   return std::make_unique<PlacementGroupGlue>(std::move(ctx), handler);

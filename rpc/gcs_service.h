@@ -64,8 +64,17 @@ class GcsPlacementGroupHandler {
   LUMEN_HANDLER_DECL(RemovePlacementGroup);
   LUMEN_HANDLER_DECL(GetPlacementGroup);
   LUMEN_HANDLER_DECL(WaitPlacementGroup);
+  LUMEN_HANDLER_DECL(ListPlacementGroups);
 };
 
+class GcsTaskHandler {
+ public:
+  virtual ~GcsTaskHandler() = default;
+  LUMEN_HANDLER_DECL(AddTaskEvents);
+  LUMEN_HANDLER_DECL(ListTasks);
+};
+
+std::unique_ptr<Service> MakeGcsTaskService(ServiceContext ctx, GcsTaskHandler* handler);
 std::unique_ptr<Service> MakeGcsPlacementGroupService(ServiceContext ctx,
                                                       GcsPlacementGroupHandler* handler);
 std::unique_ptr<Service> MakeGcsNodeService(ServiceContext ctx, GcsNodeHandler* handler);

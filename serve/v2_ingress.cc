@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "lumen/actor.h"
 #include "lumen/api.h"
@@ -144,10 +145,13 @@ absl::Status CheckLoadParameters(const std::vector<std::string>& keys) {
 class V2Ingress::Control {
  public:
   using Done = std::function<void(int status, const std::string& error)>;
-  explicit Control(Dispatcher* dispatcher) : dispatcher_(dispatcher) {}
+  explicit Control(Dispatcher* dispatcher) : dispatcher_(dispatcher) {
+    shared_->dispatcher = dispatcher;
+  }
   ~Control() {
-    shared_->stopping = true;
-    // Calls under way hold `shared_` and end at their next check.
+    // Calls under way hold `shared_`; they find no dispatcher from here on.
+    absl::MutexLock lock(&shared_->mu);
+    shared_->dispatcher = nullptr;
   }
 
   void Run(const std::string& model, bool load, const std::string& token, Done done) {
@@ -165,8 +169,8 @@ class V2Ingress::Control {
       shared_->running--;
       return done(503, "too many load and unload calls at once; try again");
     }
-    std::thread([shared = shared_, dispatcher = dispatcher_, model, load, token, done] {
-      auto [status, error] = Apply(*shared, dispatcher, model, load, token);
+    std::thread([shared = shared_, model, load, token, done] {
+      auto [status, error] = Apply(shared.get(), model, load, token);
       shared->running--;
       done(status, error);
     }).detach();
@@ -175,12 +179,12 @@ class V2Ingress::Control {
  private:
   struct Shared {
     std::atomic<int> running{0};
-    std::atomic<bool> stopping{false};
+    absl::Mutex mu;
+    Dispatcher* dispatcher ABSL_GUARDED_BY(mu) = nullptr;  // null once the proxy goes
   };
   static constexpr int kMaxAtOnce = 4;
 
-  static std::pair<int, std::string> Apply(const Shared& shared, Dispatcher* dispatcher,
-                                           const std::string& model, bool load,
+  static std::pair<int, std::string> Apply(Shared* shared, const std::string& model, bool load,
                                            const std::string& token) {
     auto manager = GetActor<ServeManager>(kManagerActorName, kServeNamespace);
     if (!manager.ok()) return {503, "the serve manager is away: " + manager.status().ToString()};
@@ -189,8 +193,9 @@ class V2Ingress::Control {
             .Remote(std::string("POST"),
                     "/api/serve/models/" + model + (load ? "/load" : "/unload"), "Bearer " + token),
         35'000);
-    if (!answer.ok())
+    if (!answer.ok()) {
       return {503, "the serve manager did not answer: " + answer.status().ToString()};
+    }
     Json a = ParseJson(*answer);
     int status = a.is_object() ? a.value("status", 500) : 500;
     if (status != 200) {
@@ -199,11 +204,15 @@ class V2Ingress::Control {
                                        : std::string("failed")};
     }
     auto deadline = Clock::now() + std::chrono::seconds(load ? 120 : 60);
-    ModelState s;
-    while (!shared.stopping) {
-      auto found = dispatcher->FindModel(model);
-      if (!found) return {404, "model '" + model + "' is no longer deployed"};
-      s = StateOf(model, found->first->deployments.at(found->second));
+    ModelState s{"UNKNOWN", "the proxy is stopping"};
+    while (true) {
+      {
+        absl::MutexLock lock(&shared->mu);
+        if (shared->dispatcher == nullptr) break;
+        auto found = shared->dispatcher->FindModel(model);
+        if (!found) return {404, "model '" + model + "' is no longer deployed"};
+        s = StateOf(model, found->first->deployments.at(found->second));
+      }
       if ((s.state == "READY") == load) return {200, ""};
       if (Clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the routing tables' pace

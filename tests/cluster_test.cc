@@ -9,6 +9,8 @@
 
 #include "gtest/gtest.h"
 #include "lumen/api.h"
+#include "lumen/internal/runtime.h"
+#include "nlohmann/json.hpp"
 #include "test_tasks.h"
 #include "test_util.h"
 #include "worker/local_cluster.h"
@@ -17,6 +19,7 @@ namespace lumen {
 namespace {
 
 using testing::WaitUntil;
+using Json = nlohmann::json;
 constexpr int64_t kStoreBytes = 256 << 20;
 
 class ClusterTest : public ::testing::Test {
@@ -244,6 +247,60 @@ TEST_F(ClusterTest, AUserExceptionReachesGetWithFunctionMessageAndNode) {
   auto chained = Get(Task(test_tasks::Add).Remote(Task(test_tasks::Throw).Remote("x"), 1), 30'000);
   ASSERT_FALSE(chained.ok());
   EXPECT_NE(chained.status().message().find("argument 1"), std::string::npos);
+}
+
+// The state API keeps tasks after they ran (task events in the GCS): a
+// failed one is listed with its error and where it ran, a finished one as
+// FINISHED, through `lumen list|get|summary tasks`.
+TEST_F(ClusterTest, TheStateApiKeepsFailedTasksWithTheirErrorAndNode) {
+  std::string tag = "state-api-" + std::to_string(::getpid());
+  ASSERT_FALSE(Get(Task(test_tasks::Throw).Remote(tag), 30'000).ok());
+  ASSERT_TRUE(Get(Task(test_tasks::Add).Remote(2, 3), 30'000).ok());
+  auto run = [&](const std::string& args, std::string* out) {
+    return testing::RunCommand(std::string(LUMEN_CLI_PATH) + " " + args + " --address " +
+                                   GetRuntimeContext().gcs_address + " --token " +
+                                   internal::CurrentRuntime()->ClusterToken() + " 2>&1",
+                               out);
+  };
+  std::string out;
+  Json failed;
+  // Events reach the GCS within about a second of the task's end.
+  ASSERT_TRUE(WaitUntil([&] {
+    if (run("list tasks --filter state=FAILED --json", &out) != 0) return false;
+    Json rows = Json::parse(out, nullptr, false);
+    for (const auto& r : rows.is_array() ? rows : Json::array()) {
+      if (r["error"].get<std::string>().find(tag) != std::string::npos) failed = r;
+    }
+    return failed.is_object();
+  })) << out;
+  EXPECT_EQ(failed["name"], "test_tasks::Throw");
+  EXPECT_EQ(failed["state"], "FAILED");
+  EXPECT_EQ(failed["node_id"].get<std::string>().size(), 2 * NodeId::kSize) << failed.dump();
+  EXPECT_GT(failed["pid"].get<int>(), 0);
+  EXPECT_GT(failed["ended_ms"].get<int64_t>(), 0);
+  ASSERT_EQ(run("get task " + failed["task_id"].get<std::string>(), &out), 0) << out;
+  EXPECT_NE(out.find(tag), std::string::npos) << out;
+  ASSERT_TRUE(WaitUntil([&] {
+    return run("list tasks --filter name=test_tasks::Add --filter state=FINISHED --json", &out) ==
+               0 &&
+           out.find("FINISHED") != std::string::npos;
+  })) << out;
+  ASSERT_EQ(run("summary tasks", &out), 0) << out;
+  EXPECT_NE(out.find("test_tasks::Throw"), std::string::npos) << out;
+  ASSERT_EQ(run("list nodes --filter state=alive --json", &out), 0) << out;
+  Json nodes = Json::parse(out, nullptr, false);
+  ASSERT_TRUE(nodes.is_array()) << out;
+  EXPECT_EQ(nodes.size(), 3u) << out;
+  ASSERT_EQ(run("list jobs --json", &out), 0) << out;
+  EXPECT_NE(out.find(GetRuntimeContext().job.Hex()), std::string::npos) << out;
+  // Bad input: a clear message and a non-zero exit.
+  EXPECT_NE(run("list tasks --filter color=red", &out), 0);
+  EXPECT_NE(out.find("cannot filter tasks by 'color'"), std::string::npos) << out;
+  EXPECT_NE(run("list tasks --filter state=sleeping", &out), 0);
+  EXPECT_NE(out.find("PENDING, RUNNING, FINISHED or FAILED"), std::string::npos) << out;
+  EXPECT_NE(run("get task 00ff", &out), 0);
+  EXPECT_NE(run("get task " + std::string(2 * TaskId::kSize, 'a'), &out), 0);
+  EXPECT_NE(out.find("no task"), std::string::npos) << out;
 }
 
 TEST_F(ClusterTest, AnInfeasibleTaskFailsAtOnceNamingTheResources) {

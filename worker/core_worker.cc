@@ -81,6 +81,10 @@ void CoreWorker::FinishSetup() {
   tasks_ = std::make_unique<TaskManager>(
       &memory_store_, &refs_,
       [this](const ObjectId& id, const ObjectLocation& where) { FreeCopy(id, where); });
+  tasks_->set_on_state(
+      [this](const proto::TaskSpec& spec, proto::TaskState state, const std::string& error) {
+        task_events_.Record(spec, state, error);
+      });
   resolver_ = std::make_unique<DependencyResolver>(&loop_, &memory_store_, tasks_.get());
   submitter_ =
       std::make_unique<TaskSubmitter>(&loop_, options_.node_manager_address, self_, resolver_.get(),
@@ -89,7 +93,14 @@ void CoreWorker::FinishSetup() {
       &loop_, gcs_.get(), resolver_.get(), tasks_.get(), &workers_, options_.worker_id.Binary());
   executor_ = std::make_unique<TaskExecutor>(
       io_.get(), [this](const TaskId& t) { SetCurrentTask(t); },
-      [this](const ActorId& actor, int restarts) { OnActorCreated(actor, restarts); });
+      [this](const ActorId& actor, int restarts) { OnActorCreated(actor, restarts); },
+      [this](const proto::TaskSpec& spec, proto::TaskState state, const std::string& error) {
+        task_events_.Record(spec, state, error, &self_);
+      });
+  loop_.Post("core_worker.task_events", [this] {
+    task_events_timer_ = loop_.RunEvery("core_worker.task_events", std::chrono::seconds(1),
+                                        [this] { task_events_.Flush(gcs_.get()); });
+  });
   loop_.Post("core_worker.watch_nodes", [this] {
     node_watch_ = std::make_unique<gcs::GcsSubscriber>(
         gcs_.get(), &loop_, std::vector<proto::Channel>{proto::NODE_CHANGES},
@@ -206,6 +217,8 @@ void CoreWorker::Shutdown() {
       LUMEN_LOG_WARN("shutting down with {} API calls still running", active_calls_.load());
     }
   }
+  // What this process saw of its tasks reaches the state API before it goes.
+  if (gcs_) task_events_.Flush(gcs_.get(), /*sync=*/true, 2'000);
   if (options_.is_driver && !options_.job_id.IsNil() && gcs_) {
     proto::MarkJobFinishedRequest req;
     req.set_job_id(options_.job_id.Binary());
@@ -214,6 +227,7 @@ void CoreWorker::Shutdown() {
   }
   std::promise<void> done;
   loop_.Post("core_worker.stop", [&] {
+    task_events_timer_.reset();
     if (submitter_) submitter_->Shutdown();
     actor_submitter_.reset();
     if (node_watch_) node_watch_->Stop();

@@ -33,6 +33,7 @@
 #include "worker/memory_store.h"
 #include "worker/object_io.h"
 #include "worker/reference_counter.h"
+#include "worker/task_events.h"
 #include "worker/task_executor.h"
 #include "worker/task_manager.h"
 #include "worker/task_submitter.h"
@@ -202,6 +203,8 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::unique_ptr<ActorTaskSubmitter> actor_submitter_;
   std::unique_ptr<TaskExecutor> executor_;
   std::unique_ptr<gcs::GcsSubscriber> node_watch_;  // dead nodes, for lost objects
+  TaskEventBuffer task_events_;                     // for the state API
+  std::unique_ptr<PeriodicTimer> task_events_timer_;
   mutable std::mutex lost_mu_;
   absl::Status cluster_lost_;
   std::set<std::string> driver_only_;

@@ -140,14 +140,22 @@ void TaskExecutor::Execute(const proto::TaskSpec& spec, proto::PushTaskReply* re
   set_current_task_(task);
   reply->set_node_id(io_->local_node().Binary());
   reply->set_pid(::getpid());
+  if (on_task_state_) on_task_state_(spec, proto::RUNNING, "");
+  absl::Status outcome;
   if (spec.type() == proto::ACTOR_CREATION_TASK) {
     absl::Status created = CreateActor(spec);
     if (!created.ok()) AddReturn(spec, ObjectId(), created, reply);
+    outcome = created;
   } else {
     absl::StatusOr<std::string> result = Call(spec);
+    outcome = result.status();
     int returns = std::max(1, spec.num_returns());
     for (int i = 1; i < returns; ++i) AddReturn(spec, ReturnObjectId(task, i), result, reply);
     AddReturn(spec, ReturnObjectId(task, returns), std::move(result), reply);
+  }
+  if (on_task_state_) {
+    on_task_state_(spec, outcome.ok() ? proto::FINISHED : proto::FAILED,
+                   outcome.ok() ? "" : outcome.ToString());
   }
   set_current_task_(TaskId::Nil());
 }

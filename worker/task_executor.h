@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "lumen/internal/registry.h"
+#include "proto/gcs.pb.h"
 #include "proto/worker.pb.h"
 #include "rpc/rpc.h"
 #include "worker/object_io.h"
@@ -33,12 +34,17 @@ class TaskExecutor {
  public:
   // `set_current_task` tells the core worker which task the calling thread
   // runs (for the ids of nested tasks and puts); `on_actor_created` which
-  // actor this worker now hosts.
+  // actor this worker now hosts; `on_task_state` when a task starts
+  // (RUNNING) and how it ended (FINISHED, or FAILED with the error).
+  using TaskStateFn =
+      std::function<void(const proto::TaskSpec&, proto::TaskState, const std::string& error)>;
   TaskExecutor(ObjectIo* io, std::function<void(const TaskId&)> set_current_task,
-               std::function<void(const ActorId&, int restarts)> on_actor_created)
+               std::function<void(const ActorId&, int restarts)> on_actor_created,
+               TaskStateFn on_task_state = nullptr)
       : io_(io),
         set_current_task_(std::move(set_current_task)),
-        on_actor_created_(std::move(on_actor_created)) {}
+        on_actor_created_(std::move(on_actor_created)),
+        on_task_state_(std::move(on_task_state)) {}
   ~TaskExecutor();
 
   // Any thread. A task, or an actor's creation.
@@ -73,6 +79,7 @@ class TaskExecutor {
   ObjectIo* io_;
   std::function<void(const TaskId&)> set_current_task_;
   std::function<void(const ActorId&, int)> on_actor_created_;
+  TaskStateFn on_task_state_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;

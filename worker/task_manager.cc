@@ -7,6 +7,7 @@ namespace lumen::worker {
 
 void TaskManager::Add(PendingTask task) {
   TaskId id = TaskId::FromBinary(task.spec.task_id());
+  if (on_state_) on_state_(task.spec, proto::PENDING, "");
   tasks_[id] = std::move(task);
 }
 
@@ -124,7 +125,9 @@ bool TaskManager::RetryOrFail(const TaskId& id, const absl::Status& error) {
   if (t == nullptr) return false;
   if (t->retries_left > 0) {
     t->retries_left--;
+    if (on_state_) on_state_(t->spec, proto::FAILED, error.ToString());
     t->spec.set_attempt(t->spec.attempt() + 1);
+    if (on_state_) on_state_(t->spec, proto::PENDING, "");
     LUMEN_LOG_INFO("retrying task={} function={} attempt={}: {}", id.Short(),
                    t->spec.function_name(), t->spec.attempt(), error.ToString());
     return true;
@@ -145,6 +148,7 @@ void TaskManager::FailAll(const absl::Status& error) {
 void TaskManager::Fail(const TaskId& id, const absl::Status& error) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
+  if (on_state_) on_state_(it->second.spec, proto::FAILED, error.ToString());
   for (const ObjectId& oid : it->second.returns) {
     store_->Put(oid, StoredObject::Error(error));
     if (!refs_->Has(oid)) store_->Erase(oid);

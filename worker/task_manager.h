@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "lumen/id.h"
+#include "proto/gcs.pb.h"
 #include "proto/worker.pb.h"
 #include "worker/memory_store.h"
 #include "worker/reference_counter.h"
@@ -38,6 +39,12 @@ class TaskManager {
 
   TaskManager(MemoryStore* store, ReferenceCounter* refs, FreeCopy free_copy)
       : store_(store), refs_(refs), free_copy_(std::move(free_copy)) {}
+
+  // Told when a task is submitted (PENDING), submitted again (PENDING, its
+  // next attempt) or given up on (FAILED): the state API's owner's side.
+  using StateFn =
+      std::function<void(const proto::TaskSpec&, proto::TaskState, const std::string& error)>;
+  void set_on_state(StateFn fn) { on_state_ = std::move(fn); }
 
   void Add(PendingTask task);
   PendingTask* Find(const TaskId& id);
@@ -68,6 +75,7 @@ class TaskManager {
   MemoryStore* store_;
   ReferenceCounter* refs_;
   FreeCopy free_copy_;
+  StateFn on_state_;
   std::map<TaskId, PendingTask> tasks_;
   struct Lineage {
     PendingTask task;  // as submitted (retries_left: what is left)
