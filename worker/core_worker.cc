@@ -81,10 +81,16 @@ void CoreWorker::FinishSetup() {
   tasks_ = std::make_unique<TaskManager>(
       &memory_store_, &refs_,
       [this](const ObjectId& id, const ObjectLocation& where) { FreeCopy(id, where); });
-  tasks_->set_on_state(
-      [this](const proto::TaskSpec& spec, proto::TaskState state, const std::string& error) {
-        task_events_.Record(spec, state, error);
-      });
+  // LUMEN_TASK_EVENTS=0 turns the state API's task events off in this
+  // process (as Ray's task_events_report_interval_ms=0).
+  const char* events_env = std::getenv("LUMEN_TASK_EVENTS");
+  task_events_on_ = events_env == nullptr || std::string(events_env) != "0";
+  if (task_events_on_) {
+    tasks_->set_on_state(
+        [this](const proto::TaskSpec& spec, proto::TaskState state, const std::string& error) {
+          task_events_.Record(spec, state, error);
+        });
+  }
   resolver_ = std::make_unique<DependencyResolver>(&loop_, &memory_store_, tasks_.get());
   submitter_ =
       std::make_unique<TaskSubmitter>(&loop_, options_.node_manager_address, self_, resolver_.get(),
@@ -95,7 +101,7 @@ void CoreWorker::FinishSetup() {
       io_.get(), [this](const TaskId& t) { SetCurrentTask(t); },
       [this](const ActorId& actor, int restarts) { OnActorCreated(actor, restarts); },
       [this](const proto::TaskSpec& spec, proto::TaskState state, const std::string& error) {
-        task_events_.Record(spec, state, error, &self_);
+        if (task_events_on_) task_events_.Record(spec, state, error, &self_);
       });
   loop_.Post("core_worker.task_events", [this] {
     task_events_timer_ = loop_.RunEvery("core_worker.task_events", std::chrono::seconds(1),

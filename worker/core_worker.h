@@ -204,6 +204,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   std::unique_ptr<TaskExecutor> executor_;
   std::unique_ptr<gcs::GcsSubscriber> node_watch_;  // dead nodes, for lost objects
   TaskEventBuffer task_events_;                     // for the state API
+  bool task_events_on_ = true;
   std::unique_ptr<PeriodicTimer> task_events_timer_;
   mutable std::mutex lost_mu_;
   absl::Status cluster_lost_;
