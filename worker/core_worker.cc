@@ -223,8 +223,14 @@ void CoreWorker::Shutdown() {
       LUMEN_LOG_WARN("shutting down with {} API calls still running", active_calls_.load());
     }
   }
-  // What this process saw of its tasks reaches the state API before it goes.
-  if (gcs_) task_events_.Flush(gcs_.get(), /*sync=*/true, 2'000);
+  // What this process saw of its tasks reaches the state API before it goes
+  // (not when the cluster is known to be gone: no wait for a dead GCS).
+  bool lost;
+  {
+    std::lock_guard<std::mutex> lock(lost_mu_);
+    lost = !cluster_lost_.ok();
+  }
+  if (gcs_ && !lost) task_events_.Flush(gcs_.get(), /*sync=*/true, 2'000);
   if (options_.is_driver && !options_.job_id.IsNil() && gcs_) {
     proto::MarkJobFinishedRequest req;
     req.set_job_id(options_.job_id.Binary());
