@@ -12,6 +12,8 @@ if(CLANG_FORMAT)
     ${PROJECT_SOURCE_DIR}/worker/*.h ${PROJECT_SOURCE_DIR}/worker/*.cc
     ${PROJECT_SOURCE_DIR}/cli/*.h ${PROJECT_SOURCE_DIR}/cli/*.cc
     ${PROJECT_SOURCE_DIR}/serve/*.h ${PROJECT_SOURCE_DIR}/serve/*.cc
+    ${PROJECT_SOURCE_DIR}/models/*.h ${PROJECT_SOURCE_DIR}/models/*.cc
+    ${PROJECT_SOURCE_DIR}/fuzz/*.cc
     ${PROJECT_SOURCE_DIR}/tests/*.h ${PROJECT_SOURCE_DIR}/tests/*.cc
     ${PROJECT_SOURCE_DIR}/bench/*.h ${PROJECT_SOURCE_DIR}/bench/*.cc
     ${PROJECT_SOURCE_DIR}/examples/*.h ${PROJECT_SOURCE_DIR}/examples/*.cc)

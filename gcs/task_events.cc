@@ -14,6 +14,9 @@ namespace {
 
 constexpr int kDefaultLimit = 100;
 constexpr int kMaxLimit = 10'000;
+// What one record keeps of a sender's strings (workers send less already).
+constexpr size_t kMaxNameBytes = 1024;
+constexpr size_t kMaxErrorBytes = 4096;
 
 // Within one attempt a state only moves forward.
 int Rank(proto::TaskState s) {
@@ -78,10 +81,12 @@ void GcsTaskEvents::Add(const proto::TaskEvent& e) {
   }
   proto::TaskRecord& r = it->second.record;
   if (!e.job_id().empty()) r.set_job_id(e.job_id());
-  if (!e.name().empty()) r.set_name(e.name());
+  if (!e.name().empty()) r.set_name(e.name().substr(0, kMaxNameBytes));
   if (e.type() != proto::NORMAL_TASK) r.set_type(e.type());
   if (!e.actor_id().empty()) r.set_actor_id(e.actor_id());
-  if (e.state() == proto::FAILED && !e.error().empty()) r.set_error(e.error());
+  if (e.state() == proto::FAILED && !e.error().empty()) {
+    r.set_error(e.error().substr(0, kMaxErrorBytes));
+  }
   if (e.state() == proto::PENDING && (r.submitted_ms() == 0 || e.at_ms() < r.submitted_ms())) {
     r.set_submitted_ms(e.at_ms());
   }

@@ -493,7 +493,7 @@ class FastScanner {
     uint64_t u = 0;
     double d = 0;
     double AsDouble() const {
-      return kind == kSigned ? static_cast<double>(s)
+      return kind == kSigned     ? static_cast<double>(s)
              : kind == kUnsigned ? static_cast<double>(u)
                                  : d;
     }

@@ -154,14 +154,22 @@ class V2Ingress::Control {
     shared_->dispatcher = nullptr;
   }
 
-  void Run(const std::string& model, bool load, const std::string& token, Done done) {
+  // Why a caller presenting `token` may not load or unload: {status,
+  // message}, or {0, ""} when it may. Checked before anything else of the
+  // request is read.
+  static std::pair<int, std::string> Refusal(const std::string& token) {
     auto* rt = lumen::internal::CurrentRuntime();
-    if (rt == nullptr) return done(503, "this proxy is not connected to a cluster");
+    if (rt == nullptr) return {503, "this proxy is not connected to a cluster"};
     if (token.empty() || !SameSecret(token, rt->ClusterToken())) {
-      return done(401, std::string(token.empty() ? "" : "wrong cluster token: ") +
-                           "load and unload change what the cluster serves; send the cluster "
-                           "token as 'Authorization: Bearer TOKEN'");
+      return {401, std::string(token.empty() ? "" : "wrong cluster token: ") +
+                       "load and unload change what the cluster serves; send the cluster "
+                       "token as 'Authorization: Bearer TOKEN'"};
     }
+    return {0, ""};
+  }
+
+  void Run(const std::string& model, bool load, const std::string& token, Done done) {
+    if (auto [status, why] = Refusal(token); status != 0) return done(status, why);
     if (!dispatcher_->FindModel(model)) {
       return done(404, "unknown model '" + model + "' (POST /v2/repository/index lists them)");
     }
@@ -247,6 +255,11 @@ void V2Ingress::HandleHttp(Request request, HttpServer::Reply reply) {
       return reply(Response::FromJson(Index(*dispatcher_, ready)));
     }
     if (parts.size() == 5 && parts[2] == "models" && (parts[4] == "load" || parts[4] == "unload")) {
+      std::string token =
+          PresentedToken(request.Header("x-lumen-token"), request.Header("authorization"));
+      if (auto [status, why] = Control::Refusal(token); status != 0) {
+        return reply(Response::Error(status, why));
+      }
       Json body = request.body.empty() ? Json::object() : ParseJson(request.body);
       if (!body.is_object()) return reply(Response::Error(400, "expected a JSON object body"));
       std::vector<std::string> keys;
@@ -256,13 +269,11 @@ void V2Ingress::HandleHttp(Request request, HttpServer::Reply reply) {
       if (absl::Status s = CheckLoadParameters(keys); !s.ok()) {
         return reply(Response::Error(400, std::string(s.message())));
       }
-      return control_->Run(
-          parts[3], parts[4] == "load",
-          PresentedToken(request.Header("x-lumen-token"), request.Header("authorization")),
-          [reply](int status, const std::string& error) {
-            reply(status == 200 ? Response::FromJson(Json::object())
-                                : Response::Error(status, error));
-          });
+      return control_->Run(parts[3], parts[4] == "load", token,
+                           [reply](int status, const std::string& error) {
+                             reply(status == 200 ? Response::FromJson(Json::object())
+                                                 : Response::Error(status, error));
+                           });
     }
     return reply(Response::Error(404,
                                  "the repository API has POST /v2/repository/index and "
@@ -409,6 +420,10 @@ class V2Ingress::GrpcService final : public inference::GRPCInferenceService::Cal
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
                                                 const inference::RepositoryModelLoadRequest* in,
                                                 inference::RepositoryModelLoadResponse*) override {
+    if (auto [status, why] = Control::Refusal(Token(ctx)); status != 0) {
+      return Done(ctx, status == 401 ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, why)
+                                     : grpc::Status(grpc::StatusCode::UNAVAILABLE, why));
+    }
     std::vector<std::string> keys;
     for (const auto& [k, v] : in->parameters()) keys.push_back(k);
     if (absl::Status s = CheckLoadParameters(keys); !s.ok()) return Done(ctx, GrpcFromStatus(s));
@@ -448,21 +463,22 @@ class V2Ingress::GrpcService final : public inference::GRPCInferenceService::Cal
         timeout_ms);
   }
 
-  grpc::ServerUnaryReactor* RunControl(grpc::CallbackServerContext* ctx, const std::string& model,
-                                       bool load) {
+  static std::string Token(grpc::CallbackServerContext* ctx) {
     auto header = [ctx](const char* name) {
       auto it = ctx->client_metadata().find(name);
       return it == ctx->client_metadata().end() ? std::string()
                                                 : std::string(it->second.data(), it->second.size());
     };
+    return PresentedToken(header("x-lumen-token"), header("authorization"));
+  }
+  grpc::ServerUnaryReactor* RunControl(grpc::CallbackServerContext* ctx, const std::string& model,
+                                       bool load) {
     auto* reactor = ctx->DefaultReactor();
-    control_->Run(model, load, PresentedToken(header("x-lumen-token"), header("authorization")),
-                  [reactor](int status, const std::string& error) {
-                    reactor->Finish(status == 200 ? grpc::Status::OK
-                                    : status == 401
-                                        ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, error)
-                                        : GrpcFromHttp(status, Json({{"error", error}}).dump()));
-                  });
+    control_->Run(model, load, Token(ctx), [reactor](int status, const std::string& error) {
+      reactor->Finish(status == 200   ? grpc::Status::OK
+                      : status == 401 ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, error)
+                                      : GrpcFromHttp(status, Json({{"error", error}}).dump()));
+    });
     return reactor;
   }
 

@@ -63,12 +63,10 @@ class CacheDeployment {
     // readers of the models' states never mistake a cache for a model.
     publisher_ = std::make_unique<MetricsPublisher>(ctx, [this, target] {
       CacheStats s = service_->Stats();
-      return Json{{"text", service_->MetricsText()},
-                  {"cache",
-                   {{"target", target},
-                    {"entries", s.entries},
-                    {"hits", s.hits},
-                    {"misses", s.misses}}}};
+      return Json{
+          {"text", service_->MetricsText()},
+          {"cache",
+           {{"target", target}, {"entries", s.entries}, {"hits", s.hits}, {"misses", s.misses}}}};
     });
   }
 
