@@ -140,6 +140,8 @@ EventLoop::EventLoop(std::string name) : name_(std::move(name)), impl_(std::make
 
 EventLoop::~EventLoop() { Stop(); }
 
+asio::io_context& EventLoop::io_context() { return impl_->io; }
+
 void EventLoop::Start() {
   std::atomic<bool> started{false};
   thread_ = std::thread([this, &started] {

@@ -17,6 +17,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace lumen {
 
 class PeriodicTimer;
@@ -47,6 +51,10 @@ class EventLoop {
   // that moves). Use it on this loop's thread only; destroy it there or
   // after Stop().
   std::unique_ptr<OneShotTimer> MakeTimer(const char* name);
+
+  // The loop's Boost.Asio context, for sockets whose handlers should run
+  // on this loop's thread (no hand-off between an I/O thread and the loop).
+  boost::asio::io_context& io_context();
 
   bool IsCurrentThread() const { return std::this_thread::get_id() == thread_id_; }
   const std::string& name() const { return name_; }

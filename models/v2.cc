@@ -486,6 +486,30 @@ class FastScanner {
     p_ += word.size();
     return true;
   }
+  // Passes over an array (nested, of numbers and booleans: no strings or
+  // objects) and gives its text, to be read once its tensor's shape and
+  // type are known.
+  bool SkipArray(std::string_view* out) {
+    Space();
+    if (p_ == end_ || *p_ != '[') return false;
+    const char* start = p_;
+    size_t depth = 0;
+    for (; p_ < end_; ++p_) {
+      char c = *p_;
+      if (c == '[') {
+        ++depth;
+      } else if (c == ']') {
+        if (--depth == 0) {
+          ++p_;
+          *out = std::string_view(start, static_cast<size_t>(p_ - start));
+          return true;
+        }
+      } else if (c == '"' || c == '{' || c == '}') {
+        return false;
+      }
+    }
+    return false;
+  }
   // A JSON number, valued as nlohmann values it.
   struct Number {
     enum Kind { kSigned, kUnsigned, kFloat } kind;
@@ -654,6 +678,7 @@ class FastData {
 bool FastInput(FastScanner* in, size_t body_size, Tensor* t) {
   if (!in->Take('{')) return false;
   bool name = false, type = false, shape = false, data = false;
+  std::string_view data_first;  // "data" came before the shape or type
   do {
     std::string_view key;
     if (!in->String(&key) || !in->Take(':')) return false;
@@ -684,15 +709,25 @@ bool FastInput(FastScanner* in, size_t body_size, Tensor* t) {
         if (!in->Take(']')) return false;
       }
       shape = true;
-    } else if (key == "data" && !data && name && type && shape) {
-      absl::StatusOr<int64_t> count = internal::ElementCount(t->name, t->shape, body_size);
-      if (!count.ok() || !FastData(in, t, *count).Read()) return false;
+    } else if (key == "data" && !data) {
+      if (name && type && shape) {
+        absl::StatusOr<int64_t> count = internal::ElementCount(t->name, t->shape, body_size);
+        if (!count.ok() || !FastData(in, t, *count).Read()) return false;
+      } else if (!in->SkipArray(&data_first)) {
+        return false;
+      }
       data = true;
     } else {
       return false;
     }
   } while (in->Take(','));
-  return in->Take('}') && data;
+  if (!in->Take('}') || !data) return false;
+  if (data_first.empty()) return true;
+  // Keys in another order (serializers that sort them put "data" first).
+  if (!name || !type || !shape) return false;
+  absl::StatusOr<int64_t> count = internal::ElementCount(t->name, t->shape, body_size);
+  FastScanner later(data_first);
+  return count.ok() && FastData(&later, t, *count).Read() && later.AtEnd();
 }
 
 absl::StatusOr<InferRequest> ParseHttpInferOrThrow(std::string_view body,

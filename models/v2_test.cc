@@ -179,9 +179,9 @@ TEST(V2HttpTest, NestedDataIsRowMajor) {
   EXPECT_TRUE(req->inputs[3].data.empty());
 }
 
-// The fast path takes the usual request and reads it as the document path
-// does; what it does not take (escapes, unknown keys, data before its
-// datatype, errors) goes to the document path.
+// The fast path takes the usual request, its keys in any order, and reads
+// it as the document path does; what it does not take (escapes, unknown
+// keys, strings, errors) goes to the document path.
 TEST(V2HttpTest, FastPathAgreesWithTheDocumentPath) {
   auto same = [](const std::string& body) {
     auto fast = internal::FastParseHttpInfer(body);
@@ -205,6 +205,10 @@ TEST(V2HttpTest, FastPathAgreesWithTheDocumentPath) {
        R"({"name":"C","datatype":"BOOL","shape":[2],"data":[true,false]},)"
        R"({"name":"D","datatype":"FP64","shape":[2],"data":[18446744073709551616,-2.5e-300]}]})");
   same(R"({"inputs":[{"name":"E","datatype":"INT8","shape":[0],"data":[]}]})");
+  // Keys sorted, as nlohmann and other serializers write them: the data
+  // comes before the shape and datatype it needs.
+  same(R"({"inputs":[{"data":[[1,2.5],[3,-4]],"datatype":"FP32","name":"S","shape":[2,2]}]})");
+  same(R"({"inputs":[{"data":[true],"shape":[1],"name":"T","datatype":"BOOL"}]})");
   // "-0" is the integer 0 to nlohmann: +0.0 as a float.
   auto zero = internal::FastParseHttpInfer(
       R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[-0]}]})");
@@ -214,7 +218,9 @@ TEST(V2HttpTest, FastPathAgreesWithTheDocumentPath) {
   EXPECT_FALSE(std::signbit(z));
   for (const char* other : {
            R"({"inputs":[{"name":"X\u0041","datatype":"FP32","shape":[1],"data":[1]}]})",
-           R"({"inputs":[{"name":"X","data":[1],"datatype":"FP32","shape":[1]}]})",
+           R"({"inputs":[{"name":"X","data":["1"],"datatype":"FP32","shape":[1]}]})",
+           R"({"inputs":[{"data":[1,2],"name":"X","datatype":"FP32","shape":[1]}]})",
+           R"({"inputs":[{"data":[1],"name":"X","datatype":"FP32"}]})",
            R"({"inputs":[{"name":"X","datatype":"FP32","shape":[1],"data":[1]}],"outputs":[]})",
            R"({"inputs":[{"name":"X","datatype":"INT8","shape":[1],"data":[300]}]})",
            R"({"inputs":[{"name":"X","datatype":"FP32","shape":[2],"data":[1]}]})",

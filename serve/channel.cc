@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -75,76 +76,90 @@ std::pair<std::string, std::string> SplitAddress(const std::string& address) {
   return {host, address.substr(colon + 1)};
 }
 
-// Runs handlers on a fixed number of threads. Work goes to the thread that
-// went idle last (its stack and caches, and the model it ran, are still
-// warm), not the one idle longest; with none idle it queues.
-class WorkPool {
+// A replica listener's threads, leader and followers: one thread at a
+// time (the leader) waits on the sockets and runs their I/O handlers; a
+// request it reads, it hands the lead to an idle thread and runs itself,
+// so no thread has to wake between a request's bytes arriving and its
+// handler starting. At most `max_running` requests run at once (a replica
+// of one thread runs them one at a time); beyond that they queue, in
+// order, for the next thread free.
+class Crew {
  public:
-  explicit WorkPool(int threads) : slots_(std::make_unique<Slot[]>(threads)) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { Run(&slots_[i]); });
+  Crew(net::io_context& io, int max_running) : io_(io), max_running_(max_running) {}
+  ~Crew() { Stop(); }
+  void Start() {
+    for (int i = 0; i <= max_running_; ++i) threads_.emplace_back([this] { Run(); });
   }
-  ~WorkPool() { Stop(); }
-  void Post(std::function<void()> fn) {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    if (idle_.empty()) {
-      queue_.push_back(std::move(fn));
+  bool started() const { return !threads_.empty(); }
+  // From an I/O handler (so on the leader): runs `fn` as a request.
+  void Give(std::function<void()> fn) {
+    if (!handed_) {
+      handed_ = std::move(fn);
       return;
     }
-    Slot* next = idle_.back();
-    idle_.pop_back();
-    next->work = std::move(fn);
-    next->cv.Signal();
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(fn));
   }
-  // Drops what has not started and waits for what runs. Not from a pool
-  // thread.
+  // Drops the requests not started, waits for those that run, and stops
+  // the I/O. Not from a crew thread.
   void Stop() {
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       queue_.clear();
-      for (Slot* s : idle_) s->cv.Signal();
-      idle_.clear();
+      cv_.SignalAll();
     }
+    work_.reset();
+    io_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
 
  private:
-  struct Slot {
-    absl::CondVar cv;
-    std::function<void()> work;  // handed over by Post (guarded by mu_)
-  };
-  void Run(Slot* me) {
+  void Run() {
     mu_.Lock();
-    for (;;) {
+    while (!stopping_) {
       std::function<void()> fn;
-      if (me->work) {
-        fn = std::move(me->work);
-        me->work = nullptr;
-      } else if (!queue_.empty()) {
+      if (!queue_.empty() && running_ < max_running_) {
         fn = std::move(queue_.front());
         queue_.pop_front();
-      } else if (stopping_) {
-        break;
+      } else if (!led_) {
+        led_ = true;
+        mu_.Unlock();
+        while (!fn && io_.run_one() > 0) fn = std::exchange(handed_, nullptr);
+        mu_.Lock();
+        led_ = false;
+        if (!fn) continue;  // stopped
+        if (running_ >= max_running_) {
+          queue_.push_back(std::move(fn));
+          continue;
+        }
+        cv_.Signal();  // a follower takes the lead
       } else {
-        idle_.push_back(me);
-        while (!me->work && !stopping_) me->cv.Wait(&mu_);
+        cv_.Wait(&mu_);
         continue;
       }
+      running_++;
       mu_.Unlock();
       fn();
       fn = nullptr;  // its captures go before the next wait
       mu_.Lock();
+      running_--;
     }
     mu_.Unlock();
   }
 
-  mutable absl::Mutex mu_;
+  net::io_context& io_;
+  const int max_running_;
+  // Keeps run_one() waiting while the sockets are all closed, until Stop.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{io_.get_executor()};
+  std::function<void()> handed_;  // the leader's alone
+  absl::Mutex mu_;
+  absl::CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool led_ ABSL_GUARDED_BY(mu_) = false;  // a thread is the leader
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<Slot*> idle_ ABSL_GUARDED_BY(mu_);  // the last to go idle at the back
-  std::unique_ptr<Slot[]> slots_;
   std::vector<std::thread> threads_;  // the owner's thread only
 };
 
@@ -246,19 +261,25 @@ DataPlaneTls& Tls() {
 
 // ---- ReplicaListener -------------------------------------------------------
 
-// One connection. Touched only on the listener's I/O thread.
+// One connection. Reading is the leader's alone (the crew thread doing the
+// I/O, "the I/O thread" below); answers are written by the thread that made
+// them when nothing else is being written (one non-blocking send), else
+// queued for the I/O thread. `mu` orders those writes and the close.
 struct ReplicaListener::Conn {
   explicit Conn(Wire w) : wire(std::move(w)), hello_timer(wire.socket().get_executor()) {}
   Wire wire;
-  net::steady_timer hello_timer;
+  net::steady_timer hello_timer;  // I/O thread
   unsigned char header[kFrameHeaderBytes] = {};
   std::string payload;
   bool authenticated = false;
-  bool closed = false;
-  bool read_paused = false;
-  int unanswered = 0;  // read, and the answer not written yet
-  std::deque<std::string> out;
-  bool writing = false;
+  std::atomic<int> unanswered{0};  // read, and the answer not written yet
+  // Set by the I/O thread when it stopped reading for too many unanswered;
+  // whoever clears it (exchange) resumes reading.
+  std::atomic<bool> read_paused{false};
+  absl::Mutex mu;
+  bool closed ABSL_GUARDED_BY(mu) = false;
+  std::deque<std::string> out ABSL_GUARDED_BY(mu);  // the front is being written
+  bool writing ABSL_GUARDED_BY(mu) = false;         // an async write of the front runs
 };
 
 struct ReplicaListener::Impl {
@@ -268,12 +289,13 @@ struct ReplicaListener::Impl {
         handler(std::move(handler)),
         acceptor(io),
         backoff(io),
-        pool(max_threads) {}
+        crew(io, max_threads) {}
 
   void Accept();
   void ReadHeader(const std::shared_ptr<Conn>& c);
   void OnFrame(const std::shared_ptr<Conn>& c, uint64_t id);
-  void Answer(const std::shared_ptr<Conn>& c, std::string frame);
+  void Answer(const std::shared_ptr<Conn>& c, std::string frame);  // any thread
+  void Answered(const std::shared_ptr<Conn>& c);                   // any thread
   void WriteNext(const std::shared_ptr<Conn>& c);
   void Close(const std::shared_ptr<Conn>& c);
   void StopOnIo();
@@ -288,8 +310,7 @@ struct ReplicaListener::Impl {
   int backoff_ms = 10;
   std::set<std::shared_ptr<Conn>> conns;
   std::list<std::weak_ptr<Conn>> waiting;  // not authenticated yet, oldest first
-  std::thread io_thread;
-  WorkPool pool;
+  Crew crew;                               // last: its threads go first
 };
 
 absl::StatusOr<std::unique_ptr<ReplicaListener>> ReplicaListener::Start(const std::string& host,
@@ -325,22 +346,20 @@ absl::StatusOr<std::unique_ptr<ReplicaListener>> ReplicaListener::Start(const st
   impl.address = (ip.is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
   l->address_ = impl.address;
   impl.Accept();
-  impl.io_thread = std::thread([raw = &impl] { raw->io.run(); });
+  impl.crew.Start();
   return l;
 }
 
 ReplicaListener::~ReplicaListener() {
-  // Close everything on the I/O thread (callers see their connections
-  // end), then wait for the requests that run, then stop the I/O.
+  // Close everything on the leader (callers see their connections end),
+  // then wait for the requests that run, then stop the I/O.
   std::promise<void> closed;
   net::post(impl_->io, [this, &closed] {
     impl_->StopOnIo();
     closed.set_value();
   });
-  closed.get_future().wait();
-  impl_->pool.Stop();
-  impl_->io.stop();
-  impl_->io_thread.join();
+  if (impl_->crew.started()) closed.get_future().wait();  // else it never served
+  impl_->crew.Stop();
 }
 
 void ReplicaListener::Impl::StopOnIo() {
@@ -421,7 +440,10 @@ void ReplicaListener::Impl::ReadHeader(const std::shared_ptr<Conn>& c) {
 }
 
 void ReplicaListener::Impl::OnFrame(const std::shared_ptr<Conn>& c, uint64_t id) {
-  if (c->closed) return;
+  {
+    absl::MutexLock lock(&c->mu);
+    if (c->closed) return;
+  }
   if (!c->authenticated) {
     if (!SameToken(c->payload, token)) {
       LUMEN_LOG_WARN("serve: a connection to replica {} sent a wrong cluster token; closed",
@@ -435,7 +457,7 @@ void ReplicaListener::Impl::OnFrame(const std::shared_ptr<Conn>& c, uint64_t id)
     return ReadHeader(c);
   }
   c->unanswered++;
-  pool.Post([this, c, id, payload = std::move(c->payload)] {
+  crew.Give([this, c, id, payload = std::move(c->payload)] {
     Request request;
     absl::Status parsed =
         lumen::internal::DeserializeInto(payload.data(), payload.size(), &request, "the request");
@@ -455,42 +477,86 @@ void ReplicaListener::Impl::OnFrame(const std::shared_ptr<Conn>& c, uint64_t id)
           500, "the answer is " + std::to_string(answer.size()) + " bytes; at most " +
                    std::to_string(kMaxPayloadBytes) + " go through the serving data plane"));
     }
-    net::post(
-        io, [this, c, frame = EncodeFrame(id, answer)]() mutable { Answer(c, std::move(frame)); });
+    Answer(c, EncodeFrame(id, answer));
   });
   c->payload.clear();
-  if (c->unanswered < max_threads * kUnansweredPerThread) {
+  if (c->unanswered < max_threads * kUnansweredPerThread) return ReadHeader(c);
+  // Paused; resumes as answers go out. An answer that went out between the
+  // count and the flag finds the flag unset: check again.
+  c->read_paused = true;
+  if (c->unanswered < max_threads * kUnansweredPerThread && c->read_paused.exchange(false)) {
     ReadHeader(c);
-  } else {
-    c->read_paused = true;  // resumes as answers are written
   }
 }
 
+// Plaintext with nothing queued: straight to the socket from this thread,
+// as far as the socket takes it without blocking. The rest (or all, with
+// TLS or a write in progress) goes out on the I/O thread.
 void ReplicaListener::Impl::Answer(const std::shared_ptr<Conn>& c, std::string frame) {
-  if (c->closed) return;
-  c->out.push_back(std::move(frame));
-  if (!c->writing) WriteNext(c);
+  bool start = false, sent = false;
+  {
+    absl::MutexLock lock(&c->mu);
+    if (c->closed) return;
+    if (!c->writing && c->out.empty() && !c->wire.tls()) {
+      ssize_t n = ::send(c->wire.socket().native_handle(), frame.data(), frame.size(),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n == static_cast<ssize_t>(frame.size())) {
+        sent = true;
+      } else if (n > 0) {
+        frame.erase(0, static_cast<size_t>(n));
+      }  // else nothing went: the I/O thread's write finds the error, if any
+    }
+    if (!sent) {
+      c->out.push_back(std::move(frame));
+      start = !c->writing;
+      c->writing = true;
+    }
+  }
+  if (start) net::post(io, [this, c] { WriteNext(c); });
+  if (sent) Answered(c);
 }
 
+void ReplicaListener::Impl::Answered(const std::shared_ptr<Conn>& c) {
+  int left = --c->unanswered;
+  if (left < max_threads * kUnansweredPerThread && c->read_paused.exchange(false)) {
+    net::post(io, [this, c] { ReadHeader(c); });
+  }
+}
+
+// On the I/O thread, with `writing` set: writes the front of `out`.
 void ReplicaListener::Impl::WriteNext(const std::shared_ptr<Conn>& c) {
-  c->writing = true;
-  c->wire.Write(net::buffer(c->out.front()), [this, c](error_code ec, size_t) {
-    c->writing = false;
-    if (ec || c->closed) return Close(c);
-    c->out.pop_front();
-    c->unanswered--;
-    if (!c->out.empty()) WriteNext(c);
-    if (c->read_paused && c->unanswered < max_threads * kUnansweredPerThread) {
-      c->read_paused = false;
-      ReadHeader(c);
+  const std::string* front;
+  {
+    absl::MutexLock lock(&c->mu);
+    if (c->closed) return;
+    front = &c->out.front();  // stays put as others are queued behind it
+  }
+  c->wire.Write(net::buffer(*front), [this, c](error_code ec, size_t) {
+    bool more = false;
+    {
+      absl::MutexLock lock(&c->mu);
+      if (ec || c->closed) {
+        c->writing = false;
+        ec = net::error::operation_aborted;
+      } else {
+        c->out.pop_front();
+        more = !c->out.empty();
+        c->writing = more;
+      }
     }
+    if (ec) return Close(c);
+    Answered(c);
+    if (more) WriteNext(c);
   });
 }
 
 void ReplicaListener::Impl::Close(const std::shared_ptr<Conn>& c) {
-  if (c->closed) return;
-  c->closed = true;
-  c->wire.Close();
+  {
+    absl::MutexLock lock(&c->mu);
+    if (c->closed) return;
+    c->closed = true;
+    c->wire.Close();  // under the lock: no serving thread sends to a closed (reused) fd
+  }
   c->hello_timer.cancel();
   conns.erase(c);  // `out` stays until a write in progress completes
   if (!c->authenticated) {
@@ -535,8 +601,8 @@ struct ReplicaChannel::State : std::enable_shared_from_this<State> {
   std::unordered_map<uint64_t, Done> pending ABSL_GUARDED_BY(mu);
 };
 
-ReplicaChannel::ReplicaChannel(std::string address, std::string token)
-    : state_(std::make_shared<State>(CallerIo())) {
+ReplicaChannel::ReplicaChannel(std::string address, std::string token, net::io_context* io)
+    : state_(std::make_shared<State>(io != nullptr ? *io : CallerIo())) {
   state_->address = std::move(address);
   state_->token = std::move(token);
   net::post(state_->strand, [s = state_] { s->Connect(); });

@@ -7,11 +7,12 @@
 // and a listener answers nothing on a connection until it matched.
 //
 // Why: an actor call crosses the caller's event loop, gRPC's threads and the
-// object machinery twice; this path wakes two threads in the replica (its
-// I/O thread hands the request to a serving thread) and one in the caller
-// (its I/O thread answers it), which is what keeps the proxy's added
-// latency and CPU per request small. Control calls (health, load,
-// reconfigure) stay actor calls.
+// object machinery twice. On this path no thread hands a request to
+// another: the replica thread that reads a request runs it and writes its
+// answer, and the caller's dispatcher loop writes requests and reads
+// answers itself, which is what keeps the proxy's added latency and CPU
+// per request small. Control calls (health, load, reconfigure) stay actor
+// calls.
 #pragma once
 
 #include <atomic>
@@ -27,13 +28,19 @@
 #include "absl/status/statusor.h"
 #include "lumen/serve.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace lumen::serve {
 
 // In a replica: accepts connections and runs `handler` for each request.
-// One I/O thread (Boost.Asio) does every connection's reading and writing;
-// a fixed pool of `max_threads` threads runs the requests of all
-// connections. A new connection gets no thread: it has 10 s from accept to
-// present the token (at most 256 wait at once; beyond that the oldest is
+// `max_threads + 1` threads (leader and followers, on Boost.Asio) share the
+// work: one at a time waits on every connection's socket; the one that
+// reads a request passes that role to an idle thread and runs the request,
+// then writes its answer straight to the socket. At most `max_threads`
+// requests run at once. A new connection gets no thread: it has 10 s from
+// accept to present the token (at most 256 wait at once; beyond that the oldest is
 // closed), and out of file descriptors the listener pauses accepting. A
 // connection with `4 * max_threads` requests unanswered is not read until
 // answers go out.
@@ -57,18 +64,20 @@ class ReplicaListener {
   std::unique_ptr<Impl> impl_;
 };
 
-// In a caller: one connection to one replica, made on first use. The
-// socket work of every channel in the process runs on two shared I/O
-// threads (Boost.Asio), not a thread per channel. `done` runs on one of
-// them (or the caller's thread, for a channel already broken): keep it
-// short. A lost connection answers every call in flight UNAVAILABLE (the
-// dispatcher sends those elsewhere) and leaves the channel broken; make a
-// new one. Destroying the channel answers what is in flight CANCELLED,
-// possibly just after the destructor returns.
+// In a caller: one connection to one replica, made on first use. Its
+// socket work runs on `io` when given (the dispatcher passes its own
+// loop's, so a request is written and its answer read on the loop's thread
+// with no hand-off between threads), else on two I/O threads the process's
+// channels share; never a thread per channel. `done` runs there (or on the
+// caller's thread, for a channel already broken): keep it short. A lost
+// connection answers every call in flight UNAVAILABLE (the dispatcher sends
+// those elsewhere) and leaves the channel broken; make a new one.
+// Destroying the channel answers what is in flight CANCELLED, possibly just
+// after the destructor returns.
 class ReplicaChannel {
  public:
   using Done = std::function<void(absl::StatusOr<Response>)>;
-  ReplicaChannel(std::string address, std::string token);
+  ReplicaChannel(std::string address, std::string token, boost::asio::io_context* io = nullptr);
   ~ReplicaChannel();
 
   void Call(const Request& request, Done done);

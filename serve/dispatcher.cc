@@ -24,20 +24,27 @@ bool AppRoute::Reachable(const std::string& deployment) const {
 
 namespace {
 
-// A data-plane channel as the dispatcher's loop uses it: answers come back
-// to the loop (through the guard; dropped once the dispatcher is gone).
+// A data-plane channel as the dispatcher's loop uses it: its socket runs on
+// the loop's thread, and answers come back to the loop (through the guard;
+// dropped once this connection or the dispatcher is gone, since the core
+// that would take them went first).
 class LoopChannel : public ReplicaConnection {
  public:
-  LoopChannel(std::shared_ptr<LoopGuard> guard, std::string address, std::string token)
+  LoopChannel(EventLoop* loop, std::shared_ptr<LoopGuard> guard, std::string address,
+              std::string token)
       : guard_(std::move(guard)),
-        channel_(std::make_unique<ReplicaChannel>(std::move(address), std::move(token))),
-        in_flight_(std::make_shared<size_t>(0)) {}
+        channel_(std::make_unique<ReplicaChannel>(std::move(address), std::move(token),
+                                                  &loop->io_context())),
+        in_flight_(std::make_shared<size_t>(0)),
+        open_(std::make_shared<bool>(true)) {}
+  ~LoopChannel() override { *open_ = false; }
   void Call(const Request& request, Done done) override {
     ++*in_flight_;
-    channel_->Call(request, [guard = guard_, in_flight = in_flight_,
+    channel_->Call(request, [guard = guard_, in_flight = in_flight_, open = open_,
                              done = std::move(done)](absl::StatusOr<Response> r) mutable {
       guard->Post("dispatcher.answer",
-                  [in_flight, done = std::move(done), r = std::move(r)]() mutable {
+                  [in_flight, open, done = std::move(done), r = std::move(r)]() mutable {
+                    if (!*open) return;
                     --*in_flight;
                     done(std::move(r));
                   });
@@ -50,6 +57,7 @@ class LoopChannel : public ReplicaConnection {
   std::shared_ptr<LoopGuard> guard_;
   std::unique_ptr<ReplicaChannel> channel_;
   std::shared_ptr<size_t> in_flight_;  // loop only
+  std::shared_ptr<bool> open_;         // loop only
 };
 
 }  // namespace
@@ -59,10 +67,10 @@ Dispatcher::Dispatcher(Options options) : options_(std::move(options)), loop_("s
   snapshot_ = std::make_shared<const AppRoutes>();
   guard_ = std::make_shared<LoopGuard>(&loop_);
   if (!options_.connect) {
-    options_.connect =
-        [guard = guard_](const std::string& address) -> std::unique_ptr<ReplicaConnection> {
+    options_.connect = [loop = &loop_, guard = guard_](
+                           const std::string& address) -> std::unique_ptr<ReplicaConnection> {
       auto* rt = lumen::internal::CurrentRuntime();
-      return std::make_unique<LoopChannel>(guard, address, rt ? rt->ClusterToken() : "");
+      return std::make_unique<LoopChannel>(loop, guard, address, rt ? rt->ClusterToken() : "");
     };
   }
   loop_.Start();

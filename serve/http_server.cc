@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 
+#include <sys/socket.h>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -13,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -29,12 +31,16 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+// Answers up to this size are written from the thread that made them.
+constexpr size_t kDirectAnswerBytes = 64 << 10;
+
 // What all sessions of one server share: the counters behind its bounds.
 struct Shared {
   const HttpServer::Options* options;
   HttpServer::Handler* handler;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> body_bytes{0};
+  std::atomic<bool> stopped{false};  // replies from here on are dropped
 
   // Takes `n` bytes of the body budget; false when they would pass it.
   bool Reserve(size_t n) {
@@ -169,10 +175,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     const auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
-    auto self = shared_from_this();
-    auto executor = stream_.get_executor();
-    (*shared_->handler)(ToRequest(msg), [self, executor](Response r) {
-      net::post(executor, [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
+    (*shared_->handler)(ToRequest(msg),
+                        [self = shared_from_this()](Response r) { self->Answer(std::move(r)); });
+  }
+
+  // From the thread that answers, exactly once; nothing else touches the
+  // session meanwhile (no read or write is pending). A small plaintext
+  // answer goes straight to the socket from that thread, as far as the
+  // socket takes it without blocking, so the client has it without waiting
+  // for an I/O thread to wake; the rest, and what follows, on the I/O
+  // thread.
+  void Answer(Response r) {
+    if (shared_->stopped.load()) return;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      if (r.chunks.empty() && r.body.size() <= kDirectAnswerBytes) return SendNow(std::move(r));
+    }
+    net::post(stream_.get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
+      self->Write(std::move(r));
     });
   }
 
@@ -181,16 +200,48 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     reserved_ = 0;
   }
 
+  std::shared_ptr<http::response<http::string_body>> Whole(Response r) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), version_);
+    for (const auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(keep_alive_);
+    res->body() = head_ ? "" : std::move(r.body);
+    res->prepare_payload();
+    return res;
+  }
+
+  void SendNow(Response r) {
+    ReleaseBody();
+    auto res = Whole(std::move(r));
+    auto wire = std::make_shared<std::string>();
+    http::response_serializer<http::string_body> sr(*res);
+    beast::error_code ec;
+    while (!ec && !sr.is_done()) {
+      sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+        for (auto b : beast::buffers_range_ref(buffers)) {
+          wire->append(static_cast<const char*>(b.data()), b.size());
+        }
+        sr.consume(net::buffer_size(buffers));
+      });
+    }
+    int fd = beast::get_lowest_layer(stream_).socket().native_handle();
+    ssize_t n = ec ? -1 : ::send(fd, wire->data(), wire->size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) wire->erase(0, static_cast<size_t>(n));
+    // What follows (the next read, or the rest and then it) on the I/O
+    // thread; the client already has a whole answer when `wire` is empty.
+    net::post(stream_.get_executor(), [self = shared_from_this(), wire] {
+      if (wire->empty()) return self->AfterWrite({});
+      self->Deadline(self->options().body_timeout_s);
+      net::async_write(self->stream_, net::buffer(*wire),
+                       [self, wire](beast::error_code ec2, size_t) { self->AfterWrite(ec2); });
+    });
+  }
+
   void Write(Response r) {
     ReleaseBody();  // the request is answered: its body is no longer held
     Deadline(options().body_timeout_s);
     if (r.chunks.empty()) {
-      auto res = std::make_shared<http::response<http::string_body>>(
-          static_cast<http::status>(r.status), version_);
-      for (const auto& [k, v] : r.headers) res->set(k, v);
-      res->keep_alive(keep_alive_);
-      res->body() = head_ ? "" : std::move(r.body);
-      res->prepare_payload();
+      auto res = Whole(std::move(r));
       http::async_write(
           stream_, *res,
           [self = shared_from_this(), res](beast::error_code ec, size_t) { self->AfterWrite(ec); });
@@ -268,6 +319,7 @@ size_t HttpServer::body_bytes_held() const { return impl_->shared.body_bytes.loa
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Stop() {
+  impl_->shared.stopped.store(true);
   impl_->work.reset();
   impl_->io.stop();
   for (auto& t : threads_) t.join();
