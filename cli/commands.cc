@@ -111,6 +111,7 @@ std::vector<std::string> NodeArgs(const StartFlags& f, const std::string& gcs,
     args.push_back("--object-store-memory=" + std::to_string(f.object_store_memory));
   }
   if (!session.empty()) args.push_back("--session-dir=" + session);
+  args.push_back("--metrics-port=" + std::to_string(f.metrics_port));
   return args;
 }
 
@@ -164,6 +165,7 @@ int Start(const StartFlags& f) {
   std::string token = ResolveToken(f.token);
   std::string gcs = f.address;
   std::string session;
+  std::string gcs_metrics;
   if (f.head) {
     if (auto pid = RunningHead()) {
       auto address = ReadFile(Home() + "/" + kAddressFile);
@@ -180,11 +182,15 @@ int Start(const StartFlags& f) {
                                          "--port=" + std::to_string(f.port),
                                          "--session-dir=" + session,
                                          "--node-timeout-ms=" + std::to_string(f.node_timeout_ms),
-                                         "--heartbeat-ms=" + std::to_string(f.heartbeat_ms)};
+                                         "--heartbeat-ms=" + std::to_string(f.heartbeat_ms),
+                                         "--metrics-port=" + std::to_string(f.gcs_metrics_port)};
     if (!f.storage.empty()) gcs_args.push_back("--storage=" + f.storage);
     auto ready = Launch("gcs", gcs_args, token, session + "/logs");
     if (!ready.ok()) return Fail(std::string(ready.status().message()));
     gcs = rpc::JoinHostPort(f.host, std::stoi((*ready)["port"]));
+    if (std::string m = (*ready)["metrics_port"]; !m.empty() && m != "0") {
+      gcs_metrics = rpc::JoinHostPort(f.host, std::stoi(m));
+    }
     // Written once the GCS runs, so a failed start leaves the old ones.
     for (const auto& [file, text] : {std::pair{kTokenFile, token}, std::pair{kAddressFile, gcs}}) {
       if (absl::Status s = WriteFileAtomic(Home() + "/" + file, text + "\n", 0600); !s.ok()) {
@@ -211,6 +217,11 @@ int Start(const StartFlags& f) {
             << "\n"
             << "  node:  " << (*node)["node_id"].substr(0, 12) << " at " << f.host << ":"
             << (*node)["port"] << "\n";
+  if (std::string m = (*node)["metrics_port"]; !m.empty() && m != "0") {
+    std::cout << "  metrics: http://" << rpc::JoinHostPort(f.host, std::stoi(m)) << "/metrics"
+              << (gcs_metrics.empty() ? "" : " and http://" + gcs_metrics + "/metrics (GCS)")
+              << " (bearer token; `lumen metrics targets` lists every node's)\n";
+  }
   if (f.head) {
     std::cout << "  token: " << Home() << "/" << kTokenFile << "\n\n"
               << "Join another node:  lumen start --address " << gcs << " --token $(cat " << Home()

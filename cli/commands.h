@@ -39,7 +39,9 @@ struct StartFlags {
   int64_t object_store_memory = 0;
   int64_t node_timeout_ms = 4000;
   int64_t heartbeat_ms = 500;
-  std::string storage;  // head: where the GCS keeps its tables ("" = memory)
+  std::string storage;       // head: where the GCS keeps its tables ("" = memory)
+  int metrics_port = 0;      // the node manager's /metrics (0: any free port, -1: none)
+  int gcs_metrics_port = 0;  // head: the GCS's
 };
 
 struct StatusFlags {
@@ -67,6 +69,7 @@ struct GcsServerFlags {
   int64_t node_timeout_ms = 4000;
   int64_t heartbeat_ms = 500;
   std::string storage;
+  int metrics_port = 0;
 };
 struct NodeManagerFlags {
   std::string gcs;
@@ -76,6 +79,7 @@ struct NodeManagerFlags {
   int64_t object_store_memory = 0;
   bool head = false;
   std::string session_dir;
+  int metrics_port = 0;
 };
 
 // Foreground daemons; `lumen start` and local clusters run these. They read
@@ -103,6 +107,29 @@ int ServeDeploy(const ServeFlags& flags);
 int ServeStatus(const ServeFlags& flags);
 int ServeDelete(const ServeFlags& flags);
 int ServeShutdown(const ServeFlags& flags);
+// `lumen metrics targets`: every /metrics endpoint of the cluster (GCS, node
+// managers, serve proxies) as a Prometheus file_sd_configs file.
+int MetricsTargets(const ServeFlags& flags);
+
+// `lumen job ...` (cli/job_commands.cc).
+struct JobFlags {
+  std::string address;
+  std::string token;
+  std::vector<std::string> command;  // submit: after --
+  std::vector<std::string> code;     // submit: --code LIB.so, repeatable
+  std::vector<std::string> env;      // submit: --env K=V, repeatable
+  std::string submission_id;         // submit: --submission-id
+  bool no_wait = false;              // submit
+  std::string id;                    // status, logs, stop, delete
+  bool follow = false;               // logs
+  bool json = false;                 // status, list
+};
+int JobSubmit(const JobFlags& flags);
+int JobStatus(const JobFlags& flags);
+int JobLogs(const JobFlags& flags);
+int JobStop(const JobFlags& flags);
+int JobList(const JobFlags& flags);
+int JobDelete(const JobFlags& flags);
 
 // `lumen list KIND`, `lumen get KIND ID`, `lumen summary KIND`.
 struct StateFlags {
@@ -115,6 +142,8 @@ struct StateFlags {
   std::string token;
 };
 int List(const StateFlags& flags);
+// A wall-clock time in ms as UTC in strftime's `format`; "-" for none.
+std::string UtcTime(int64_t ms, const char* format);
 int Get(const StateFlags& flags);
 int Summary(const StateFlags& flags);
 

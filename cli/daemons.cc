@@ -75,6 +75,7 @@ int RunGcsServer(const GcsServerFlags& flags) {
   config.session_dir = flags.session_dir;
   config.node_timeout_ms = flags.node_timeout_ms;
   config.heartbeat_period_ms = flags.heartbeat_ms;
+  config.metrics_port = flags.metrics_port;
   auto store = gcs::MakeStore(flags.storage);
   if (!store.ok()) {
     std::cerr << "lumen gcs-server: --storage: " << store.status().message() << "\n";
@@ -85,7 +86,8 @@ int RunGcsServer(const GcsServerFlags& flags) {
     std::cerr << "lumen gcs-server: " << s.message() << "\n";
     return 1;
   }
-  SignalReady("port=" + std::to_string(server.port()));
+  SignalReady("port=" + std::to_string(server.port()) +
+              " metrics_port=" + std::to_string(server.metrics_port()));
   StopOnParentExit();
   int sig = WaitForStopSignal(stop);
   LUMEN_LOG_INFO("GCS stopping on signal {}", sig);
@@ -110,6 +112,7 @@ int RunNodeManager(const NodeManagerFlags& flags) {
   config.is_head = flags.head;
   config.session_dir = flags.session_dir;
   config.object_store_memory = flags.object_store_memory;
+  config.metrics_port = flags.metrics_port;
   if (!flags.resources.empty()) {
     auto r = ResourceSet::FromJson(flags.resources);
     if (!r.ok()) {
@@ -137,7 +140,8 @@ int RunNodeManager(const NodeManagerFlags& flags) {
     return 1;
   }
   SignalReady("port=" + std::to_string(nm.port()) + " node_id=" + nm.node_id().Hex() +
-              " store_prefix=" + nm.store_prefix());
+              " store_prefix=" + nm.store_prefix() +
+              " metrics_port=" + std::to_string(nm.metrics_port()));
   StopOnParentExit();
   int sig = WaitForStopSignal(stop);
   LUMEN_LOG_INFO("node manager stopping on signal {}", sig);

@@ -68,6 +68,13 @@ int Run(int argc, char** argv) {
   s->add_option("--storage", start.storage,
                 "head: keep the GCS's tables in redis://HOST:PORT[/NAMESPACE], so a GCS "
                 "started again finds the cluster (default: in memory, lost with the GCS)");
+  s->add_option("--metrics-port", start.metrics_port,
+                "Prometheus /metrics of this node's node manager, on --host (default 0: any "
+                "free port; -1: none)")
+      ->check(CLI::Range(-1, 65535));
+  s->add_option("--gcs-metrics-port", start.gcs_metrics_port,
+                "head: Prometheus /metrics of the GCS (default 0: any free port; -1: none)")
+      ->check(CLI::Range(-1, 65535));
 
   auto* stop = app.add_subcommand("stop", "stop what `lumen start` started on this machine");
 
@@ -94,6 +101,8 @@ int Run(int argc, char** argv) {
   g->add_option("--node-timeout-ms", gcs.node_timeout_ms);
   g->add_option("--heartbeat-ms", gcs.heartbeat_ms);
   g->add_option("--storage", gcs.storage, "redis://HOST:PORT[/NAMESPACE] (default: in memory)");
+  g->add_option("--metrics-port", gcs.metrics_port, "0: any free port; -1: none")
+      ->check(CLI::Range(-1, 65535));
 
   lumen::cli::NodeManagerFlags nm;
   auto* n = app.add_subcommand("node-manager", "run a node manager in the foreground");
@@ -105,6 +114,8 @@ int Run(int argc, char** argv) {
   n->add_option("--object-store-memory", nm.object_store_memory);
   n->add_flag("--head", nm.head);
   n->add_option("--session-dir", nm.session_dir);
+  n->add_option("--metrics-port", nm.metrics_port, "0: any free port; -1: none")
+      ->check(CLI::Range(-1, 65535));
 
   lumen::cli::ServeFlags sv;
   auto* serve = app.add_subcommand("serve", "run C++ deployments behind HTTP");
@@ -155,6 +166,50 @@ int Run(int argc, char** argv) {
       "shutdown", "delete every application and stop serve (proxies, controllers, manager)");
   cluster_flags(sshutdown);
 
+  auto* metrics = app.add_subcommand("metrics", "Prometheus: where to scrape the cluster");
+  metrics->require_subcommand(1);
+  auto* mtargets = metrics->add_subcommand(
+      "targets",
+      "print every /metrics endpoint (GCS, node managers, serve proxies) as a Prometheus "
+      "file_sd_configs file");
+  cluster_flags(mtargets);
+
+  lumen::cli::JobFlags job;
+  auto* jobs = app.add_subcommand("job", "run drivers on the cluster and follow them");
+  jobs->require_subcommand(1);
+  auto job_flags = [&](CLI::App* c) {
+    c->add_option("--address", job.address, "GCS HOST:PORT (default: the one started here)");
+    AddTokenOptions(c, &job.token, "cluster token");
+  };
+  auto* jsubmit = jobs->add_subcommand(
+      "submit", "run CMD ARGS as a driver on the head node, and follow its output until it ends");
+  jsubmit->add_option("--code", job.code,
+                      "a shared library for the job's workers (repeatable; uploaded)");
+  jsubmit->add_option("--env", job.env, "NAME=VALUE for the driver (repeatable)");
+  jsubmit->add_option("--submission-id", job.submission_id, "the job's id (default: made up)");
+  jsubmit->add_flag("--no-wait", job.no_wait, "print the id and return at once");
+  // The command is what follows `--` (taken off argv before parsing, so
+  // its own options stay its own).
+  jsubmit->footer("Runs: lumen job submit [options] -- CMD ARGS");
+  job_flags(jsubmit);
+  auto* jstatus = jobs->add_subcommand("status", "a job's status and times");
+  jstatus->add_option("id", job.id, "submission id")->required();
+  jstatus->add_flag("--json", job.json, "JSON");
+  job_flags(jstatus);
+  auto* jlogs = jobs->add_subcommand("logs", "a job's output (stdout and stderr)");
+  jlogs->add_option("id", job.id, "submission id")->required();
+  jlogs->add_flag("--follow,-f", job.follow, "keep printing until the job ends");
+  job_flags(jlogs);
+  auto* jstop = jobs->add_subcommand("stop", "stop a job (SIGTERM, SIGKILL after 5 s)");
+  jstop->add_option("id", job.id, "submission id")->required();
+  job_flags(jstop);
+  auto* jlist = jobs->add_subcommand("list", "every job, newest first");
+  jlist->add_flag("--json", job.json, "JSON");
+  job_flags(jlist);
+  auto* jdelete = jobs->add_subcommand("delete", "forget a job that ended");
+  jdelete->add_option("id", job.id, "submission id")->required();
+  job_flags(jdelete);
+
   // The state API: lumen list|get|summary.
   lumen::cli::StateFlags state;
   auto state_flags = [&](CLI::App* c) {
@@ -187,6 +242,15 @@ int Run(int argc, char** argv) {
   sum->add_option("--filter", state.filters, "as for `lumen list tasks`");
   state_flags(sum);
 
+  // `lumen job submit [options] -- CMD ARGS`: CMD ARGS are not ours to parse.
+  if (argc > 3 && std::string(argv[1]) == "job" && std::string(argv[2]) == "submit") {
+    for (int i = 3; i < argc; ++i) {
+      if (std::string(argv[i]) != "--") continue;
+      job.command.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -200,6 +264,13 @@ int Run(int argc, char** argv) {
   if (*sdeploy) return lumen::cli::ServeDeploy(sv);
   if (*sstatus) return lumen::cli::ServeStatus(sv);
   if (*sdelete) return lumen::cli::ServeDelete(sv);
+  if (*mtargets) return lumen::cli::MetricsTargets(sv);
+  if (*jsubmit) return lumen::cli::JobSubmit(job);
+  if (*jstatus) return lumen::cli::JobStatus(job);
+  if (*jlogs) return lumen::cli::JobLogs(job);
+  if (*jstop) return lumen::cli::JobStop(job);
+  if (*jlist) return lumen::cli::JobList(job);
+  if (*jdelete) return lumen::cli::JobDelete(job);
   if (*ls) return lumen::cli::List(state);
   if (*get) return lumen::cli::Get(state);
   if (*sum) return lumen::cli::Summary(state);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
+#include "gcs/gcs_server.h"
 #include "lumen/api.h"
 #include "rpc/gcs_client.h"
 #include "rpc/rpc.h"
@@ -257,6 +258,53 @@ int ServeShutdown(const ServeFlags& f) {
   if (!s.ok())
     return Fail("serve stopped, but not everything was cleaned up: " + std::string(s.message()));
   std::cout << "serve stopped\n";
+  return 0;
+}
+
+int MetricsTargets(const ServeFlags& f) {
+  auto address = ClusterAddress(f.address);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  const std::string token = ResolveToken(f.token);
+  rpc::GcsClient gcs(*address, token, nullptr);
+  auto nodes = rpc::CallSync<proto::GetAllNodesReply>(
+      [&](auto cb) { gcs.GetAllNodes(proto::GetAllNodesRequest(), cb, {.timeout_ms = 10'000}); });
+  if (!nodes.ok()) {
+    return Fail("cannot reach the cluster at " + *address + ": " +
+                std::string(nodes.status().message()));
+  }
+  // Prometheus's file_sd_configs format: groups of targets with labels.
+  Json groups = Json::array();
+  auto group = [&](const std::string& target, Json labels) {
+    groups.push_back({{"targets", Json::array({target})}, {"labels", std::move(labels)}});
+  };
+  proto::KvGetRequest req;
+  req.set_ns(gcs::kMetricsNamespace);
+  req.set_key("gcs");
+  auto got =
+      rpc::CallSync<proto::KvGetReply>([&](auto cb) { gcs.KvGet(req, cb, {.timeout_ms = 5'000}); });
+  if (got.ok() && got->found() && !got->value().empty()) {
+    group(got->value(), {{"lumen_component", "gcs"}});
+  }
+  for (const auto& n : nodes->nodes()) {
+    if (n.state() != proto::NodeInfo::ALIVE || n.metrics_port() <= 0) continue;
+    group(rpc::JoinHostPort(n.address().host(), n.metrics_port()),
+          {{"lumen_component", "node_manager"},
+           {"lumen_node_id", NodeId::FromBinary(n.node_id()).Hex()}});
+  }
+  ServeFlags serve_flags = f;
+  serve_flags.admin.clear();
+  if (auto admin = AdminAddress(serve_flags); admin.ok()) {
+    auto status = serve::AdminClient(*admin, token).Status();
+    if (status.ok()) {
+      for (const auto& p : status->value("proxies", Json::array())) {
+        std::string http = p.value("http", "");
+        if (http.empty()) continue;
+        if (http.rfind("http://", 0) == 0) http = http.substr(7);
+        group(http, {{"lumen_component", "serve_proxy"}, {"lumen_node_id", p.value("node", "")}});
+      }
+    }
+  }
+  std::cout << serve::DumpJson(groups, 2) << "\n";
   return 0;
 }
 

@@ -35,16 +35,6 @@ std::string Hex(const std::string& binary) {
   return out;
 }
 
-std::string Time(int64_t ms) {
-  if (ms <= 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::ostringstream out;
-  out << std::put_time(&tm, "%H:%M:%S");
-  return out.str();
-}
-
 const char* ActorState(proto::ActorInfo::State s) {
   switch (s) {
     case proto::ActorInfo::PENDING:
@@ -198,7 +188,7 @@ void Print(const Json& rows, const std::vector<std::pair<std::string, int>>& col
         text = text.substr(0, 12);
       }
       if (name.size() > 3 && name.compare(name.size() - 3, 3, "_ms") == 0) {
-        text = Time(v.is_number() ? v.get<int64_t>() : 0);
+        text = UtcTime(v.is_number() ? v.get<int64_t>() : 0, "%H:%M:%S");
       }
       if (static_cast<int>(text.size()) >= width) text = text.substr(0, width - 2) + "…";
       std::cout << std::left << std::setw(width) << text;
@@ -462,6 +452,16 @@ int Summary(const StateFlags& f) {
     std::cout << "\n";
   }
   return 0;
+}
+
+std::string UtcTime(int64_t ms, const char* format) {
+  if (ms <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::ostringstream out;
+  out << std::put_time(&tm, format);
+  return out.str();
 }
 
 }  // namespace lumen::cli

@@ -85,6 +85,7 @@ absl::Status GcsServer::Start() {
   loop_.Start();
   started_ = true;
   LUMEN_RETURN_IF_ERROR(server_.Start());
+  LUMEN_RETURN_IF_ERROR(StartMetrics());
   std::promise<void> armed;
   loop_.Post("gcs.start_timers", [this, &armed] {
     int64_t check_ms = std::max<int64_t>(50, std::min<int64_t>(config_.node_timeout_ms / 4, 250));
@@ -103,6 +104,7 @@ absl::Status GcsServer::Start() {
 void GcsServer::Stop() {
   if (stopped_ || !started_) return;
   stopped_ = true;
+  if (metrics_source_) metrics_source_->Close();
   std::promise<void> done;
   loop_.Post("gcs.stop", [this, &done] {
     health_timer_.reset();
@@ -116,6 +118,7 @@ void GcsServer::Stop() {
   done.get_future().wait_for(std::chrono::seconds(2));
   loop_.Stop();
   server_.Shutdown();
+  metrics_.reset();
 }
 
 }  // namespace lumen::gcs

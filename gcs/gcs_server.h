@@ -13,6 +13,7 @@
 #include "gcs/pubsub.h"
 #include "gcs/store.h"
 #include "gcs/task_events.h"
+#include "rpc/metrics.h"
 #include "rpc/server.h"
 
 namespace lumen::gcs {
@@ -34,7 +35,12 @@ struct GcsConfig {
   int64_t lost_after_ms = 0;
   // Task records kept for the state API (the oldest dropped first).
   size_t max_task_records = 100'000;
+  // Prometheus /metrics on `host`: -1 none, 0 any free port.
+  int metrics_port = -1;
 };
+
+// The KV namespace where the GCS notes its metrics address (key "gcs").
+inline constexpr char kMetricsNamespace[] = "lumen_metrics";
 
 // The store a --storage value names: "" (in memory) or
 // redis://HOST:PORT[/NAMESPACE]; the error says what is wrong.
@@ -52,11 +58,15 @@ class GcsServer {
   // Answers held calls and stops; idempotent.
   void Stop();
   int port() const { return server_.port(); }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   const std::string& cluster_id() const { return identity_.cluster_id(); }
 
  private:
   // Takes the cluster's id (and, from persistent storage, its state).
   absl::Status Restore();
+  // gcs_metrics.cc
+  absl::Status StartMetrics();
+  std::vector<prometheus::MetricFamily> CollectMetrics();
 
   GcsConfig config_;
   Clock* clock_;
@@ -70,6 +80,8 @@ class GcsServer {
   GcsActorManager actors_;
   GcsTaskEvents tasks_;
   rpc::GrpcServer server_;
+  std::unique_ptr<rpc::MetricsExporter> metrics_;
+  std::shared_ptr<rpc::LoopCollectable> metrics_source_;
   std::unique_ptr<PeriodicTimer> health_timer_;
   std::unique_ptr<PeriodicTimer> pubsub_timer_;
   std::unique_ptr<PeriodicTimer> groups_timer_;

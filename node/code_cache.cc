@@ -17,42 +17,55 @@ bool IsSha256Hex(const std::string& s) {
 
 }  // namespace
 
-void CodeCache::Resolve(const JobId& job, Done done) {
-  JobEntry& e = jobs_[job];
+bool CodeCache::Wait(const std::string& key, Done done) {
+  JobEntry& e = jobs_[key];
   if (e.done) {
     if (e.error.ok()) {
       done(e.paths);
     } else {
       done(e.error);
     }
-    return;
+    return false;
   }
   e.waiters.push_back(std::move(done));
-  if (e.waiters.size() > 1) return;  // already fetching
+  return e.waiters.size() == 1;  // else already fetching
+}
+
+void CodeCache::Resolve(const JobId& job, Done done) {
+  const std::string key = job.Binary();
+  if (!Wait(key, std::move(done))) return;
   proto::GetJobRequest req;
   req.set_job_id(job.Binary());
   gcs_->GetJob(req,
-               [this, job](absl::Status s, proto::GetJobReply reply) {
+               [this, job, key](absl::Status s, proto::GetJobReply reply) {
                  if (!s.ok()) {
-                   Finish(job, Annotate(s, "cannot look up job " + job.Hex()));
+                   Finish(key, Annotate(s, "cannot look up job " + job.Hex()));
                    return;
                  }
                  std::vector<proto::CodeFile> files(reply.job().code().begin(),
                                                     reply.job().code().end());
-                 FetchFiles(job, std::move(files), 0);
+                 FetchFiles(key, std::move(files), 0);
                },
                {.timeout_ms = 10'000, .retry_for_ms = 10'000});
 }
 
-void CodeCache::Forget(const JobId& job) {
-  auto it = jobs_.find(job);
+void CodeCache::ResolveFiles(const std::string& key, std::vector<proto::CodeFile> files,
+                             Done done) {
+  if (Wait(key, std::move(done))) FetchFiles(key, std::move(files), 0);
+}
+
+void CodeCache::Forget(const JobId& job) { Forget(job.Binary()); }
+
+void CodeCache::Forget(const std::string& key) {
+  auto it = jobs_.find(key);
   if (it == jobs_.end()) return;
   std::vector<Done> waiters = std::move(it->second.waiters);
   jobs_.erase(it);
-  for (auto& w : waiters) w(absl::CancelledError("job " + job.Hex() + " finished"));
+  for (auto& w : waiters) w(absl::CancelledError("its job finished"));
 }
 
-void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files, size_t next) {
+void CodeCache::FetchFiles(const std::string& job, std::vector<proto::CodeFile> files,
+                           size_t next) {
   if (next == files.size()) {
     Finish(job, absl::OkStatus());
     return;
@@ -92,8 +105,7 @@ void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files,
         if (!jobs_.count(job)) return;  // forgotten meanwhile
         const proto::CodeFile& f = files[next];
         if (!s.ok() || !reply.found()) {
-          Finish(job, absl::NotFoundError("code file " + f.name() + " of job " + job.Hex() +
-                                          " is missing from the GCS" +
+          Finish(job, absl::NotFoundError("code file " + f.name() + " is missing from the GCS" +
                                           (s.ok() ? "" : ": " + s.ToString())));
           return;
         }
@@ -113,7 +125,7 @@ void CodeCache::FetchFiles(const JobId& job, std::vector<proto::CodeFile> files,
       {.timeout_ms = 60'000, .retry_for_ms = 10'000});
 }
 
-void CodeCache::Finish(const JobId& job, absl::Status status) {
+void CodeCache::Finish(const std::string& job, absl::Status status) {
   auto found = jobs_.find(job);
   if (found == jobs_.end()) return;  // forgotten meanwhile
   JobEntry& e = found->second;
@@ -121,7 +133,7 @@ void CodeCache::Finish(const JobId& job, absl::Status status) {
   e.error = status;
   if (!status.ok()) {
     e.paths.clear();
-    LUMEN_LOG_WARN("code package of job {} unavailable: {}", job.Hex(), status.ToString());
+    LUMEN_LOG_WARN("a code package is unavailable: {}", status.ToString());
   }
   std::vector<Done> waiters = std::move(e.waiters);
   e.waiters.clear();

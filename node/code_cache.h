@@ -33,6 +33,10 @@ class CodeCache : public CodeResolver {
   void Resolve(const JobId& job, Done done) override;
   // Drops the job's entry; callers still waiting get CANCELLED.
   void Forget(const JobId& job) override;
+  // Local paths of `files` (a submitted job's --code), fetched as a job's
+  // are; `key` names the set for Forget(key).
+  void ResolveFiles(const std::string& key, std::vector<proto::CodeFile> files, Done done);
+  void Forget(const std::string& key);
 
  private:
   struct JobEntry {
@@ -41,12 +45,15 @@ class CodeCache : public CodeResolver {
     std::vector<std::string> paths;
     std::vector<Done> waiters;
   };
-  void FetchFiles(const JobId& job, std::vector<proto::CodeFile> files, size_t next);
-  void Finish(const JobId& job, absl::Status status);
+  // Whether a fetch must start (the first waiter of `key`); answers at once
+  // when `key` is done.
+  bool Wait(const std::string& key, Done done);
+  void FetchFiles(const std::string& key, std::vector<proto::CodeFile> files, size_t next);
+  void Finish(const std::string& key, absl::Status status);
 
   rpc::GcsClient* gcs_;
   std::string dir_;
-  std::map<JobId, JobEntry> jobs_;
+  std::map<std::string, JobEntry> jobs_;  // by job id (binary) or a caller's key
 };
 
 }  // namespace lumen::node

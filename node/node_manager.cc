@@ -94,6 +94,7 @@ absl::Status NodeManager::Start() {
   loop_.Start();
   started_ = true;
   LUMEN_RETURN_IF_ERROR(server_.Start());
+  LUMEN_RETURN_IF_ERROR(StartMetrics());
   LUMEN_RETURN_IF_ERROR(Register());
 
   node_dir_ = session_dir_ + "/node-" + node_id_.Short();
@@ -121,6 +122,11 @@ absl::Status NodeManager::Start() {
     code_ = std::make_unique<CodeCache>(gcs_.get(), node_dir_ + "/code");
     leases_ = std::make_unique<LeaseManager>(node_id_, total_, &view_, pool_.get(), code_.get(),
                                              config_.host, [this] { ResourcesChanged(); });
+    jobs_ = std::make_unique<JobSupervisor>(JobSupervisorOptions{.gcs_address = config_.gcs_address,
+                                                                 .token = config_.token,
+                                                                 .log_dir = node_dir_ + "/logs",
+                                                                 .node_id = node_id_},
+                                            gcs_.get(), code_.get(), launcher_, clock_);
     StartOnLoop();
     ready.set_value();
   });
@@ -170,8 +176,11 @@ void NodeManager::StartOnLoop() {
   heartbeat_timer_ =
       loop_.RunEvery("node_manager.heartbeat", std::chrono::milliseconds(heartbeat_period_ms_),
                      [this] { ReportToGcs(); });
-  driver_timer_ = loop_.RunEvery("node_manager.watch_drivers", std::chrono::milliseconds(500),
-                                 [this] { WatchDrivers(); });
+  driver_timer_ =
+      loop_.RunEvery("node_manager.watch_drivers", std::chrono::milliseconds(500), [this] {
+        jobs_->Tick();
+        WatchDrivers();
+      });
   pool_timer_ = loop_.RunEvery("node_manager.worker_pool", std::chrono::milliseconds(100), [this] {
     pool_->Tick([this](Worker* w, const std::string& how) {
       LUMEN_LOG_INFO("worker exited worker={} pid={} job={} ({})", w->id.Short(), w->pid(),
@@ -204,6 +213,7 @@ proto::NodeInfo NodeManager::SelfInfo() const {
   info.set_hostname(Hostname());
   info.set_is_head(config_.is_head);
   info.set_session_dir(session_dir_);
+  info.set_metrics_port(metrics_port());
   // Placement group bundles change the total: the lease manager has it.
   const ResourceSet& total = leases_ ? leases_->total() : total_;
   for (const auto& [k, v] : total.ToMap()) (*info.mutable_resources_total())[k] = v;
@@ -384,12 +394,14 @@ void NodeManager::WatchDrivers() {
 void NodeManager::Stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  if (metrics_source_) metrics_source_->Close();
   std::promise<void> done;
   loop_.Post("node_manager.stop", [&] {
     heartbeat_timer_.reset();
     pool_timer_.reset();
     driver_timer_.reset();
     if (subscriber_) subscriber_->Stop();
+    if (jobs_) jobs_->Shutdown();
     if (leases_) leases_->Shutdown();
     if (pool_) pool_->Shutdown();
     if (pulls_) pulls_->Shutdown();
@@ -407,6 +419,7 @@ void NodeManager::Stop() {
   }
   loop_.Stop();
   server_.Shutdown();
+  metrics_.reset();
   node_clients_.Clear();
   worker_clients_.Clear();
   subscriber_.reset();
@@ -546,6 +559,24 @@ void NodeManager::HandleGetNodeStats(const proto::GetNodeStatsRequest& request,
   LUMEN_REQUIRE_READY();
   *reply->mutable_node() = SelfInfo();
   send(absl::OkStatus());
+}
+
+void NodeManager::HandleSubmitJob(const proto::SubmitJobRequest& request,
+                                  proto::SubmitJobReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  jobs_->HandleSubmitJob(request, reply, std::move(send));
+}
+
+void NodeManager::HandleStopJob(const proto::StopJobRequest& request, proto::StopJobReply* reply,
+                                rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  jobs_->HandleStopJob(request, reply, std::move(send));
+}
+
+void NodeManager::HandleReadJobLogs(const proto::ReadJobLogsRequest& request,
+                                    proto::ReadJobLogsReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  jobs_->HandleReadJobLogs(request, reply, std::move(send));
 }
 
 }  // namespace lumen::node

@@ -16,6 +16,7 @@
 #include "common/process.h"
 #include "gcs/subscriber.h"
 #include "node/code_cache.h"
+#include "node/job_supervisor.h"
 #include "node/lease_manager.h"
 #include "node/object_store.h"
 #include "node/pull_manager.h"
@@ -23,6 +24,7 @@
 #include "rpc/client_pool.h"
 #include "rpc/core_worker_service.h"
 #include "rpc/gcs_client.h"
+#include "rpc/metrics.h"
 #include "rpc/node_manager_service.h"
 #include "rpc/server.h"
 #include "scheduling/cluster_view.h"
@@ -41,6 +43,8 @@ struct NodeManagerConfig {
   std::string worker_path;  // empty: lumen_worker next to this executable
   int64_t idle_worker_timeout_ms = 60'000;
   int64_t gcs_connect_timeout_ms = 30'000;
+  // Prometheus /metrics on `host`: -1 none, 0 any free port.
+  int metrics_port = -1;
 };
 
 // The resources of this machine: CPU (hardware threads), GPU (NVIDIA
@@ -85,6 +89,11 @@ class NodeManager : public rpc::NodeManagerHandler {
   LUMEN_HANDLER_IMPL(PrepareBundles);
   LUMEN_HANDLER_IMPL(CommitBundles);
   LUMEN_HANDLER_IMPL(ReturnBundles);
+  LUMEN_HANDLER_IMPL(ReportMetrics);
+  LUMEN_HANDLER_IMPL(SubmitJob);
+  LUMEN_HANDLER_IMPL(StopJob);
+  LUMEN_HANDLER_IMPL(ReadJobLogs);
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
  private:
   absl::Status Register();
@@ -121,6 +130,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   std::unique_ptr<CodeCache> code_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<LeaseManager> leases_;
+  std::unique_ptr<JobSupervisor> jobs_;  // drivers of `lumen job submit`
   std::map<pid_t, JobId> drivers_;
   std::unique_ptr<PeriodicTimer> heartbeat_timer_, pool_timer_, driver_timer_;
   bool resources_dirty_ = true;
@@ -132,6 +142,18 @@ class NodeManager : public rpc::NodeManagerHandler {
   std::string stop_reason_ = "node manager stopped";
   // Draining: leaves once no lease is held (actors moved, tasks done).
   void LeaveWhenIdle();
+
+  // Metrics (node_metrics.cc): this node's figures and what its workers and
+  // drivers last reported, each kept until it stops reporting.
+  absl::Status StartMetrics();
+  std::vector<prometheus::MetricFamily> CollectMetrics();
+  struct WorkerMetrics {
+    std::vector<prometheus::MetricFamily> families;
+    int64_t reported_ms = 0;
+  };
+  std::map<WorkerId, WorkerMetrics> worker_metrics_;
+  std::unique_ptr<rpc::MetricsExporter> metrics_;
+  std::shared_ptr<rpc::LoopCollectable> metrics_source_;
 };
 
 }  // namespace lumen::node

@@ -23,6 +23,10 @@ LUMEN_RPC_METHOD(KillWorker)
 LUMEN_RPC_METHOD(PrepareBundles)
 LUMEN_RPC_METHOD(CommitBundles)
 LUMEN_RPC_METHOD(ReturnBundles)
+LUMEN_RPC_METHOD(ReportMetrics)
+LUMEN_RPC_METHOD(SubmitJob)
+LUMEN_RPC_METHOD(StopJob)
+LUMEN_RPC_METHOD(ReadJobLogs)
 LUMEN_SERVICE_END(NodeManagerHandler)
 
 }  // namespace
@@ -54,5 +58,9 @@ LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, KillWorker)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, PrepareBundles)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, CommitBundles)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReturnBundles)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReportMetrics)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, SubmitJob)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, StopJob)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadJobLogs)
 
 }  // namespace lumen::rpc

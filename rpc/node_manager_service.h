@@ -33,6 +33,10 @@ class NodeManagerHandler {
   LUMEN_HANDLER_DECL(PrepareBundles);
   LUMEN_HANDLER_DECL(CommitBundles);
   LUMEN_HANDLER_DECL(ReturnBundles);
+  LUMEN_HANDLER_DECL(ReportMetrics);
+  LUMEN_HANDLER_DECL(SubmitJob);
+  LUMEN_HANDLER_DECL(StopJob);
+  LUMEN_HANDLER_DECL(ReadJobLogs);
 };
 
 std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler);
@@ -58,6 +62,10 @@ class NodeManagerClient {
   LUMEN_CLIENT_DECL(PrepareBundles);
   LUMEN_CLIENT_DECL(CommitBundles);
   LUMEN_CLIENT_DECL(ReturnBundles);
+  LUMEN_CLIENT_DECL(ReportMetrics);
+  LUMEN_CLIENT_DECL(SubmitJob);
+  LUMEN_CLIENT_DECL(StopJob);
+  LUMEN_CLIENT_DECL(ReadJobLogs);
   // See GrpcClient::Close.
   void Close();
 

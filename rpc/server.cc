@@ -1,12 +1,17 @@
 // GrpcServer and the dispatch glue; see server.h and dispatch.h.
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include <grpcpp/generic/async_generic_service.h>
 #include "common/logging.h"
 
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
 #include "rpc/dispatch.h"
+#include "rpc/metrics.h"
 #include "rpc/tls.h"
 
 namespace lumen::rpc {
@@ -100,24 +105,91 @@ grpc::Status CheckToken(const std::string& token,
 
 namespace {
 
+// A server's figures per method: latency of answered calls (their count
+// too) and errors by code, in the process registry.
+class ServerStats {
+ public:
+  explicit ServerStats(std::string server)
+      : server_(std::move(server)),
+        latency_(prometheus::BuildHistogram()
+                     .Name("lumen_rpc_server_latency_seconds")
+                     .Help("Time from a call's arrival to its answer, by server and method")
+                     .Register(ProcessRegistry())),
+        errors_(prometheus::BuildCounter()
+                    .Name("lumen_rpc_server_errors_total")
+                    .Help("Calls answered with an error, by server, method and gRPC code")
+                    .Register(ProcessRegistry())) {}
+
+  struct Method {
+    std::string label;  // "Service.Method"
+    prometheus::Histogram* latency = nullptr;
+  };
+  Method ForMethod(const std::string& full_name) {
+    // "/lumen.proto.GcsKvService/KvPut" -> "GcsKvService.KvPut"
+    std::string label = full_name;
+    if (size_t dot = label.rfind('.', label.rfind('/')); dot != std::string::npos) {
+      label = label.substr(dot + 1);
+    }
+    std::replace(label.begin(), label.end(), '/', '.');
+    static const prometheus::Histogram::BucketBoundaries kBounds = {
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+    return {label, &latency_.Add({{"server", server_}, {"method", label}}, kBounds)};
+  }
+  void Error(const std::string& method, grpc::StatusCode code) {
+    static const char* kNames[] = {"OK",
+                                   "CANCELLED",
+                                   "UNKNOWN",
+                                   "INVALID_ARGUMENT",
+                                   "DEADLINE_EXCEEDED",
+                                   "NOT_FOUND",
+                                   "ALREADY_EXISTS",
+                                   "PERMISSION_DENIED",
+                                   "RESOURCE_EXHAUSTED",
+                                   "FAILED_PRECONDITION",
+                                   "ABORTED",
+                                   "OUT_OF_RANGE",
+                                   "UNIMPLEMENTED",
+                                   "INTERNAL",
+                                   "UNAVAILABLE",
+                                   "DATA_LOSS",
+                                   "UNAUTHENTICATED"};
+    int c = static_cast<int>(code);
+    const char* name = c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
+    errors_.Add({{"server", server_}, {"method", method}, {"code", name}}).Increment();
+  }
+
+ private:
+  std::string server_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Family<prometheus::Counter>& errors_;
+};
+
+struct HostedMethod {
+  const Method* method;
+  ServerStats::Method stats;
+};
+
 // One call, as the generic service sees it: checked when its headers
 // arrive, then its one request read, then answered once.
 class UnaryReactor final : public grpc::ServerGenericBidiReactor, public Answerable {
  public:
-  UnaryReactor(const std::map<std::string, const Method*>& methods, const std::string& token,
-               CallTracker* tracker, grpc::GenericCallbackServerContext* ctx)
-      : tracker_(tracker) {
+  UnaryReactor(const std::map<std::string, HostedMethod>& methods, const std::string& token,
+               CallTracker* tracker, ServerStats* stats, grpc::GenericCallbackServerContext* ctx)
+      : tracker_(tracker), stats_(stats), start_(std::chrono::steady_clock::now()) {
     auto it = methods.find(ctx->method());
     if (it == methods.end()) {
-      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          "this lumen server has no method '" + ctx->method() + "'"));
+      // Not a series per name a stranger makes up.
+      End(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                       "this lumen server has no method '" + ctx->method() + "'"));
       return;
     }
-    method_ = it->second;
+    hosted_ = &it->second;
+    method_ = it->second.method;
     // The token before any byte of the body: a caller without it is
     // answered here and its message is never read.
     if (grpc::Status auth = CheckToken(token, ctx->client_metadata()); !auth.ok()) {
-      Finish(auth);
+      End(auth);
       return;
     }
     StartRead(&request_);
@@ -125,19 +197,19 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor, public Answera
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request"));
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request"));
       return;
     }
     if (request_.Length() > method_->max_request_bytes) {
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "the request is " + std::to_string(request_.Length()) +
-                              " bytes; this method takes at most " +
-                              std::to_string(method_->max_request_bytes)));
+      End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       "the request is " + std::to_string(request_.Length()) +
+                           " bytes; this method takes at most " +
+                           std::to_string(method_->max_request_bytes)));
       return;
     }
     std::shared_ptr<CallTracker::Call> call = tracker_->Begin(this);
     if (!call) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down"));
+      End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down"));
       return;
     }
     method_->run(&request_, std::move(call));
@@ -145,17 +217,35 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor, public Answera
 
   void Answer(const grpc::Status& status, grpc::ByteBuffer* reply) override {
     if (status.ok() && reply != nullptr) {
+      Record(status);
       reply_ = std::move(*reply);
       StartWriteAndFinish(&reply_, grpc::WriteOptions(), status);
     } else {
-      Finish(status);
+      End(status);
     }
   }
 
   void OnDone() override { delete this; }
 
  private:
+  void Record(const grpc::Status& status) {
+    if (hosted_ != nullptr) {
+      std::chrono::duration<double> took = std::chrono::steady_clock::now() - start_;
+      hosted_->stats.latency->Observe(took.count());
+    }
+    if (!status.ok()) {
+      stats_->Error(hosted_ != nullptr ? hosted_->stats.label : "unknown", status.error_code());
+    }
+  }
+  void End(const grpc::Status& status) {
+    Record(status);
+    Finish(status);
+  }
+
   CallTracker* tracker_;
+  ServerStats* stats_;
+  std::chrono::steady_clock::time_point start_;
+  const HostedMethod* hosted_ = nullptr;
   const Method* method_ = nullptr;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
@@ -163,19 +253,22 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor, public Answera
 
 class GenericHost final : public grpc::CallbackGenericService {
  public:
-  GenericHost(std::string token, CallTracker* tracker)
-      : token_(std::move(token)), tracker_(tracker) {}
+  GenericHost(std::string name, std::string token, CallTracker* tracker)
+      : token_(std::move(token)), tracker_(tracker), stats_(std::move(name)) {}
   void Add(const Service& service) {
-    for (const auto& [name, method] : service.methods()) methods_[name] = &method;
+    for (const auto& [name, method] : service.methods()) {
+      methods_[name] = HostedMethod{&method, stats_.ForMethod(name)};
+    }
   }
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
-    return new UnaryReactor(methods_, token_, tracker_, ctx);
+    return new UnaryReactor(methods_, token_, tracker_, &stats_, ctx);
   }
 
  private:
   std::string token_;
   CallTracker* tracker_;
-  std::map<std::string, const Method*> methods_;
+  ServerStats stats_;
+  std::map<std::string, HostedMethod> methods_;
 };
 
 }  // namespace
@@ -256,7 +349,7 @@ absl::Status GrpcServer::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kMaxFrameBytes);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
-  impl_->host = std::make_unique<GenericHost>(impl_->options.token, &impl_->tracker);
+  impl_->host = std::make_unique<GenericHost>(impl_->name, impl_->options.token, &impl_->tracker);
   for (auto& s : impl_->services) impl_->host->Add(*s);
   builder.RegisterCallbackGenericService(impl_->host.get());
   impl_->server = builder.BuildAndStart();

@@ -10,6 +10,8 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy procps openssl clang libclang-rt-14-dev
+  # metrics: prometheus-cpp for the exposition; the Prometheus server for its test
+  prometheus-cpp-dev prometheus
   libhiredis-dev redis-server libyaml-cpp-dev
   # the model layer (models/): its engines, the semantic cache, test models
   libopencv-dev libopencv-dnn-dev libtorch-dev libxgboost-dev

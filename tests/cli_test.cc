@@ -154,5 +154,91 @@ TEST_F(CliTest, AJoiningNodeWithTheWrongTokenIsRefused) {
   EXPECT_NE(out.find("cannot read a token"), std::string::npos) << out;
 }
 
+// Worker processes (lumen_worker) below the recorded node managers.
+int CountWorkers(const std::vector<pid_t>& node_managers) {
+  int n = 0;
+  for (pid_t nm : node_managers) {
+    for (pid_t p : testing::Descendants(nm)) {
+      auto comm = ReadFile("/proc/" + std::to_string(p) + "/comm");
+      n += comm.ok() && comm->rfind("lumen_worker", 0) == 0;
+    }
+  }
+  return n;
+}
+
+TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
+  std::string address = StartHead();
+  ASSERT_FALSE(address.empty());
+  std::vector<pid_t> node_managers = RecordedPids();
+  node_managers.erase(node_managers.begin());  // the GCS
+  std::string out;
+
+  // A driver that runs a task and waits for the test's word.
+  testing::TempDir dir;
+  ASSERT_EQ(RunCommand(Lumen(std::string("job submit --no-wait --submission-id first -- ") +
+                             TEST_DRIVER_PATH + " " + dir.path() + " 1"),
+                       &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("submitted job first"), std::string::npos) << out;
+  ASSERT_TRUE(testing::WaitUntil([&] { return CountWorkers(node_managers) == 1; }, 60'000))
+      << "the job's task should run in a worker";
+  ASSERT_EQ(RunCommand(Lumen("job status first"), &out), 0) << out;
+  EXPECT_NE(out.find("RUNNING"), std::string::npos) << out;
+  std::ofstream(dir.path() + "/release") << "go";
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    return RunCommand(Lumen("job status first"), &out) == 0 &&
+           out.find("SUCCEEDED") != std::string::npos;
+  })) << out;
+  ASSERT_EQ(RunCommand(Lumen("job logs first"), &out), 0) << out;
+  EXPECT_NE(out.find("started"), std::string::npos) << out;
+
+  // Followed to its end: its output, and its failure as the exit status.
+  EXPECT_EQ(RunCommand(Lumen("job submit --env GREETING=there -- /bin/sh -c "
+                             "'echo hello $GREETING; exit 3'"),
+                       &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("hello there"), std::string::npos) << out;
+  EXPECT_NE(out.find("FAILED"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit code 3"), std::string::npos) << out;
+
+  // Stopped: its driver and its workers go.
+  testing::TempDir held;
+  ASSERT_EQ(RunCommand(Lumen(std::string("job submit --no-wait --submission-id held -- ") +
+                             TEST_DRIVER_PATH + " " + held.path() + " 1"),
+                       &out),
+            0)
+      << out;
+  ASSERT_TRUE(testing::WaitUntil([&] { return CountWorkers(node_managers) == 1; }, 60'000));
+  ASSERT_EQ(RunCommand(Lumen("job stop held"), &out), 0) << out;
+  EXPECT_NE(out.find("STOPPED"), std::string::npos) << out;
+  EXPECT_TRUE(testing::WaitUntil([&] { return CountWorkers(node_managers) == 0; }))
+      << "a stopped job's workers should go";
+  ASSERT_EQ(RunCommand(Lumen("job stop held"), &out), 0) << out;
+  EXPECT_NE(out.find("already ended"), std::string::npos) << out;
+
+  ASSERT_EQ(RunCommand(Lumen("job list"), &out), 0) << out;
+  EXPECT_NE(out.find("3 jobs"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Lumen("job delete held"), &out), 0) << out;
+  ASSERT_EQ(RunCommand(Lumen("job list --json"), &out), 0) << out;
+  EXPECT_EQ(out.find("\"held\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"first\""), std::string::npos) << out;
+
+  // Bad input: clear words, non-zero exits, nothing started.
+  EXPECT_EQ(RunCommand(Lumen("job submit -- no-such-command-anywhere"), &out), 1);
+  EXPECT_NE(out.find("not found on the head node"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("job submit --submission-id first -- /bin/true"), &out), 1);
+  EXPECT_NE(out.find("exists already"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("job status nope"), &out), 1);
+  EXPECT_NE(out.find("no job 'nope'"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("job logs 'a/b'"), &out), 1);
+  EXPECT_NE(out.find("letters, digits"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("job submit --env NOEQUALS -- /bin/true"), &out), 1);
+  EXPECT_NE(out.find("NAME=VALUE"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("job submit --code /no/such.so -- /bin/true"), &out), 1);
+  EXPECT_NE(out.find("no such file"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace lumen

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "lumen/api.h"
+#include "lumen/metrics.h"
 
 namespace test_tasks {
 namespace fs = std::filesystem;
@@ -20,6 +21,17 @@ int Pid() { return static_cast<int>(::getpid()); }
 std::string NodeOf() { return lumen::GetRuntimeContext().node.Hex(); }
 
 int Add(int a, int b) { return a + b; }
+
+std::string CountCall(std::string route) {
+  static lumen::Counter calls("test_task_calls_total", "Calls of CountCall", "calls", {"route"});
+  static lumen::Gauge last("test_task_last_value", "The last value seen", "", {"route"});
+  static lumen::Histogram sizes("test_task_route_bytes", "Length of the route", "bytes",
+                                {1, 4, 16, 64}, {"route"});
+  calls.Inc(1, {{"route", route}});
+  last.Set(static_cast<double>(route.size()), {{"route", route}});
+  sizes.Observe(static_cast<double>(route.size()), {{"route", route}});
+  return NodeOf();
+}
 
 static int CountEntries(const std::string& dir, const std::string& prefix) {
   int n = 0;
@@ -151,4 +163,4 @@ LUMEN_REMOTE(test_tasks::Counter::Create, &test_tasks::Counter::Add, &test_tasks
 LUMEN_REMOTE(test_tasks::Pid, test_tasks::NodeOf, test_tasks::Add, test_tasks::Rendezvous,
              test_tasks::Checksum, test_tasks::MakeData, test_tasks::Throw,
              test_tasks::WaitForRelease, test_tasks::NestedSum, test_tasks::Echo,
-             test_tasks::NestedWaitSum, test_tasks::NodeOfData);
+             test_tasks::NestedWaitSum, test_tasks::NodeOfData, test_tasks::CountCall);

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -141,7 +142,14 @@ absl::Status StartCore(const Config& config, const std::string& address, const s
   options.node_manager_address = rpc::JoinHostPort(node.address().host(), node.address().port());
   options.host = node.address().host() == "0.0.0.0" ? "127.0.0.1" : node.address().host();
   session->core = std::make_unique<worker::CoreWorker>(options);
-  worker::CodePackage package = worker::CollectCodePackage(config.code_paths);
+  std::vector<std::string> code_paths = config.code_paths;
+  // A job started by `lumen job submit --code ...`: its files, on this node.
+  if (const char* env = std::getenv("LUMEN_CODE_PATHS"); env && *env) {
+    for (absl::string_view p : absl::StrSplit(env, ':', absl::SkipEmpty())) {
+      code_paths.emplace_back(p);
+    }
+  }
+  worker::CodePackage package = worker::CollectCodePackage(code_paths);
   return session->core->StartDriver(package, ProgramPath());
 }
 

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <future>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "scheduling/placement_group.h"
 #include "scheduling/resources.h"
@@ -107,6 +109,12 @@ void CoreWorker::FinishSetup() {
     task_events_timer_ = loop_.RunEvery("core_worker.task_events", std::chrono::seconds(1),
                                         [this] { task_events_.Flush(gcs_.get()); });
   });
+  // Metrics (the process registry: user metrics, this worker's RPC server)
+  // go to the node manager, which exposes them.
+  loop_.Post("core_worker.metrics", [this] {
+    metrics_timer_ =
+        loop_.RunEvery("core_worker.metrics", std::chrono::seconds(2), [this] { ReportMetrics(); });
+  });
   loop_.Post("core_worker.watch_nodes", [this] {
     node_watch_ = std::make_unique<gcs::GcsSubscriber>(
         gcs_.get(), &loop_, std::vector<proto::Channel>{proto::NODE_CHANGES},
@@ -130,6 +138,28 @@ void CoreWorker::FinishSetup() {
     node_watch_->OnClusterLost([this](const std::string& why) { OnClusterLost(why); });
     node_watch_->Start();
   });
+}
+
+void CoreWorker::ReportMetrics() {
+  std::vector<prometheus::MetricFamily> families = rpc::ProcessRegistry().Collect();
+  // Series never observed say nothing: leave them out.
+  for (auto& f : families) {
+    if (f.type != prometheus::MetricType::Histogram) continue;
+    auto empty = [](const prometheus::ClientMetric& m) { return m.histogram.sample_count == 0; };
+    f.metric.erase(std::remove_if(f.metric.begin(), f.metric.end(), empty), f.metric.end());
+  }
+  auto no_series = [](const prometheus::MetricFamily& f) { return f.metric.empty(); };
+  families.erase(std::remove_if(families.begin(), families.end(), no_series), families.end());
+  if (families.empty()) return;
+  proto::ReportMetricsRequest req;
+  req.set_worker_id(options_.worker_id.Binary());
+  rpc::ToProto(families, req.mutable_families());
+  node_managers_.Get(options_.node_manager_address)
+      ->ReportMetrics(req,
+                      [](absl::Status s, proto::ReportMetricsReply) {
+                        if (!s.ok()) LUMEN_LOG_DEBUG("metrics not reported: {}", s.ToString());
+                      },
+                      {.timeout_ms = 2'000});
 }
 
 void CoreWorker::OnClusterLost(const std::string& why) {
@@ -240,6 +270,7 @@ void CoreWorker::Shutdown() {
   std::promise<void> done;
   loop_.Post("core_worker.stop", [&] {
     task_events_timer_.reset();
+    metrics_timer_.reset();
     if (submitter_) submitter_->Shutdown();
     actor_submitter_.reset();
     if (node_watch_) node_watch_->Stop();

@@ -135,6 +135,8 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   // The cluster is gone (its GCS lost the state): pending work fails with
   // `why` and so does later work (on the loop).
   void OnClusterLost(const std::string& why);
+  // Sends the process registry to the node manager (every 2 s).
+  void ReportMetrics();
   absl::Status ClusterLost() const;
   // Makes lost object `id` again, or stores the error that says why it cannot
   // be (on the loop).
@@ -206,6 +208,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   TaskEventBuffer task_events_;                     // for the state API
   bool task_events_on_ = true;
   std::unique_ptr<PeriodicTimer> task_events_timer_;
+  std::unique_ptr<PeriodicTimer> metrics_timer_;
   mutable std::mutex lost_mu_;
   absl::Status cluster_lost_;
   std::set<std::string> driver_only_;

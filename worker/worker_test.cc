@@ -1,10 +1,15 @@
 // Unit tests of the core worker's parts that need no cluster.
+#include <cmath>
+#include <functional>
 #include <future>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "lumen/internal/registry.h"
+#include "lumen/metrics.h"
 #include "lumen/serialization.h"
+#include "prometheus/text_serializer.h"
+#include "rpc/metrics.h"
 #include "worker/memory_store.h"
 #include "worker/reference_counter.h"
 #include "worker/task_submitter.h"
@@ -178,3 +183,66 @@ TEST(SchedulingKeyTest, SameResourcesAndStrategyShareAKey) {
 
 }  // namespace
 }  // namespace lumen::worker
+
+namespace lumen {
+namespace {
+
+std::string ProcessMetricsText() {
+  return prometheus::TextSerializer().Serialize(rpc::ProcessRegistry().Collect());
+}
+
+TEST(UserMetricsTest, CountersGaugesAndHistogramsLandInTheProcessRegistry) {
+  Counter calls("unit_calls_total", "Calls", "calls", {"route"});
+  calls.Inc(2, {{"route", "/a"}});
+  calls.Inc(1, {{"route", "/a"}});
+  calls.Inc();  // the declared key left out: an empty label
+  Gauge depth("unit_depth", "Depth");
+  depth.Set(-4);
+  Histogram sizes("unit_size_bytes", "Sizes", "bytes", {1, 10}, {"route"});
+  sizes.Observe(5, {{"route", "/a"}});
+  // A second declaration of the same metric shares its series.
+  Counter again("unit_calls_total", "Calls", "calls", {"route"});
+  again.Inc(1, {{"route", "/a"}});
+  std::string text = ProcessMetricsText();
+  EXPECT_NE(text.find("unit_calls_total{route=\"/a\"} 4"), std::string::npos) << text;
+  EXPECT_NE(text.find("unit_calls_total{route=\"\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("unit_depth -4"), std::string::npos) << text;
+  EXPECT_NE(text.find("unit_size_bytes_bucket{route=\"/a\",le=\"10\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# HELP unit_calls_total Calls (calls)"), std::string::npos) << text;
+}
+
+TEST(UserMetricsTest, MistakesThrowSayingWhat) {
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(nothing thrown)");
+  };
+  EXPECT_NE(message([] { Counter("bad name", ""); }).find("not a Prometheus name"),
+            std::string::npos);
+  EXPECT_NE(message([] { Counter("lumen_mine_total", ""); }).find("lumen's own"),
+            std::string::npos);
+  EXPECT_NE(message([] { Counter("unit_tagged_total", "", "", {"node_id"}); }).find("node_id"),
+            std::string::npos);
+  Counter c("unit_mistakes_total", "", "", {"route"});
+  EXPECT_NE(message([&] { c.Inc(-1); }).find("only goes up"), std::string::npos);
+  EXPECT_NE(message([&] {
+              c.Inc(1, {{"rout", "x"}});
+            }).find("tag 'rout' was not declared"),
+            std::string::npos);
+  EXPECT_NE(message([&] { c.Inc(std::nan("")); }).find("finite"), std::string::npos);
+  EXPECT_NE(message([] { Gauge("unit_mistakes_total", ""); }).find("another kind"),
+            std::string::npos);
+  EXPECT_NE(message([] {
+              Histogram("unit_h", "", "", {2, 1});
+            }).find("increasing"),
+            std::string::npos);
+  EXPECT_NE(message([] { Histogram("unit_h2", "", "", {}); }).find("at least one"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lumen

@@ -1,0 +1,334 @@
+// `lumen job submit|status|logs|stop|list|delete`: drivers run on the
+// cluster by the head's node manager (node/job_supervisor.h), their records
+// in the GCS KV.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/file_util.h"
+#include "common/status.h"
+#include "lumen/id.h"
+#include "nlohmann/json.hpp"
+#include "node/job_supervisor.h"
+#include "rpc/gcs_client.h"
+#include "rpc/node_manager_service.h"
+#include "rpc/rpc.h"
+#include "worker/code_package.h"
+
+namespace lumen::cli {
+namespace {
+
+using Json = nlohmann::json;
+constexpr int64_t kCallMs = 10'000;
+
+struct Cluster {
+  std::string address;
+  std::string token;
+  std::unique_ptr<rpc::GcsClient> gcs;
+};
+
+absl::StatusOr<Cluster> Connect(const JobFlags& f) {
+  auto address = ClusterAddress(f.address);
+  if (!address.ok()) return address.status();
+  std::string token = ResolveToken(f.token);
+  return Cluster{*address, token, std::make_unique<rpc::GcsClient>(*address, token, nullptr)};
+}
+
+absl::StatusOr<std::vector<proto::NodeInfo>> AllNodes(const Cluster& c) {
+  auto got = rpc::CallSync<proto::GetAllNodesReply>([&](auto cb) {
+    c.gcs->GetAllNodes(proto::GetAllNodesRequest(), cb, {.timeout_ms = kCallMs});
+  });
+  if (!got.ok()) {
+    return absl::UnavailableError("cannot reach the cluster at " + c.address + ": " +
+                                  std::string(got.status().message()));
+  }
+  return std::vector<proto::NodeInfo>(got->nodes().begin(), got->nodes().end());
+}
+
+// The node manager of `node` (the head's when empty), if alive.
+absl::StatusOr<std::unique_ptr<rpc::NodeManagerClient>> NodeManagerOf(const Cluster& c,
+                                                                      const std::string& node) {
+  LUMEN_ASSIGN_OR_RETURN(auto nodes, AllNodes(c));
+  for (const auto& n : nodes) {
+    if (n.state() != proto::NodeInfo::ALIVE) continue;
+    if (node.empty() ? n.is_head() : n.node_id() == node) {
+      return std::make_unique<rpc::NodeManagerClient>(
+          rpc::JoinHostPort(n.address().host(), n.address().port()), c.token, nullptr);
+    }
+  }
+  return absl::UnavailableError(node.empty() ? "the cluster has no live head node to run jobs"
+                                             : "the node that ran this job is gone");
+}
+
+absl::StatusOr<std::optional<proto::JobSubmission>> Load(const Cluster& c, const std::string& id) {
+  proto::KvGetRequest req;
+  req.set_ns(node::kJobsNamespace);
+  req.set_key(id);
+  auto got = rpc::CallSync<proto::KvGetReply>(
+      [&](auto cb) { c.gcs->KvGet(req, cb, {.timeout_ms = kCallMs}); });
+  if (!got.ok()) return got.status();
+  if (!got->found()) return std::optional<proto::JobSubmission>();
+  proto::JobSubmission job;
+  if (!job.ParseFromString(got->value())) {
+    return absl::DataLossError("the record of job " + id + " does not parse");
+  }
+  return std::optional<proto::JobSubmission>(std::move(job));
+}
+
+// A job whose node is gone cannot end by itself: say so when reading it.
+void Settle(proto::JobSubmission* job, const std::vector<proto::NodeInfo>& nodes) {
+  if (job->status() != proto::JobSubmission::PENDING &&
+      job->status() != proto::JobSubmission::RUNNING) {
+    return;
+  }
+  for (const auto& n : nodes) {
+    if (n.node_id() == job->node_id() && n.state() == proto::NodeInfo::ALIVE) return;
+  }
+  job->set_status(proto::JobSubmission::FAILED);
+  job->set_message("the node running it is gone");
+}
+
+absl::StatusOr<proto::JobSubmission> Find(const Cluster& c, const std::string& id) {
+  if (absl::Status s = node::CheckSubmissionId(id); !s.ok()) return s;
+  LUMEN_ASSIGN_OR_RETURN(auto job, Load(c, id));
+  if (!job) return absl::NotFoundError("no job '" + id + "' (lumen job list shows them)");
+  LUMEN_ASSIGN_OR_RETURN(auto nodes, AllNodes(c));
+  Settle(&*job, nodes);
+  return *job;
+}
+
+std::string Time(int64_t ms) { return UtcTime(ms, "%Y-%m-%d %H:%M:%S"); }
+
+std::string Entrypoint(const proto::JobSubmission& job) {
+  std::string out;
+  for (const auto& a : job.argv()) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+bool Ended(const proto::JobSubmission& job) {
+  return job.status() == proto::JobSubmission::SUCCEEDED ||
+         job.status() == proto::JobSubmission::FAILED ||
+         job.status() == proto::JobSubmission::STOPPED;
+}
+
+Json ToJson(const proto::JobSubmission& job) {
+  Json metadata = Json::object();
+  for (const auto& [k, v] : job.metadata()) metadata[k] = v;
+  return {{"submission_id", job.submission_id()},
+          {"status", proto::JobSubmission::Status_Name(job.status())},
+          {"entrypoint", Entrypoint(job)},
+          {"message", job.message()},
+          {"submit_time_ms", job.submit_time_ms()},
+          {"start_time_ms", job.start_time_ms()},
+          {"end_time_ms", job.end_time_ms()},
+          {"driver_pid", job.driver_pid()},
+          {"exit_code", job.exit_code()},
+          {"node_id", NodeId::FromBinary(job.node_id()).Hex()},
+          {"log_path", job.log_path()},
+          {"metadata", metadata}};
+}
+
+int CallFailed(const absl::Status& s) { return Fail(std::string(s.message())); }
+
+// Prints the job's log from `offset` until it ends (follow) or once.
+absl::Status PrintLogs(const Cluster& c, const proto::JobSubmission& job, bool follow) {
+  LUMEN_ASSIGN_OR_RETURN(auto nm, NodeManagerOf(c, job.node_id()));
+  int64_t offset = 0;
+  while (true) {
+    proto::ReadJobLogsRequest req;
+    req.set_submission_id(job.submission_id());
+    req.set_offset(offset);
+    auto got = rpc::CallSync<proto::ReadJobLogsReply>(
+        [&](auto cb) { nm->ReadJobLogs(req, cb, {.timeout_ms = kCallMs}); });
+    if (!got.ok()) return got.status();
+    std::cout << got->data() << std::flush;
+    bool more = got->next_offset() > offset;
+    offset = got->next_offset();
+    if (!follow || got->ended()) return absl::OkStatus();
+    if (!more) std::this_thread::sleep_for(std::chrono::milliseconds(250));  // polling a file
+  }
+}
+
+}  // namespace
+
+int JobSubmit(const JobFlags& f) {
+  if (f.command.empty()) return Fail("say what to run: lumen job submit [options] -- CMD ARGS");
+  auto c = Connect(f);
+  if (!c.ok()) return CallFailed(c.status());
+  proto::SubmitJobRequest req;
+  proto::JobSubmission* job = req.mutable_job();
+  for (const auto& a : f.command) job->add_argv(a);
+  job->set_submission_id(f.submission_id);
+  for (const auto& e : f.env) {
+    size_t eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Fail("--env " + e + ": give NAME=VALUE");
+    }
+    (*job->mutable_env())[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  if (!f.code.empty()) {
+    for (const auto& path : f.code) {
+      if (!FileExists(path)) return Fail("--code " + path + ": no such file");
+    }
+    auto code = worker::UploadCodePackage(c->gcs.get(), f.code);
+    if (!code.ok()) return Fail("--code: " + std::string(code.status().message()));
+    for (const auto& file : *code) *job->add_code() = file;
+  }
+  auto nm = NodeManagerOf(*c, "");
+  if (!nm.ok()) return CallFailed(nm.status());
+  auto submitted = rpc::CallSync<proto::SubmitJobReply>(
+      [&](auto cb) { (*nm)->SubmitJob(req, cb, {.timeout_ms = 30'000}); });
+  if (!submitted.ok())
+    return Fail("job not submitted: " + std::string(submitted.status().message()));
+  const std::string id = submitted->submission_id();
+  std::cout << "submitted job " << id << "\n";
+  if (f.no_wait) {
+    std::cout << "  lumen job status " << id << "\n  lumen job logs " << id << " --follow\n";
+    return 0;
+  }
+  std::cout << "------ its output ------" << std::endl;
+  auto head = Find(*c, id);
+  if (!head.ok()) return CallFailed(head.status());
+  if (absl::Status s = PrintLogs(*c, *head, true); !s.ok()) return CallFailed(s);
+  // The record catches up with the end of the log within moments.
+  proto::JobSubmission last = *head;
+  for (int i = 0; i < 100; ++i) {
+    auto now = Find(*c, id);
+    if (!now.ok()) return CallFailed(now.status());
+    last = *now;
+    if (Ended(last)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::cout << "------ job " << id << " " << proto::JobSubmission::Status_Name(last.status())
+            << (last.message().empty() ? "" : ": " + last.message()) << " ------\n";
+  return last.status() == proto::JobSubmission::SUCCEEDED ? 0 : 1;
+}
+
+int JobStatus(const JobFlags& f) {
+  auto c = Connect(f);
+  if (!c.ok()) return CallFailed(c.status());
+  auto job = Find(*c, f.id);
+  if (!job.ok()) return CallFailed(job.status());
+  if (f.json) {
+    std::cout << ToJson(*job).dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "job " << job->submission_id() << ": "
+            << proto::JobSubmission::Status_Name(job->status())
+            << (job->message().empty() ? "" : " (" + job->message() + ")") << "\n"
+            << "  entrypoint: " << Entrypoint(*job) << "\n"
+            << "  submitted:  " << Time(job->submit_time_ms()) << "\n"
+            << "  started:    " << Time(job->start_time_ms()) << "\n"
+            << "  ended:      " << Time(job->end_time_ms()) << "\n"
+            << "  driver pid: " << job->driver_pid() << " on node "
+            << NodeId::FromBinary(job->node_id()).Hex().substr(0, 12) << "\n";
+  return 0;
+}
+
+int JobLogs(const JobFlags& f) {
+  auto c = Connect(f);
+  if (!c.ok()) return CallFailed(c.status());
+  auto job = Find(*c, f.id);
+  if (!job.ok()) return CallFailed(job.status());
+  if (absl::Status s = PrintLogs(*c, *job, f.follow); !s.ok()) return CallFailed(s);
+  return 0;
+}
+
+int JobStop(const JobFlags& f) {
+  auto c = Connect(f);
+  if (!c.ok()) return CallFailed(c.status());
+  auto job = Find(*c, f.id);
+  if (!job.ok()) return CallFailed(job.status());
+  if (Ended(*job)) {
+    std::cout << "job " << f.id
+              << " already ended: " << proto::JobSubmission::Status_Name(job->status()) << "\n";
+    return 0;
+  }
+  auto nm = NodeManagerOf(*c, job->node_id());
+  if (!nm.ok()) return CallFailed(nm.status());
+  proto::StopJobRequest req;
+  req.set_submission_id(f.id);
+  auto stopped = rpc::CallSync<proto::StopJobReply>(
+      [&](auto cb) { (*nm)->StopJob(req, cb, {.timeout_ms = kCallMs}); });
+  if (!stopped.ok()) return CallFailed(stopped.status());
+  // SIGTERM now, SIGKILL after 5 s: wait for the record to say it ended.
+  for (int i = 0; i < 150; ++i) {
+    auto now = Find(*c, f.id);
+    if (now.ok() && Ended(*now)) {
+      std::cout << "job " << f.id << " " << proto::JobSubmission::Status_Name(now->status())
+                << "\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Fail("job " + f.id + " was asked to stop but has not ended yet (lumen job status)");
+}
+
+int JobList(const JobFlags& f) {
+  auto c = Connect(f);
+  if (!c.ok()) return CallFailed(c.status());
+  proto::KvKeysRequest keys_req;
+  keys_req.set_ns(node::kJobsNamespace);
+  auto keys = rpc::CallSync<proto::KvKeysReply>(
+      [&](auto cb) { c->gcs->KvKeys(keys_req, cb, {.timeout_ms = kCallMs}); });
+  if (!keys.ok())
+    return Fail("cannot reach the cluster at " + c->address + ": " +
+                std::string(keys.status().message()));
+  auto nodes = AllNodes(*c);
+  if (!nodes.ok()) return CallFailed(nodes.status());
+  std::vector<proto::JobSubmission> jobs;
+  for (const auto& key : keys->keys()) {
+    auto job = Load(*c, key);
+    if (!job.ok()) return CallFailed(job.status());
+    if (!*job) continue;  // deleted meanwhile
+    Settle(&**job, *nodes);
+    jobs.push_back(std::move(**job));
+  }
+  std::sort(jobs.begin(), jobs.end(),
+            [](const auto& a, const auto& b) { return a.submit_time_ms() > b.submit_time_ms(); });
+  if (f.json) {
+    Json out = Json::array();
+    for (const auto& j : jobs) out.push_back(ToJson(j));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(28) << "SUBMISSION_ID" << std::setw(11) << "STATUS"
+            << std::setw(21) << "SUBMITTED"
+            << "ENTRYPOINT\n";
+  for (const auto& j : jobs) {
+    std::cout << std::setw(28) << j.submission_id() << std::setw(11)
+              << proto::JobSubmission::Status_Name(j.status()) << std::setw(21)
+              << Time(j.submit_time_ms()) << Entrypoint(j).substr(0, 60)
+              << (j.message().empty() ? "" : "  (" + j.message() + ")") << "\n";
+  }
+  std::cout << jobs.size() << " job" << (jobs.size() == 1 ? "" : "s") << "\n";
+  return 0;
+}
+
+int JobDelete(const JobFlags& f) {
+  auto c = Connect(f);
+  if (!c.ok()) return CallFailed(c.status());
+  auto job = Find(*c, f.id);
+  if (!job.ok()) return CallFailed(job.status());
+  if (!Ended(*job)) {
+    return Fail("job " + f.id + " is " + proto::JobSubmission::Status_Name(job->status()) +
+                ": stop it first (lumen job stop " + f.id + ")");
+  }
+  proto::KvDelRequest req;
+  req.set_ns(node::kJobsNamespace);
+  req.set_key(f.id);
+  auto deleted = rpc::CallSync<proto::KvDelReply>(
+      [&](auto cb) { c->gcs->KvDel(req, cb, {.timeout_ms = kCallMs}); });
+  if (!deleted.ok()) return CallFailed(deleted.status());
+  std::cout << "job " << f.id << " deleted (its log stays on its node)\n";
+  return 0;
+}
+
+}  // namespace lumen::cli
