@@ -131,6 +131,17 @@ int JobStop(const JobFlags& flags);
 int JobList(const JobFlags& flags);
 int JobDelete(const JobFlags& flags);
 
+// `lumen logs` (cli/job_commands.cc): one log, from the node that has it.
+struct LogFlags {
+  std::string address;
+  std::string token;
+  std::string worker, task, actor, job, node;  // exactly one
+  bool err = false;                            // a worker's stderr
+  bool follow = false;
+  int tail = 0;  // only the last N lines
+};
+int Logs(const LogFlags& flags);
+
 // `lumen list KIND`, `lumen get KIND ID`, `lumen summary KIND`.
 struct StateFlags {
   std::string kind;  // list: tasks|actors|nodes|jobs|placement-groups; get: task|actor|node

@@ -1,6 +1,7 @@
 // `lumen job submit|status|logs|stop|list|delete`: drivers run on the
 // cluster by the head's node manager (node/job_supervisor.h), their records
-// in the GCS KV.
+// in the GCS KV. `lumen logs`: any worker's, task's, actor's, job's or node
+// manager's log, read from the node that has it (ReadLog).
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "cli/commands.h"
 #include "common/file_util.h"
 #include "common/status.h"
@@ -34,10 +36,10 @@ struct Cluster {
   std::unique_ptr<rpc::GcsClient> gcs;
 };
 
-absl::StatusOr<Cluster> Connect(const JobFlags& f) {
-  auto address = ClusterAddress(f.address);
+absl::StatusOr<Cluster> Connect(const std::string& address_flag, const std::string& token_flag) {
+  auto address = ClusterAddress(address_flag);
   if (!address.ok()) return address.status();
-  std::string token = ResolveToken(f.token);
+  std::string token = ResolveToken(token_flag);
   return Cluster{*address, token, std::make_unique<rpc::GcsClient>(*address, token, nullptr)};
 }
 
@@ -160,7 +162,7 @@ absl::Status PrintLogs(const Cluster& c, const proto::JobSubmission& job, bool f
 
 int JobSubmit(const JobFlags& f) {
   if (f.command.empty()) return Fail("say what to run: lumen job submit [options] -- CMD ARGS");
-  auto c = Connect(f);
+  auto c = Connect(f.address, f.token);
   if (!c.ok()) return CallFailed(c.status());
   proto::SubmitJobRequest req;
   proto::JobSubmission* job = req.mutable_job();
@@ -212,7 +214,7 @@ int JobSubmit(const JobFlags& f) {
 }
 
 int JobStatus(const JobFlags& f) {
-  auto c = Connect(f);
+  auto c = Connect(f.address, f.token);
   if (!c.ok()) return CallFailed(c.status());
   auto job = Find(*c, f.id);
   if (!job.ok()) return CallFailed(job.status());
@@ -233,7 +235,7 @@ int JobStatus(const JobFlags& f) {
 }
 
 int JobLogs(const JobFlags& f) {
-  auto c = Connect(f);
+  auto c = Connect(f.address, f.token);
   if (!c.ok()) return CallFailed(c.status());
   auto job = Find(*c, f.id);
   if (!job.ok()) return CallFailed(job.status());
@@ -242,7 +244,7 @@ int JobLogs(const JobFlags& f) {
 }
 
 int JobStop(const JobFlags& f) {
-  auto c = Connect(f);
+  auto c = Connect(f.address, f.token);
   if (!c.ok()) return CallFailed(c.status());
   auto job = Find(*c, f.id);
   if (!job.ok()) return CallFailed(job.status());
@@ -272,7 +274,7 @@ int JobStop(const JobFlags& f) {
 }
 
 int JobList(const JobFlags& f) {
-  auto c = Connect(f);
+  auto c = Connect(f.address, f.token);
   if (!c.ok()) return CallFailed(c.status());
   proto::KvKeysRequest keys_req;
   keys_req.set_ns(node::kJobsNamespace);
@@ -313,7 +315,7 @@ int JobList(const JobFlags& f) {
 }
 
 int JobDelete(const JobFlags& f) {
-  auto c = Connect(f);
+  auto c = Connect(f.address, f.token);
   if (!c.ok()) return CallFailed(c.status());
   auto job = Find(*c, f.id);
   if (!job.ok()) return CallFailed(job.status());
@@ -329,6 +331,167 @@ int JobDelete(const JobFlags& f) {
   if (!deleted.ok()) return CallFailed(deleted.status());
   std::cout << "job " << f.id << " deleted (its log stays on its node)\n";
   return 0;
+}
+
+namespace {
+
+// The id whose hex starts with `prefix` among `ids` (at least 4 characters;
+// exactly one match).
+absl::StatusOr<std::string> ByPrefix(const std::string& prefix,
+                                     const std::vector<std::pair<std::string, std::string>>& ids,
+                                     const std::string& kind) {
+  std::string lower = prefix;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower.size() < 4) {
+    return absl::InvalidArgumentError("give at least 4 characters of the " + kind + " id");
+  }
+  std::vector<std::string> found;
+  for (const auto& [hex, binary] : ids) {
+    if (hex.rfind(lower, 0) == 0) found.push_back(binary);
+  }
+  if (found.empty()) return absl::NotFoundError("no " + kind + " '" + prefix + "'");
+  if (found.size() > 1) {
+    return absl::InvalidArgumentError("'" + prefix + "' matches several " + kind +
+                                      "s: give more of the id");
+  }
+  return found[0];
+}
+
+// Where a log is: the node, and the worker (empty: the node manager's).
+struct LogPlace {
+  std::string node;
+  std::string worker;
+};
+
+absl::StatusOr<LogPlace> Locate(const Cluster& c, const LogFlags& f) {
+  LUMEN_ASSIGN_OR_RETURN(auto nodes, AllNodes(c));
+  if (!f.node.empty()) {
+    std::vector<std::pair<std::string, std::string>> ids;
+    for (const auto& n : nodes) ids.push_back({NodeId::FromBinary(n.node_id()).Hex(), n.node_id()});
+    LUMEN_ASSIGN_OR_RETURN(std::string node, ByPrefix(f.node, ids, "node"));
+    return LogPlace{node, ""};
+  }
+  if (!f.task.empty()) {
+    TaskId id = TaskId::FromHex(f.task);
+    if (id.IsNil() || id.Hex() != absl::AsciiStrToLower(f.task)) {
+      return absl::InvalidArgumentError("--task " + f.task + ": give the whole task id (" +
+                                        std::to_string(2 * TaskId::kSize) +
+                                        " hex digits, as lumen list tasks shows)");
+    }
+    proto::ListTasksRequest req;
+    req.set_task_id(id.Binary());
+    auto got = rpc::CallSync<proto::ListTasksReply>(
+        [&](auto cb) { c.gcs->ListTasks(req, cb, {.timeout_ms = kCallMs}); });
+    if (!got.ok()) return got.status();
+    if (got->tasks_size() == 0) return absl::NotFoundError("no task " + f.task);
+    const proto::TaskRecord& t = got->tasks(0);
+    if (t.worker_id().empty()) {
+      return absl::FailedPreconditionError("task " + f.task + " has not run on a worker yet (" +
+                                           std::string(proto::TaskState_Name(t.state())) + ")");
+    }
+    return LogPlace{t.node_id(), t.worker_id()};
+  }
+  if (!f.actor.empty()) {
+    auto got = rpc::CallSync<proto::ListActorsReply>([&](auto cb) {
+      c.gcs->ListActors(proto::ListActorsRequest(), cb, {.timeout_ms = kCallMs});
+    });
+    if (!got.ok()) return got.status();
+    std::vector<std::pair<std::string, std::string>> ids;
+    for (const auto& a : got->actors()) {
+      ids.push_back({ActorId::FromBinary(a.actor_id()).Hex(), a.actor_id()});
+    }
+    LUMEN_ASSIGN_OR_RETURN(std::string actor, ByPrefix(f.actor, ids, "actor"));
+    for (const auto& a : got->actors()) {
+      if (a.actor_id() != actor) continue;
+      if (a.last_worker().worker_id().empty()) {
+        return absl::FailedPreconditionError("actor " + f.actor +
+                                             " has not started on a worker yet");
+      }
+      return LogPlace{a.last_worker().node_id(), a.last_worker().worker_id()};
+    }
+  }
+  // A worker: ask each live node.
+  WorkerId worker = WorkerId::FromHex(f.worker);
+  if (worker.IsNil() || worker.Hex() != absl::AsciiStrToLower(f.worker)) {
+    return absl::InvalidArgumentError("--worker " + f.worker + ": give the whole worker id (" +
+                                      std::to_string(2 * WorkerId::kSize) + " hex digits)");
+  }
+  for (const auto& n : nodes) {
+    if (n.state() != proto::NodeInfo::ALIVE) continue;
+    rpc::NodeManagerClient nm(rpc::JoinHostPort(n.address().host(), n.address().port()), c.token,
+                              nullptr);
+    proto::ReadLogRequest req;
+    req.set_worker_id(worker.Binary());
+    req.set_max_bytes(1);
+    auto got = rpc::CallSync<proto::ReadLogReply>(
+        [&](auto cb) { nm.ReadLog(req, cb, {.timeout_ms = kCallMs}); });
+    if (got.ok()) return LogPlace{n.node_id(), worker.Binary()};
+  }
+  return absl::NotFoundError("no live node has a log of worker " + f.worker);
+}
+
+}  // namespace
+
+int Logs(const LogFlags& f) {
+  if (f.worker.empty() && f.task.empty() && f.actor.empty() && f.job.empty() && f.node.empty()) {
+    return Fail("say whose log: --worker, --task, --actor, --job or --node ID");
+  }
+  if (!f.job.empty()) {
+    JobFlags j;
+    j.address = f.address;
+    j.token = f.token;
+    j.id = f.job;
+    j.follow = f.follow;
+    return JobLogs(j);
+  }
+  auto c = Connect(f.address, f.token);
+  if (!c.ok()) return CallFailed(c.status());
+  auto place = Locate(*c, f);
+  if (!place.ok()) return CallFailed(place.status());
+  auto nm = NodeManagerOf(*c, place->node);
+  if (!nm.ok()) return CallFailed(nm.status());
+  int64_t offset = 0;
+  bool first = true;
+  while (true) {
+    proto::ReadLogRequest req;
+    if (place->worker.empty()) {
+      req.set_node_manager(true);
+    } else {
+      req.set_worker_id(place->worker);
+      req.set_stderr(f.err);
+    }
+    // --tail: the last lines of the last MiB.
+    req.set_offset(first && f.tail > 0 ? -(int64_t{1} << 20) : offset);
+    auto got = rpc::CallSync<proto::ReadLogReply>(
+        [&](auto cb) { (*nm)->ReadLog(req, cb, {.timeout_ms = kCallMs}); });
+    if (!got.ok()) return CallFailed(got.status());
+    std::string data = got->data();
+    if (first && f.tail > 0) {
+      size_t end = data.size();
+      if (end > 0 && data[end - 1] == '\n') end--;  // the last line's own newline
+      size_t at = end;
+      int lines = 0;
+      while (at > 0) {
+        size_t nl = data.rfind('\n', at - 1);
+        if (nl == std::string::npos) {
+          at = 0;
+          break;
+        }
+        if (++lines == f.tail) {
+          at = nl + 1;
+          break;
+        }
+        at = nl;
+      }
+      data = data.substr(at);
+    }
+    std::cout << data << std::flush;
+    first = false;
+    bool more = got->next_offset() > offset;
+    offset = got->next_offset();
+    if (!f.follow || (!got->running() && !more)) return 0;
+    if (!more) std::this_thread::sleep_for(std::chrono::milliseconds(250));  // polling a file
+  }
 }
 
 }  // namespace lumen::cli

@@ -210,6 +210,28 @@ int Run(int argc, char** argv) {
   jdelete->add_option("id", job.id, "submission id")->required();
   job_flags(jdelete);
 
+  lumen::cli::LogFlags logf;
+  auto* logs = app.add_subcommand(
+      "logs", "a worker's, task's, actor's, job's or node manager's log, from its node");
+  auto* lw = logs->add_option("--worker", logf.worker, "worker id");
+  auto* lt = logs->add_option("--task", logf.task, "task id: the worker that ran it last");
+  auto* la = logs->add_option("--actor", logf.actor,
+                              "actor id (or its first characters): the worker hosting it, or "
+                              "the last one");
+  auto* lj = logs->add_option("--job", logf.job, "submission id (lumen job logs)");
+  auto* ln = logs->add_option("--node", logf.node,
+                              "node id (or its first characters): its node manager's log");
+  for (auto* o : {lw, lt, la, lj, ln}) {
+    for (auto* other : {lw, lt, la, lj, ln}) {
+      if (o != other) o->excludes(other);
+    }
+  }
+  logs->add_flag("--err", logf.err, "a worker's stderr instead of its stdout");
+  logs->add_flag("--follow,-f", logf.follow, "keep printing what is written");
+  logs->add_option("--tail", logf.tail, "only the last N lines")->check(CLI::Range(1, 100'000));
+  logs->add_option("--address", logf.address, "GCS HOST:PORT (default: the one started here)");
+  AddTokenOptions(logs, &logf.token, "cluster token");
+
   // The state API: lumen list|get|summary.
   lumen::cli::StateFlags state;
   auto state_flags = [&](CLI::App* c) {
@@ -265,6 +287,7 @@ int Run(int argc, char** argv) {
   if (*sstatus) return lumen::cli::ServeStatus(sv);
   if (*sdelete) return lumen::cli::ServeDelete(sv);
   if (*mtargets) return lumen::cli::MetricsTargets(sv);
+  if (*logs) return lumen::cli::Logs(logf);
   if (*jsubmit) return lumen::cli::JobSubmit(job);
   if (*jstatus) return lumen::cli::JobStatus(job);
   if (*jlogs) return lumen::cli::JobLogs(job);

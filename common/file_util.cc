@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -38,6 +39,23 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+absl::StatusOr<FileRange> ReadFileRange(const std::string& path, int64_t offset,
+                                        int64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot read " + path + ": " + std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  FileRange r;
+  r.size = static_cast<int64_t>(in.tellg());
+  int64_t from = offset < 0 ? std::max<int64_t>(0, r.size + offset) : std::min(offset, r.size);
+  int64_t n = std::max<int64_t>(0, std::min(max_bytes, r.size - from));
+  r.data.resize(static_cast<size_t>(n));
+  in.seekg(from);
+  in.read(r.data.data(), n);
+  r.data.resize(static_cast<size_t>(in.gcount()));
+  r.next_offset = from + static_cast<int64_t>(r.data.size());
+  return r;
 }
 
 absl::Status WriteFileAtomic(const std::string& path, std::string_view content, int mode) {

@@ -9,6 +9,14 @@
 namespace lumen {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Up to `max_bytes` of `path` from `offset` (< 0: that many bytes before
+// the end; past the end: nothing), for logs read piece by piece.
+struct FileRange {
+  std::string data;
+  int64_t next_offset = 0;  // where the next read starts
+  int64_t size = 0;         // of the file when read
+};
+absl::StatusOr<FileRange> ReadFileRange(const std::string& path, int64_t offset, int64_t max_bytes);
 // Writes to a temporary file and renames it over `path`, with `mode`.
 absl::Status WriteFileAtomic(const std::string& path, std::string_view content, int mode = 0644);
 // mkdir -p with `mode` for the directories it creates.

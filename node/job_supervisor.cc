@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -284,21 +283,14 @@ void JobSupervisor::HandleReadJobLogs(const proto::ReadJobLogsRequest& request,
                                 ? kDefaultLogChunk
                                 : std::min<int64_t>(request.max_bytes(), kMaxLogChunk);
   auto read = [id, offset, max_bytes, reply](const std::string& path, bool ended) -> absl::Status {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    absl::StatusOr<FileRange> got = ReadFileRange(path, offset, max_bytes);
+    if (!got.ok()) {
       return absl::NotFoundError("the log of job " + id + " is gone (it was " + path +
                                  " on the node that ran it)");
     }
-    in.seekg(0, std::ios::end);
-    const int64_t size = static_cast<int64_t>(in.tellg());
-    const int64_t from = std::min(offset, size);
-    const int64_t n = std::min(max_bytes, size - from);
-    std::string data(static_cast<size_t>(n), '\0');
-    in.seekg(from);
-    in.read(data.data(), n);
-    reply->set_data(std::move(data));
-    reply->set_next_offset(from + n);
-    reply->set_ended(ended && from + n == size);
+    reply->set_next_offset(got->next_offset);
+    reply->set_ended(ended && got->next_offset == got->size);
+    reply->set_data(std::move(got->data));
     return absl::OkStatus();
   };
   if (auto it = jobs_.find(id); it != jobs_.end()) {

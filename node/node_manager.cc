@@ -181,6 +181,8 @@ void NodeManager::StartOnLoop() {
         jobs_->Tick();
         WatchDrivers();
       });
+  log_timer_ = loop_.RunEvery("node_manager.rotate_logs", std::chrono::seconds(10),
+                              [this] { RotateLogs(); });
   pool_timer_ = loop_.RunEvery("node_manager.worker_pool", std::chrono::milliseconds(100), [this] {
     pool_->Tick([this](Worker* w, const std::string& how) {
       LUMEN_LOG_INFO("worker exited worker={} pid={} job={} ({})", w->id.Short(), w->pid(),
@@ -398,6 +400,7 @@ void NodeManager::Stop() {
   std::promise<void> done;
   loop_.Post("node_manager.stop", [&] {
     heartbeat_timer_.reset();
+    log_timer_.reset();
     pool_timer_.reset();
     driver_timer_.reset();
     if (subscriber_) subscriber_->Stop();
@@ -577,6 +580,75 @@ void NodeManager::HandleReadJobLogs(const proto::ReadJobLogsRequest& request,
                                     proto::ReadJobLogsReply* reply, rpc::SendReply send) {
   LUMEN_REQUIRE_READY();
   jobs_->HandleReadJobLogs(request, reply, std::move(send));
+}
+
+void NodeManager::HandleReadLog(const proto::ReadLogRequest& request, proto::ReadLogReply* reply,
+                                rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  std::string path;
+  bool running = true;
+  if (request.target_case() == proto::ReadLogRequest::kWorkerId) {
+    if (request.worker_id().size() != WorkerId::kSize) {
+      send(absl::InvalidArgumentError("ReadLog: a worker id is " + std::to_string(WorkerId::kSize) +
+                                      " bytes"));
+      return;
+    }
+    WorkerId id = WorkerId::FromBinary(request.worker_id());
+    // As the worker pool names them (worker_pool.cc).
+    path = node_dir_ + "/logs/worker-" + id.Short() + (request.stderr() ? ".err" : ".out");
+    running = pool_->Find(id) != nullptr;
+  } else if (request.target_case() == proto::ReadLogRequest::kNodeManager) {
+    std::error_code ec;
+    path = std::filesystem::read_symlink("/proc/self/fd/2", ec).string();
+    if (ec || !std::filesystem::is_regular_file(path, ec)) {
+      send(absl::FailedPreconditionError(
+          "this node manager does not log to a file (its stderr is a terminal or a pipe)"));
+      return;
+    }
+  } else {
+    send(absl::InvalidArgumentError("ReadLog: say whose log (a worker id, or the node manager)"));
+    return;
+  }
+  constexpr int64_t kDefault = int64_t{1} << 20, kMax = int64_t{4} << 20;
+  int64_t max = request.max_bytes() <= 0 ? kDefault : std::min(request.max_bytes(), kMax);
+  absl::StatusOr<FileRange> got = ReadFileRange(path, request.offset(), max);
+  if (!got.ok()) {
+    send(absl::NotFoundError("no such log on node " + node_id_.Short() + " (" + path + ")"));
+    return;
+  }
+  reply->set_data(std::move(got->data));
+  reply->set_next_offset(got->next_offset);
+  reply->set_path(path);
+  reply->set_running(running);
+  send(absl::OkStatus());
+}
+
+void NodeManager::RotateLogs() { RotateLogFiles(node_dir_ + "/logs", config_.max_log_bytes); }
+
+int RotateLogFiles(const std::string& dir, int64_t max_bytes) {
+  // A log past the limit is copied to NAME.1 (replacing the one before) and
+  // emptied: its writer appends (O_APPEND), so it goes on at the start. A
+  // worker's stdout and stderr thus hold at most twice the limit each.
+  int rotated = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    bool ours = name.rfind("worker-", 0) == 0 || name.rfind("job-", 0) == 0;
+    if (!ours || name.substr(name.size() - 2) == ".1") continue;
+    std::error_code size_ec;
+    uintmax_t size = entry.file_size(size_ec);
+    if (size_ec || size <= static_cast<uintmax_t>(max_bytes)) continue;
+    std::error_code copy_ec;
+    std::filesystem::copy_file(entry.path(), entry.path().string() + ".1",
+                               std::filesystem::copy_options::overwrite_existing, copy_ec);
+    if (!copy_ec) std::filesystem::resize_file(entry.path(), 0, copy_ec);
+    if (copy_ec) {
+      LUMEN_LOG_WARN("cannot rotate {}: {}", entry.path().string(), copy_ec.message());
+      continue;
+    }
+    rotated++;
+  }
+  return rotated;
 }
 
 }  // namespace lumen::node

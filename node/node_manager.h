@@ -45,12 +45,17 @@ struct NodeManagerConfig {
   int64_t gcs_connect_timeout_ms = 30'000;
   // Prometheus /metrics on `host`: -1 none, 0 any free port.
   int metrics_port = -1;
+  // A worker's or job's log beyond this is rotated (one old copy kept).
+  int64_t max_log_bytes = int64_t{64} << 20;
 };
 
 // The resources of this machine: CPU (hardware threads), GPU (NVIDIA
 // devices), memory (bytes, 70% of total less the object store).
 std::map<std::string, double> DetectResources(int64_t object_store_memory);
 int64_t DefaultObjectStoreMemory();
+// Rotates the worker and job logs in `dir` bigger than `max_bytes`: each is
+// copied to NAME.1 and emptied. Returns how many.
+int RotateLogFiles(const std::string& dir, int64_t max_bytes);
 
 class NodeManager : public rpc::NodeManagerHandler {
  public:
@@ -93,6 +98,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   LUMEN_HANDLER_IMPL(SubmitJob);
   LUMEN_HANDLER_IMPL(StopJob);
   LUMEN_HANDLER_IMPL(ReadJobLogs);
+  LUMEN_HANDLER_IMPL(ReadLog);
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
  private:
@@ -105,6 +111,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   void ReportToGcs();
   void ResourcesChanged();
   void WatchDrivers();
+  void RotateLogs();
   proto::NodeInfo SelfInfo() const;
   std::string AddressOf(const NodeId& id) const;
 
@@ -132,7 +139,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   std::unique_ptr<LeaseManager> leases_;
   std::unique_ptr<JobSupervisor> jobs_;  // drivers of `lumen job submit`
   std::map<pid_t, JobId> drivers_;
-  std::unique_ptr<PeriodicTimer> heartbeat_timer_, pool_timer_, driver_timer_;
+  std::unique_ptr<PeriodicTimer> heartbeat_timer_, pool_timer_, driver_timer_, log_timer_;
   bool resources_dirty_ = true;
   bool report_scheduled_ = false;
   bool started_ = false;

@@ -2,6 +2,7 @@
 // lease manager (with a worker pool of real, idle processes).
 #include <signal.h>
 
+#include <filesystem>
 #include <future>
 #include <optional>
 
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "node/code_cache.h"
 #include "node/lease_manager.h"
+#include "node/node_manager.h"
 #include "node/object_store.h"
 #include "node/shm.h"
 
@@ -18,6 +20,34 @@ namespace lumen::node {
 namespace {
 
 std::string TestPrefix() { return StorePrefix(::getpid(), NodeId::FromRandom()); }
+
+TEST(LogRotationTest, BigWorkerLogsAreCopiedAsideAndEmptied) {
+  char tmpl[] = "/tmp/lumen-logs-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_TRUE(WriteFileAtomic(dir + "/worker-abc.out", std::string(200, 'a')).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/worker-abc.err", "small").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/job-x.log", std::string(150, 'j')).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/gcs.err", std::string(500, 'g')).ok());  // not ours
+  EXPECT_EQ(RotateLogFiles(dir, 100), 2);
+  EXPECT_EQ(*ReadFile(dir + "/worker-abc.out"), "");
+  EXPECT_EQ(*ReadFile(dir + "/worker-abc.out.1"), std::string(200, 'a'));
+  EXPECT_EQ(*ReadFile(dir + "/worker-abc.err"), "small");
+  EXPECT_EQ(ReadFile(dir + "/job-x.log")->size(), 0u);
+  EXPECT_EQ(ReadFile(dir + "/gcs.err")->size(), 500u);
+  EXPECT_EQ(RotateLogFiles(dir, 100), 0);  // the .1 copies are left alone
+
+  auto tail = ReadFileRange(dir + "/gcs.err", -10, 1 << 20);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(tail->data, std::string(10, 'g'));
+  EXPECT_EQ(tail->next_offset, 500);
+  auto past = ReadFileRange(dir + "/gcs.err", 900, 10);
+  ASSERT_TRUE(past.ok());
+  EXPECT_EQ(past->data, "");
+  EXPECT_EQ(past->next_offset, 500);
+  EXPECT_FALSE(ReadFileRange(dir + "/none", 0, 10).ok());
+  std::filesystem::remove_all(dir);
+}
 
 TEST(ShmTest, CreateMapReadAndUnlink) {
   std::string name = ShmName(TestPrefix(), ObjectId::FromRandom());

@@ -27,6 +27,7 @@ LUMEN_RPC_METHOD(ReportMetrics)
 LUMEN_RPC_METHOD(SubmitJob)
 LUMEN_RPC_METHOD(StopJob)
 LUMEN_RPC_METHOD(ReadJobLogs)
+LUMEN_RPC_METHOD(ReadLog)
 LUMEN_SERVICE_END(NodeManagerHandler)
 
 }  // namespace
@@ -62,5 +63,6 @@ LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReportMetrics)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, SubmitJob)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, StopJob)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadJobLogs)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadLog)
 
 }  // namespace lumen::rpc

@@ -37,6 +37,7 @@ class NodeManagerHandler {
   LUMEN_HANDLER_DECL(SubmitJob);
   LUMEN_HANDLER_DECL(StopJob);
   LUMEN_HANDLER_DECL(ReadJobLogs);
+  LUMEN_HANDLER_DECL(ReadLog);
 };
 
 std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler);
@@ -66,6 +67,7 @@ class NodeManagerClient {
   LUMEN_CLIENT_DECL(SubmitJob);
   LUMEN_CLIENT_DECL(StopJob);
   LUMEN_CLIENT_DECL(ReadJobLogs);
+  LUMEN_CLIENT_DECL(ReadLog);
   // See GrpcClient::Close.
   void Close();
 

@@ -11,6 +11,7 @@
 #include "common/process.h"
 #include "gtest/gtest.h"
 #include "lumen/api.h"
+#include "nlohmann/json.hpp"
 #include "test_tasks.h"
 #include "test_util.h"
 
@@ -18,6 +19,7 @@ namespace lumen {
 namespace {
 
 using testing::RunCommand;
+using Json = nlohmann::json;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -238,6 +240,56 @@ TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
   EXPECT_NE(out.find("NAME=VALUE"), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Lumen("job submit --code /no/such.so -- /bin/true"), &out), 1);
   EXPECT_NE(out.find("no such file"), std::string::npos) << out;
+}
+
+TEST_F(CliTest, LogsOfWorkersTasksActorsAndNodesComeFromTheirNode) {
+  std::string address = StartHead();
+  ASSERT_FALSE(address.empty());
+  Config config;
+  config.address = address;
+  ASSERT_TRUE(Init(config).ok());
+  ASSERT_TRUE(Get(Task(test_tasks::Shout).Remote(std::string("hello-logs")), 30'000).ok());
+  auto actor = Actor(test_tasks::Counter::Create).Remote(1);
+  ASSERT_TRUE(Get(actor.Task(&test_tasks::Counter::Pid).Remote(), 30'000).ok());
+  std::string actor_id = actor.ID().Hex();
+
+  std::string out;
+  Json task;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    if (RunCommand(Lumen("list tasks --json --filter state=FINISHED"), &out) != 0) return false;
+    Json rows = Json::parse(out, nullptr, false);
+    if (!rows.is_array()) return false;
+    for (const auto& r : rows) {
+      if (r["name"].get<std::string>().find("Shout") != std::string::npos) task = r;
+    }
+    return task.is_object();
+  })) << out;
+  std::string task_id = task["task_id"], worker_id = task["worker_id"];
+  Shutdown();  // the job ends: its workers go, their logs stay
+
+  ASSERT_EQ(RunCommand(Lumen("logs --task " + task_id), &out), 0) << out;
+  EXPECT_NE(out.find("shout-out: hello-logs"), std::string::npos) << out;
+  EXPECT_EQ(out.find("shout-err"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Lumen("logs --task " + task_id + " --err"), &out), 0) << out;
+  EXPECT_NE(out.find("shout-err: hello-logs"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Lumen("logs --worker " + worker_id + " --tail 1"), &out), 0) << out;
+  EXPECT_EQ(out, "shout-out: hello-logs\n");
+  ASSERT_EQ(RunCommand(Lumen("logs --actor " + actor_id.substr(0, 8)), &out), 0) << out;
+  ASSERT_EQ(RunCommand(Lumen("list nodes --json"), &out), 0) << out;
+  std::string node_id = Json::parse(out)[0]["node_id"];
+  ASSERT_EQ(RunCommand(Lumen("logs --node " + node_id.substr(0, 6)), &out), 0) << out;
+  EXPECT_NE(out.find("node manager ready"), std::string::npos) << out;
+
+  // Bad input.
+  EXPECT_EQ(RunCommand(Lumen("logs"), &out), 1);
+  EXPECT_NE(out.find("say whose log"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("logs --task 1234"), &out), 1);
+  EXPECT_NE(out.find("whole task id"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("logs --worker " + std::string(32, 'a')), &out), 1);
+  EXPECT_NE(out.find("no live node has a log"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("logs --actor ffffffff"), &out), 1);
+  EXPECT_NE(out.find("no actor"), std::string::npos) << out;
+  EXPECT_NE(RunCommand(Lumen("logs --task " + task_id + " --worker " + worker_id), &out), 0);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <stdexcept>
 #include <thread>
 
@@ -21,6 +22,12 @@ int Pid() { return static_cast<int>(::getpid()); }
 std::string NodeOf() { return lumen::GetRuntimeContext().node.Hex(); }
 
 int Add(int a, int b) { return a + b; }
+
+std::string Shout(std::string word) {
+  std::cout << "shout-out: " << word << std::endl;
+  std::cerr << "shout-err: " << word << std::endl;
+  return NodeOf();
+}
 
 std::string CountCall(std::string route) {
   static lumen::Counter calls("test_task_calls_total", "Calls of CountCall", "calls", {"route"});
@@ -163,4 +170,5 @@ LUMEN_REMOTE(test_tasks::Counter::Create, &test_tasks::Counter::Add, &test_tasks
 LUMEN_REMOTE(test_tasks::Pid, test_tasks::NodeOf, test_tasks::Add, test_tasks::Rendezvous,
              test_tasks::Checksum, test_tasks::MakeData, test_tasks::Throw,
              test_tasks::WaitForRelease, test_tasks::NestedSum, test_tasks::Echo,
-             test_tasks::NestedWaitSum, test_tasks::NodeOfData, test_tasks::CountCall);
+             test_tasks::NestedWaitSum, test_tasks::NodeOfData, test_tasks::CountCall,
+             test_tasks::Shout);

@@ -14,6 +14,8 @@ std::string NodeOf();
 // Counts the call in user metrics (lumen/metrics.h) tagged with `route`;
 // returns the node it ran on.
 std::string CountCall(std::string route);
+// Prints "shout-out: WORD" to stdout and "shout-err: WORD" to stderr.
+std::string Shout(std::string word);
 int Add(int a, int b);
 // Marks `dir` with this process and waits (up to timeout_ms) until `n`
 // processes did; returns this task's node id. Fails on timeout.
