@@ -239,15 +239,18 @@ int Run(int argc, char** argv) {
     AddTokenOptions(c, &state.token, "cluster token");
     c->add_flag("--json", state.json, "JSON instead of a table");
   };
-  auto* ls = app.add_subcommand("list", "list tasks, actors, nodes, jobs or placement groups");
-  ls->add_option("kind", state.kind, "tasks | actors | nodes | jobs | placement-groups")
+  auto* ls = app.add_subcommand(
+      "list", "list tasks, actors, nodes, jobs, placement groups, workers or objects");
+  ls->add_option("kind", state.kind,
+                 "tasks | actors | nodes | jobs | placement-groups | workers | objects")
       ->required()
-      ->check(CLI::IsMember({"tasks", "actors", "nodes", "jobs", "placement-groups"}));
+      ->check(CLI::IsMember(
+          {"tasks", "actors", "nodes", "jobs", "placement-groups", "workers", "objects"}));
   ls->add_option(
       "--filter", state.filters,
       "KEY=VALUE, repeatable: tasks by state, name, job, node, actor; actors by "
       "state, class, name, job, node; nodes by state; jobs by status; placement-groups by "
-      "state, name");
+      "state, name; workers by state, job, node; objects by node");
   ls->add_option("--limit", state.limit, "at most this many rows (newest tasks first)")
       ->check(CLI::Range(1, 10'000));
   state_flags(ls);
@@ -258,9 +261,9 @@ int Run(int argc, char** argv) {
   get->add_option("id", state.id, "its id (actors and nodes: or its first characters)")->required();
   state_flags(get);
   auto* sum = app.add_subcommand("summary", "counts by state, per function or class");
-  sum->add_option("kind", state.kind, "tasks | actors")
+  sum->add_option("kind", state.kind, "tasks | actors | objects")
       ->required()
-      ->check(CLI::IsMember({"tasks", "actors"}));
+      ->check(CLI::IsMember({"tasks", "actors", "objects"}));
   sum->add_option("--filter", state.filters, "as for `lumen list tasks`");
   state_flags(sum);
 

@@ -15,6 +15,7 @@
 #include "lumen/id.h"
 #include "nlohmann/json.hpp"
 #include "rpc/gcs_client.h"
+#include "rpc/node_manager_service.h"
 #include "rpc/rpc.h"
 
 namespace lumen::cli {
@@ -266,6 +267,44 @@ absl::StatusOr<std::vector<proto::NodeInfo>> Nodes(const Cluster& c) {
   return std::vector<proto::NodeInfo>(got->nodes().begin(), got->nodes().end());
 }
 
+// Asks every live node manager; `note` gets the ones that did not answer.
+template <typename Reply, typename Call>
+std::vector<std::pair<proto::NodeInfo, Reply>> AskEveryNode(const Cluster& c,
+                                                            const std::string& token, Call call,
+                                                            std::string* note) {
+  std::vector<std::pair<proto::NodeInfo, Reply>> out;
+  auto nodes = Nodes(c);
+  if (!nodes.ok()) {
+    *note = "cannot list the nodes: " + std::string(nodes.status().message());
+    return out;
+  }
+  for (const auto& n : *nodes) {
+    if (n.state() != proto::NodeInfo::ALIVE) continue;
+    rpc::NodeManagerClient nm(rpc::JoinHostPort(n.address().host(), n.address().port()), token,
+                              nullptr);
+    auto got = rpc::CallSync<Reply>([&](auto cb) { call(nm, cb); });
+    if (got.ok()) {
+      out.emplace_back(n, std::move(*got));
+    } else {
+      *note += "node " + Hex(n.node_id()).substr(0, 12) +
+               " did not answer: " + std::string(got.status().message()) + "\n";
+    }
+  }
+  return out;
+}
+
+Json WorkerJson(const proto::WorkerRecord& w, const proto::NodeInfo& n) {
+  return {{"worker_id", Hex(w.worker_id())},
+          {"node_id", Hex(n.node_id())},
+          {"pid", w.pid()},
+          {"job_id", Hex(w.job_id())},
+          {"state", w.state()},
+          {"actor_id", Hex(w.actor_id())},
+          {"start_time_ms", w.start_time_ms()},
+          {"stdout", w.log_prefix() + ".out"},
+          {"stderr", w.log_prefix() + ".err"}};
+}
+
 }  // namespace
 
 int List(const StateFlags& f) {
@@ -344,6 +383,55 @@ int List(const StateFlags& f) {
     }
     columns = {{"job_id", 12},        {"status", 10},      {"driver_pid", 12},
                {"start_time_ms", 15}, {"end_time_ms", 13}, {"entrypoint", 40}};
+  } else if (f.kind == "workers") {
+    auto filters = ParseFilters(f.filters, {"state", "job", "node"}, "workers");
+    if (!filters.ok()) return Fail(std::string(filters.status().message()));
+    auto answers = AskEveryNode<proto::ListWorkersReply>(
+        *c, ResolveToken(f.token),
+        [](rpc::NodeManagerClient& nm, auto cb) {
+          nm.ListWorkers(proto::ListWorkersRequest(), cb, {.timeout_ms = kCallMs});
+        },
+        &note);
+    for (const auto& [node, reply] : answers) {
+      for (const auto& w : reply.workers()) {
+        bool keep = true;
+        for (const auto& [key, value] : *filters) {
+          keep = keep && (key == "state" ? absl::AsciiStrToUpper(value) == w.state()
+                          : key == "job" ? IdMatches(w.job_id(), value)
+                                         : IdMatches(node.node_id(), value));
+        }
+        if (keep && static_cast<int>(rows.size()) < f.limit) rows.push_back(WorkerJson(w, node));
+      }
+    }
+    columns = {{"worker_id", 14}, {"node_id", 14},  {"pid", 9},    {"job_id", 10},
+               {"state", 10},     {"actor_id", 14}, {"stdout", 50}};
+  } else if (f.kind == "objects") {
+    auto filters = ParseFilters(f.filters, {"node"}, "objects");
+    if (!filters.ok()) return Fail(std::string(filters.status().message()));
+    proto::ListObjectsRequest req;
+    req.set_limit(f.limit);
+    auto answers = AskEveryNode<proto::ListObjectsReply>(
+        *c, ResolveToken(f.token),
+        [&](rpc::NodeManagerClient& nm, auto cb) {
+          nm.ListObjects(req, cb, {.timeout_ms = kCallMs});
+        },
+        &note);
+    int64_t total = 0, bytes = 0;
+    for (const auto& [node, reply] : answers) {
+      if (filters->count("node") && !IdMatches(node.node_id(), filters->at("node"))) continue;
+      total += reply.total_objects();
+      bytes += reply.total_bytes();
+      for (const auto& o : reply.objects()) {
+        if (static_cast<int>(rows.size()) >= f.limit) break;
+        rows.push_back({{"object_id", Hex(o.object_id())},
+                        {"node_id", Hex(node.node_id())},
+                        {"size", o.size()}});
+      }
+    }
+    columns = {{"object_id", 42}, {"node_id", 14}, {"size", 12}};
+    note += std::to_string(rows.size()) + " of " + std::to_string(total) +
+            " objects in the nodes' stores (" + std::to_string(bytes) +
+            " bytes); objects kept in their owner's memory (small ones) are not listed";
   } else if (f.kind == "placement-groups") {
     auto filters = ParseFilters(f.filters, {"state", "name"}, "placement groups");
     if (!filters.ok()) return Fail(std::string(filters.status().message()));
@@ -432,6 +520,22 @@ int Summary(const StateFlags& f) {
     auto actors = Actors(*c);
     if (!actors.ok()) return CallFailed(*c, actors.status());
     for (const auto& a : *actors) counts[a.class_name()][ActorState(a.state())]++;
+  } else if (f.kind == "objects") {
+    std::string note;
+    proto::ListObjectsRequest req;
+    req.set_limit(1);
+    auto answers = AskEveryNode<proto::ListObjectsReply>(
+        *c, ResolveToken(f.token),
+        [&](rpc::NodeManagerClient& nm, auto cb) {
+          nm.ListObjects(req, cb, {.timeout_ms = kCallMs});
+        },
+        &note);
+    for (const auto& [node, reply] : answers) {
+      auto& row = counts[Hex(node.node_id())];
+      row["OBJECTS"] = reply.total_objects();
+      row["BYTES"] = reply.total_bytes();
+    }
+    if (!note.empty()) std::cerr << note;
   }
   if (f.json) {
     Json out = Json::object();
@@ -443,7 +547,10 @@ int Summary(const StateFlags& f) {
   for (const auto& [name, by] : counts) {
     for (const auto& [state, n] : by) states.insert(state);
   }
-  std::cout << std::left << std::setw(36) << (f.kind == "tasks" ? "FUNCTION" : "CLASS");
+  std::cout << std::left << std::setw(36)
+            << (f.kind == "tasks"     ? "FUNCTION"
+                : f.kind == "objects" ? "NODE"
+                                      : "CLASS");
   for (const auto& s : states) std::cout << std::setw(12) << s;
   std::cout << "\n";
   for (const auto& [name, by] : counts) {

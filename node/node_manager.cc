@@ -623,6 +623,32 @@ void NodeManager::HandleReadLog(const proto::ReadLogRequest& request, proto::Rea
   send(absl::OkStatus());
 }
 
+void NodeManager::HandleListWorkers(const proto::ListWorkersRequest& request,
+                                    proto::ListWorkersReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  for (auto& w : pool_->Describe()) *reply->add_workers() = std::move(w);
+  send(absl::OkStatus());
+}
+
+void NodeManager::HandleListObjects(const proto::ListObjectsRequest& request,
+                                    proto::ListObjectsReply* reply, rpc::SendReply send) {
+  LUMEN_REQUIRE_READY();
+  int limit = request.limit() <= 0 ? 100 : std::min(request.limit(), 10'000);
+  std::vector<ObjectId> ids = store_->AllIds();
+  int64_t bytes = 0;
+  for (const auto& id : ids) {
+    int64_t size = store_->SizeOf(id);
+    bytes += size;
+    if (reply->objects_size() >= limit) continue;
+    proto::ObjectRecord* r = reply->add_objects();
+    r->set_object_id(id.Binary());
+    r->set_size(size);
+  }
+  reply->set_total_objects(static_cast<int64_t>(ids.size()));
+  reply->set_total_bytes(bytes);
+  send(absl::OkStatus());
+}
+
 void NodeManager::RotateLogs() { RotateLogFiles(node_dir_ + "/logs", config_.max_log_bytes); }
 
 int RotateLogFiles(const std::string& dir, int64_t max_bytes) {

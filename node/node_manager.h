@@ -99,6 +99,8 @@ class NodeManager : public rpc::NodeManagerHandler {
   LUMEN_HANDLER_IMPL(StopJob);
   LUMEN_HANDLER_IMPL(ReadJobLogs);
   LUMEN_HANDLER_IMPL(ReadLog);
+  LUMEN_HANDLER_IMPL(ListWorkers);
+  LUMEN_HANDLER_IMPL(ListObjects);
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
  private:

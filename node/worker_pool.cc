@@ -246,4 +246,23 @@ void WorkerPool::Shutdown() {
   jobs_.clear();
 }
 
+std::vector<proto::WorkerRecord> WorkerPool::Describe() const {
+  std::vector<proto::WorkerRecord> out;
+  for (const auto& [id, w] : workers_) {
+    proto::WorkerRecord r;
+    r.set_worker_id(id.Binary());
+    r.set_pid(w->pid());
+    r.set_job_id(w->job.Binary());
+    r.set_state(!w->registered      ? "STARTING"
+                : !w->actor.IsNil() ? "ACTOR"
+                : w->leased         ? "LEASED"
+                                    : "IDLE");
+    if (!w->actor.IsNil()) r.set_actor_id(w->actor.Binary());
+    r.set_start_time_ms(clock_->WallMs() - (clock_->NowMs() - w->started_ms));
+    r.set_log_prefix(w->log_prefix);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace lumen::node

@@ -79,6 +79,8 @@ class WorkerPool {
 
   Worker* Find(const WorkerId& id);
   size_t NumWorkers() const { return workers_.size(); }
+  // Every worker, for the state API.
+  std::vector<proto::WorkerRecord> Describe() const;
   // Kills every worker and reaps them.
   void Shutdown();
 

@@ -28,6 +28,8 @@ LUMEN_RPC_METHOD(SubmitJob)
 LUMEN_RPC_METHOD(StopJob)
 LUMEN_RPC_METHOD(ReadJobLogs)
 LUMEN_RPC_METHOD(ReadLog)
+LUMEN_RPC_METHOD(ListWorkers)
+LUMEN_RPC_METHOD(ListObjects)
 LUMEN_SERVICE_END(NodeManagerHandler)
 
 }  // namespace
@@ -64,5 +66,7 @@ LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, SubmitJob)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, StopJob)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadJobLogs)
 LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ReadLog)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ListWorkers)
+LUMEN_CLIENT_DEF(NodeManagerClient, NodeManagerService, client_, ListObjects)
 
 }  // namespace lumen::rpc

@@ -38,6 +38,8 @@ class NodeManagerHandler {
   LUMEN_HANDLER_DECL(StopJob);
   LUMEN_HANDLER_DECL(ReadJobLogs);
   LUMEN_HANDLER_DECL(ReadLog);
+  LUMEN_HANDLER_DECL(ListWorkers);
+  LUMEN_HANDLER_DECL(ListObjects);
 };
 
 std::unique_ptr<Service> MakeNodeManagerService(ServiceContext ctx, NodeManagerHandler* handler);
@@ -68,6 +70,8 @@ class NodeManagerClient {
   LUMEN_CLIENT_DECL(StopJob);
   LUMEN_CLIENT_DECL(ReadJobLogs);
   LUMEN_CLIENT_DECL(ReadLog);
+  LUMEN_CLIENT_DECL(ListWorkers);
+  LUMEN_CLIENT_DECL(ListObjects);
   // See GrpcClient::Close.
   void Close();
 

@@ -265,6 +265,27 @@ TEST_F(CliTest, LogsOfWorkersTasksActorsAndNodesComeFromTheirNode) {
     return task.is_object();
   })) << out;
   std::string task_id = task["task_id"], worker_id = task["worker_id"];
+
+  // Workers and objects, from every node.
+  auto big = Put(std::vector<uint32_t>(1 << 18, 7));  // 1 MiB: in the node's store
+  ASSERT_EQ(RunCommand(Lumen("list workers --json"), &out), 0) << out;
+  bool hosts_actor = false;
+  for (const auto& w : Json::parse(out)) {
+    hosts_actor = hosts_actor || (w["state"] == "ACTOR" && w["actor_id"] == actor_id);
+  }
+  EXPECT_TRUE(hosts_actor) << out;
+  ASSERT_EQ(RunCommand(Lumen("list workers --filter state=actor"), &out), 0) << out;
+  EXPECT_NE(out.find(actor_id.substr(0, 12)), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Lumen("list objects --json"), &out), 0) << out;
+  bool listed = false;
+  for (const auto& o : Json::parse(out)) {
+    listed = listed || (o["object_id"] == big.ID().Hex() && o["size"].get<int64_t>() >= (1 << 20));
+  }
+  EXPECT_TRUE(listed) << out;
+  ASSERT_EQ(RunCommand(Lumen("summary objects"), &out), 0) << out;
+  EXPECT_NE(out.find("OBJECTS"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Lumen("list workers --filter color=red"), &out), 1);
+  EXPECT_NE(out.find("color"), std::string::npos) << out;
   Shutdown();  // the job ends: its workers go, their logs stay
 
   ASSERT_EQ(RunCommand(Lumen("logs --task " + task_id), &out), 0) << out;
