@@ -180,6 +180,7 @@ void NodeManager::StartOnLoop() {
       loop_.RunEvery("node_manager.watch_drivers", std::chrono::milliseconds(500), [this] {
         jobs_->Tick();
         WatchDrivers();
+        ForwardWorkerOutput();
       });
   log_timer_ = loop_.RunEvery("node_manager.rotate_logs", std::chrono::seconds(10),
                               [this] { RotateLogs(); });
@@ -336,6 +337,7 @@ void NodeManager::OnJobFinished(const JobId& job) {
   leases_->OnJobFinished(job);
   pool_->KillJobWorkers(job);
   code_->Forget(job);
+  job_drivers_[job] = std::string();  // its detached actors' output goes nowhere
   std::vector<ObjectId> doomed;
   for (const ObjectId& id : store_->AllIds()) {
     if (JobIdOfTask(TaskIdOfObject(id)) == job) doomed.push_back(id);

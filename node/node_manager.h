@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -114,6 +115,11 @@ class NodeManager : public rpc::NodeManagerHandler {
   void ResourcesChanged();
   void WatchDrivers();
   void RotateLogs();
+  // worker_output.cc: workers' new output lines to their drivers.
+  void ForwardWorkerOutput();
+  std::map<std::string, int64_t> offsets_;  // log file -> bytes forwarded
+  // A job's driver core worker (empty: none to tell); nullopt while asking.
+  std::map<JobId, std::optional<std::string>> job_drivers_;
   proto::NodeInfo SelfInfo() const;
   std::string AddressOf(const NodeId& id) const;
 

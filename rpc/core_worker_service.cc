@@ -12,6 +12,7 @@ namespace {
 LUMEN_SERVICE_BEGIN(CoreWorkerGlue, CoreWorkerService, CoreWorkerHandler)
 LUMEN_RPC_METHOD_AT(PushTask, ::lumen::rpc::RunOn::kInline, ::lumen::rpc::kMaxLargeRequestBytes)
 LUMEN_RPC_METHOD(AddObjectLocation)
+LUMEN_RPC_METHOD(PrintWorkerOutput)
 LUMEN_RPC_METHOD_AT(PushActorTasks, ::lumen::rpc::RunOn::kInline,
                     ::lumen::rpc::kMaxLargeRequestBytes)
 LUMEN_RPC_METHOD_INLINE(DrainActor)
@@ -33,6 +34,7 @@ CoreWorkerClient::~CoreWorkerClient() = default;
 
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushTask)
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, AddObjectLocation)
+LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PrintWorkerOutput)
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, PushActorTasks)
 LUMEN_CLIENT_DEF(CoreWorkerClient, CoreWorkerService, client_, DrainActor)
 

@@ -18,12 +18,13 @@ template <typename Service>
 class GrpcClient;
 
 // PushTask, PushActorTasks and DrainActor run on gRPC's threads (they only queue
-// work); AddObjectLocation on the handler's loop.
+// work); AddObjectLocation and PrintWorkerOutput on the handler's loop.
 class CoreWorkerHandler {
  public:
   virtual ~CoreWorkerHandler() = default;
   LUMEN_HANDLER_DECL(PushTask);
   LUMEN_HANDLER_DECL(AddObjectLocation);
+  LUMEN_HANDLER_DECL(PrintWorkerOutput);
   LUMEN_HANDLER_DECL(PushActorTasks);
   LUMEN_HANDLER_DECL(DrainActor);
 };
@@ -39,6 +40,7 @@ class CoreWorkerClient {
 
   LUMEN_CLIENT_DECL(PushTask);
   LUMEN_CLIENT_DECL(AddObjectLocation);
+  LUMEN_CLIENT_DECL(PrintWorkerOutput);
   LUMEN_CLIENT_DECL(PushActorTasks);
   LUMEN_CLIENT_DECL(DrainActor);
 

@@ -195,6 +195,25 @@ TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
   ASSERT_EQ(RunCommand(Lumen("job logs first"), &out), 0) << out;
   EXPECT_NE(out.find("started"), std::string::npos) << out;
 
+  // The driver shows its tasks' output, each line marked with where it ran.
+  testing::TempDir shout;
+  ASSERT_EQ(RunCommand(Lumen(std::string("job submit --no-wait --submission-id shout -- ") +
+                             TEST_DRIVER_PATH + " shout hello-driver " + shout.path()),
+                       &out),
+            0)
+      << out;
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    return RunCommand(Lumen("job logs shout"), &out) == 0 &&
+           std::regex_search(out, std::regex("\\(pid=[0-9]+, node=[0-9a-f]+\\) shout-out: "
+                                             "hello-driver")) &&
+           out.find(") shout-err: hello-driver") != std::string::npos;
+  })) << out;
+  std::ofstream(shout.path() + "/release") << "go";
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    return RunCommand(Lumen("job status shout"), &out) == 0 &&
+           out.find("SUCCEEDED") != std::string::npos;
+  })) << out;
+
   // Followed to its end: its output, and its failure as the exit status.
   EXPECT_EQ(RunCommand(Lumen("job submit --env GREETING=there -- /bin/sh -c "
                              "'echo hello $GREETING; exit 3'"),
@@ -221,7 +240,7 @@ TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
   EXPECT_NE(out.find("already ended"), std::string::npos) << out;
 
   ASSERT_EQ(RunCommand(Lumen("job list"), &out), 0) << out;
-  EXPECT_NE(out.find("3 jobs"), std::string::npos) << out;
+  EXPECT_NE(out.find("4 jobs"), std::string::npos) << out;
   ASSERT_EQ(RunCommand(Lumen("job delete held"), &out), 0) << out;
   ASSERT_EQ(RunCommand(Lumen("job list --json"), &out), 0) << out;
   EXPECT_EQ(out.find("\"held\""), std::string::npos) << out;

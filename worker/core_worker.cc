@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <future>
+#include <iostream>
 #include <thread>
 
 #include "absl/strings/str_join.h"
@@ -817,6 +818,36 @@ void CoreWorker::HandleDrainActor(const proto::DrainActorRequest& request,
       ::_exit(0);
     }).detach();
   });
+}
+
+void CoreWorker::HandlePrintWorkerOutput(const proto::PrintWorkerOutputRequest& request,
+                                         proto::PrintWorkerOutputReply* reply,
+                                         rpc::SendReply send) {
+  // A driver shows its tasks' output as Ray's do: each line prefixed with
+  // the process and node it came from. LUMEN_LOG_TO_DRIVER=0 turns it off.
+  static const bool on = [] {
+    const char* env = std::getenv("LUMEN_LOG_TO_DRIVER");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  if (options_.is_driver && on) {
+    for (const auto& o : request.outputs()) {
+      std::string prefix = "(pid=" + std::to_string(o.pid()) +
+                           ", node=" + NodeId::FromBinary(o.node_id()).Short() + ") ";
+      std::string out;
+      size_t start = 0;
+      while (start < o.text().size()) {
+        size_t nl = o.text().find('\n', start);
+        size_t end = nl == std::string::npos ? o.text().size() : nl;
+        out += prefix;
+        out.append(o.text(), start, end - start);
+        out += '\n';
+        start = end + 1;
+      }
+      std::ostream& to = o.stderr() ? std::cerr : std::cout;
+      to << out << std::flush;
+    }
+  }
+  send(absl::OkStatus());
 }
 
 void CoreWorker::HandleAddObjectLocation(const proto::AddObjectLocationRequest& request,

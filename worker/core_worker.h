@@ -117,6 +117,7 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
 
   LUMEN_HANDLER_IMPL(PushTask);
   LUMEN_HANDLER_IMPL(AddObjectLocation);
+  LUMEN_HANDLER_IMPL(PrintWorkerOutput);
   LUMEN_HANDLER_IMPL(PushActorTasks);
   LUMEN_HANDLER_IMPL(DrainActor);
 
