@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -167,6 +168,12 @@ int JobSubmit(const JobFlags& f) {
   proto::SubmitJobRequest req;
   proto::JobSubmission* job = req.mutable_job();
   for (const auto& a : f.command) job->add_argv(a);
+  // A relative path is from where this command runs (the head's node
+  // manager runs elsewhere).
+  if (f.command[0].find('/') != std::string::npos && f.command[0][0] != '/') {
+    std::error_code ec;
+    job->set_argv(0, std::filesystem::absolute(f.command[0], ec).lexically_normal().string());
+  }
   job->set_submission_id(f.submission_id);
   for (const auto& e : f.env) {
     size_t eq = e.find('=');
