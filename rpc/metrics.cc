@@ -9,7 +9,6 @@
 #include <cstring>
 #include <future>
 #include <mutex>
-#include <set>
 
 #include "common/event_loop.h"
 #include "common/logging.h"
@@ -142,7 +141,6 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Start(Options 
     return absl::UnavailableError("metrics cannot listen on " + address);
   }
   e->port_ = ports[0];
-  e->host_ = options.host;
   if (!options.token.empty()) {
     std::lock_guard<std::mutex> lock(TokensMu());
     Tokens()[e->port_] = options.token;

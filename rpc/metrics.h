@@ -74,14 +74,12 @@ class MetricsExporter {
   // stops.
   std::shared_ptr<LoopCollectable> AddFromLoop(EventLoop* loop, LoopCollectable::Source source);
   int port() const { return port_; }
-  const std::string& host() const { return host_; }
 
  private:
   MetricsExporter() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<std::shared_ptr<prometheus::Collectable>> held_;
-  std::string host_;
   int port_ = 0;
 };
 
