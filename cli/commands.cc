@@ -222,6 +222,22 @@ int Start(const StartFlags& f) {
               << (gcs_metrics.empty() ? "" : " and http://" + gcs_metrics + "/metrics (GCS)")
               << " (bearer token; `lumen metrics targets` lists every node's)\n";
   }
+  if (f.head && f.dashboard_port != -1) {
+    std::vector<std::string> args = {
+        "dashboard", "--gcs=" + gcs, "--host=" + f.dashboard_host,
+        "--port=" + std::to_string(f.dashboard_port == -2 ? 8265 : f.dashboard_port)};
+    if (f.dashboard_port == -2) args.push_back("--any-port-if-taken");
+    auto board = Launch("dashboard", args, token, log_dir);
+    if (board.ok()) {
+      bool any = f.dashboard_host == "0.0.0.0" || f.dashboard_host == "::";
+      std::cout << "  dashboard: http://"
+                << rpc::JoinHostPort(any ? f.host : f.dashboard_host, std::stoi((*board)["port"]))
+                << "/ (log in with the token)\n";
+    } else {
+      std::cerr << "lumen: warning: the dashboard did not start (the cluster runs without it): "
+                << board.status().message() << "\n";
+    }
+  }
   if (f.head) {
     std::cout << "  token: " << Home() << "/" << kTokenFile << "\n\n"
               << "Join another node:  lumen start --address " << gcs << " --token $(cat " << Home()

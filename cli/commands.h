@@ -42,6 +42,8 @@ struct StartFlags {
   std::string storage;       // head: where the GCS keeps its tables ("" = memory)
   int metrics_port = 0;      // the node manager's /metrics (0: any free port, -1: none)
   int gcs_metrics_port = 0;  // head: the GCS's
+  std::string dashboard_host = "127.0.0.1";
+  int dashboard_port = -2;  // head: -2: 8265, else any free; 0: any free; -1: none
 };
 
 struct StatusFlags {
@@ -87,6 +89,13 @@ struct NodeManagerFlags {
 // pipe once serving.
 int RunGcsServer(const GcsServerFlags& flags);
 int RunNodeManager(const NodeManagerFlags& flags);
+struct DashboardFlags {
+  std::string gcs;
+  std::string host = "127.0.0.1";
+  int port = 8265;
+  bool any_port_if_taken = false;  // port taken: any free one instead
+};
+int RunDashboard(const DashboardFlags& flags);
 
 // `lumen serve ...` (cli/serve_commands.cc).
 struct ServeFlags {

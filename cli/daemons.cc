@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "common/logging.h"
 #include "common/process.h"
+#include "dashboard/dashboard.h"
 #include "gcs/gcs_server.h"
 #include "node/node_manager.h"
 #include "scheduling/resources.h"
@@ -148,6 +149,41 @@ int RunNodeManager(const NodeManagerFlags& flags) {
   StopWithin(stop, 8, "lumen node-manager", "its worker processes (they stop with it)");
   nm.Stop();
   return exit_code;
+}
+
+int RunDashboard(const DashboardFlags& flags) {
+  sigset_t stop = BlockStopSignals();
+  InitProcess("dashboard", logging::Level::kInfo);
+  dashboard::DashboardOptions options;
+  options.gcs_address = flags.gcs;
+  options.token = TokenFromEnv();
+  options.host = flags.host;
+  options.port = flags.port;
+  if (options.token.empty()) {
+    std::cerr << "lumen dashboard: no cluster token: set LUMEN_TOKEN (lumen start does)\n";
+    return 2;
+  }
+  auto board = std::make_unique<dashboard::Dashboard>(options);
+  absl::Status s = board->Start();
+  if (!s.ok() && flags.any_port_if_taken && options.port != 0) {
+    LUMEN_LOG_INFO("port {} is taken ({}); the dashboard takes any free port", options.port,
+                   s.ToString());
+    board.reset();
+    options.port = 0;
+    board = std::make_unique<dashboard::Dashboard>(options);
+    s = board->Start();
+  }
+  if (!s.ok()) {
+    std::cerr << "lumen dashboard: " << s.message() << "\n";
+    return 1;
+  }
+  SignalReady("port=" + std::to_string(board->port()));
+  StopOnParentExit();
+  int sig = WaitForStopSignal(stop);
+  LUMEN_LOG_INFO("dashboard stopping on signal {}", sig);
+  StopWithin(stop, 8, "lumen dashboard", "nothing of its own");
+  board->Stop();
+  return 0;
 }
 
 }  // namespace lumen::cli

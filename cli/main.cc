@@ -75,6 +75,13 @@ int Run(int argc, char** argv) {
   s->add_option("--gcs-metrics-port", start.gcs_metrics_port,
                 "head: Prometheus /metrics of the GCS (default 0: any free port; -1: none)")
       ->check(CLI::Range(-1, 65535));
+  s->add_option("--dashboard-host", start.dashboard_host,
+                "head: the address the dashboard listens on (default 127.0.0.1: this machine "
+                "only; 0.0.0.0 exposes it, behind the cluster token)");
+  s->add_option("--dashboard-port", start.dashboard_port,
+                "head: the dashboard's port (default 8265, or any free port when that is "
+                "taken; 0: any free port; -1: no dashboard)")
+      ->check(CLI::Range(-1, 65535));
 
   auto* stop = app.add_subcommand("stop", "stop what `lumen start` started on this machine");
 
@@ -103,6 +110,15 @@ int Run(int argc, char** argv) {
   g->add_option("--storage", gcs.storage, "redis://HOST:PORT[/NAMESPACE] (default: in memory)");
   g->add_option("--metrics-port", gcs.metrics_port, "0: any free port; -1: none")
       ->check(CLI::Range(-1, 65535));
+
+  lumen::cli::DashboardFlags dash;
+  auto* db =
+      app.add_subcommand("dashboard", "serve the dashboard in the foreground (used by start)");
+  db->group("Internal");
+  db->add_option("--gcs", dash.gcs, "GCS HOST:PORT")->required();
+  db->add_option("--host", dash.host);
+  db->add_option("--port", dash.port, "0: any free port")->check(CLI::Range(0, 65535));
+  db->add_flag("--any-port-if-taken", dash.any_port_if_taken);
 
   lumen::cli::NodeManagerFlags nm;
   auto* n = app.add_subcommand("node-manager", "run a node manager in the foreground");
@@ -306,6 +322,7 @@ int Run(int argc, char** argv) {
   if (*dr) return lumen::cli::Drain(drain);
   if (*g) return lumen::cli::RunGcsServer(gcs);
   if (*n) return lumen::cli::RunNodeManager(nm);
+  if (*db) return lumen::cli::RunDashboard(dash);
   return 2;
 }
 

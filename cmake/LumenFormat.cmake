@@ -11,6 +11,8 @@ if(CLANG_FORMAT)
     ${PROJECT_SOURCE_DIR}/node/*.h ${PROJECT_SOURCE_DIR}/node/*.cc
     ${PROJECT_SOURCE_DIR}/worker/*.h ${PROJECT_SOURCE_DIR}/worker/*.cc
     ${PROJECT_SOURCE_DIR}/cli/*.h ${PROJECT_SOURCE_DIR}/cli/*.cc
+    ${PROJECT_SOURCE_DIR}/state/*.h ${PROJECT_SOURCE_DIR}/state/*.cc
+    ${PROJECT_SOURCE_DIR}/dashboard/*.h ${PROJECT_SOURCE_DIR}/dashboard/*.cc
     ${PROJECT_SOURCE_DIR}/serve/*.h ${PROJECT_SOURCE_DIR}/serve/*.cc
     ${PROJECT_SOURCE_DIR}/models/*.h ${PROJECT_SOURCE_DIR}/models/*.cc
     ${PROJECT_SOURCE_DIR}/fuzz/*.cc

@@ -235,6 +235,7 @@ void GcsActorManager::PushCreation(const ActorId& id, uint64_t attempt,
             a->info.set_state(proto::ActorInfo::ALIVE);
             *a->info.mutable_address() = worker;
             *a->info.mutable_last_worker() = worker;
+            a->info.set_pid(reply.pid());
             a->info.set_node_id(worker.node_id());
             std::string host;
             int port = 0;

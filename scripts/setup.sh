@@ -12,6 +12,8 @@ PACKAGES=(
   clang-format clang-tidy procps openssl clang libclang-rt-14-dev
   # metrics: prometheus-cpp for the exposition; the Prometheus server for its test
   prometheus-cpp-dev prometheus
+  # the dashboard's browser test: headless Chromium driven by chromedriver
+  chromium chromium-driver
   libhiredis-dev redis-server libyaml-cpp-dev
   # the model layer (models/): its engines, the semantic cache, test models
   libopencv-dev libopencv-dnn-dev libtorch-dev libxgboost-dev

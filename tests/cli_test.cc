@@ -42,6 +42,9 @@ class CliTest : public ::testing::Test {
         << out;
     std::smatch m;
     EXPECT_TRUE(std::regex_search(out, m, std::regex("GCS: +(127\\.0\\.0\\.1:[0-9]+)"))) << out;
+    std::smatch d;
+    EXPECT_TRUE(std::regex_search(out, d, std::regex("dashboard: http://127\\.0\\.0\\.1:[0-9]+/")))
+        << out;
     return m.empty() ? "" : std::string(m[1]);
   }
   std::vector<pid_t> RecordedPids() const {
@@ -69,7 +72,7 @@ TEST_F(CliTest, StartJoinStatusRunAndStop) {
   EXPECT_NE(out.find("already running"), std::string::npos) << out;
   EXPECT_EQ(*ReadFile(home_.path() + "/token"), token_before) << "the running head's token stays";
   std::vector<pid_t> pids = RecordedPids();
-  ASSERT_EQ(pids.size(), 3u);  // GCS and two node managers
+  ASSERT_EQ(pids.size(), 4u);  // GCS, node manager, dashboard, node manager
 
   // A program finds the cluster by address and reads the token from LUMEN_HOME.
   Config config;
@@ -79,7 +82,7 @@ TEST_F(CliTest, StartJoinStatusRunAndStop) {
   Shutdown();
 
   ASSERT_EQ(RunCommand(Lumen("stop"), &out), 0) << out;
-  EXPECT_NE(out.find("stopped 3 processes"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped 4 processes"), std::string::npos) << out;
   for (pid_t p : pids) EXPECT_FALSE(ProcessAlive(p)) << p;
   EXPECT_NE(RunCommand(Lumen("status"), &out), 0);
 }
