@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "common/host_stats.h"
 #include "gtest/gtest.h"
 
 namespace lumen {
@@ -46,6 +47,39 @@ TEST(FileUtilTest, Sha256AndRandom) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(RandomHex(16).size(), 32u);
   EXPECT_NE(RandomHex(16), RandomHex(16));
+}
+
+}  // namespace
+}  // namespace lumen
+
+namespace lumen {
+namespace {
+
+TEST(HostStats, ParsesProcFiles) {
+  uint64_t busy = 0, total = 0;
+  ASSERT_TRUE(ParseProcStat("cpu  100 5 50 800 45 0 0 0 0 0\ncpu0 1 2 3 4\n", &busy, &total));
+  EXPECT_EQ(total, 1000u);
+  EXPECT_EQ(busy, 155u);
+  EXPECT_FALSE(ParseProcStat("intr 1 2 3", &busy, &total));
+  EXPECT_FALSE(ParseProcStat("cpu  1 2", &busy, &total));
+  int64_t mem = 0, avail = 0;
+  ASSERT_TRUE(ParseMemInfo("MemTotal:       16000 kB\nMemFree: 1 kB\nMemAvailable:   4000 kB\n",
+                           &mem, &avail));
+  EXPECT_EQ(mem, 16000 * 1024);
+  EXPECT_EQ(avail, 4000 * 1024);
+  EXPECT_FALSE(ParseMemInfo("MemTotal: 5 kB\n", &mem, &avail));
+}
+
+TEST(HostStats, ReadsThisMachine) {
+  HostStatsReader reader;
+  HostStats first = reader.Read();
+  EXPECT_GT(first.num_cpus, 0);
+  EXPECT_GT(first.mem_total_bytes, 0);
+  EXPECT_GT(first.mem_used_bytes, 0);
+  EXPECT_LE(first.mem_used_bytes, first.mem_total_bytes);
+  HostStats second = reader.Read();
+  EXPECT_GE(second.cpu_percent, 0);
+  EXPECT_LE(second.cpu_percent, 100);
 }
 
 }  // namespace

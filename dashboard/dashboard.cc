@@ -576,12 +576,18 @@ struct Dashboard::Impl {
     }
     int alive = 0, dead = 0;
     std::map<std::string, std::pair<double, double>> res;  // name -> total, used
+    std::map<std::string, proto::NodeStats> machines;    // by hostname: one each
+    int64_t store_used = 0, store_capacity = 0, objects = 0;
     for (const auto& n : *nodes) {
       if (n.state() != proto::NodeInfo::ALIVE) {
         ++dead;
         continue;
       }
       ++alive;
+      machines[n.hostname()] = n.stats();
+      store_used += n.stats().object_store_used();
+      store_capacity += n.stats().object_store_capacity();
+      objects += n.stats().num_objects();
       for (const auto& [k, v] : n.resources_total()) {
         if (k.find('_') != std::string::npos && k.rfind("object_store", 0) != 0) continue;
         auto avail = n.resources_available().find(k);
@@ -600,8 +606,25 @@ struct Dashboard::Impl {
     figure("CPU", "cpu_total", false);
     figure("GPU", "gpu_used", true);
     figure("GPU", "gpu_total", false);
-    figure("memory", "mem_used", true);
-    figure("memory", "mem_total", false);
+    double busy = 0, cpus = 0, mem_used = 0, mem_total = 0;
+    for (const auto& [host, s] : machines) {
+      busy += s.host_cpu_percent() / 100 * s.host_num_cpus();
+      cpus += s.host_num_cpus();
+      mem_used += static_cast<double>(s.host_mem_used_bytes());
+      mem_total += static_cast<double>(s.host_mem_total_bytes());
+    }
+    ov["host"] = {{"machines", machines.size()},
+                  {"cpus", cpus},
+                  {"cpu_busy", busy},
+                  {"cpu_percent", cpus > 0 ? 100 * busy / cpus : 0.0},
+                  {"mem_used", mem_used},
+                  {"mem_total", mem_total}};
+    point["cpu_busy"] = busy;
+    point["mem_used"] = mem_used;
+    point["mem_total"] = mem_total;
+    ov["object_store"] = {{"objects", objects}, {"bytes", store_used}, {"capacity", store_capacity}};
+    point["store_bytes"] = store_used;
+    point["store_capacity"] = store_capacity;
 
     proto::ListTasksRequest tq;
     tq.set_summary(true);
@@ -640,16 +663,6 @@ struct Dashboard::Impl {
       }
     }
     ov["jobs"] = {{"by_status", jobs}};
-    std::string note;
-    int64_t objects = 0, bytes = 0;
-    if (auto got = st.Summary("objects", {}, &note); got.ok()) {
-      for (const auto& [node, row] : got->items()) {
-        objects += row.value("OBJECTS", int64_t{0});
-        bytes += row.value("BYTES", int64_t{0});
-      }
-    }
-    ov["object_store"] = {{"objects", objects}, {"bytes", bytes}};
-    point["store_bytes"] = bytes;
     last_sample_ms = now;
     Json serve = SampleServe(st, now);
     absl::MutexLock lock(&mu);

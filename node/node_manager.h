@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/event_loop.h"
+#include "common/host_stats.h"
 #include "common/process.h"
 #include "gcs/subscriber.h"
 #include "node/code_cache.h"
@@ -150,6 +151,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   std::unique_ptr<PeriodicTimer> heartbeat_timer_, pool_timer_, driver_timer_, log_timer_;
   bool resources_dirty_ = true;
   bool report_scheduled_ = false;
+  HostStatsReader host_stats_;  // loop only
   bool started_ = false;
   bool stopped_ = false;
   std::function<void(const std::string&)> fatal_;

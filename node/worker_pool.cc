@@ -8,6 +8,13 @@
 #include "common/logging.h"
 
 namespace lumen::node {
+namespace {
+
+// How long a worker stopped because it is no longer needed has to send
+// what it has not reported (lumen_worker's SIGTERM path) before SIGKILL.
+constexpr int64_t kStopGraceMs = 1'000;
+
+}  // namespace
 
 WorkerPool::~WorkerPool() { Shutdown(); }
 
@@ -149,11 +156,14 @@ void WorkerPool::FailWaiters(const JobId& job, const absl::Status& status) {
   for (auto& cb : waiting) cb(status);
 }
 
-void WorkerPool::KillWorker(Worker* w, const std::string& why) {
+void WorkerPool::KillWorker(Worker* w, const std::string& why, int64_t grace_ms) {
   LUMEN_LOG_DEBUG("stopping worker worker={} pid={}: {}", w->id.Short(), w->pid(), why);
   if (w->process) {
-    (void)w->process->Signal(SIGKILL);
-    if (!w->process->TryReap()) dying_.push_back(std::move(w->process));
+    bool gently = grace_ms > 0 && w->registered;
+    (void)w->process->Signal(gently ? SIGTERM : SIGKILL);
+    if (!w->process->TryReap()) {
+      dying_.push_back({std::move(w->process), gently ? clock_->NowMs() + grace_ms : 0});
+    }
   }
   Erase(w);
 }
@@ -165,7 +175,7 @@ void WorkerPool::KillJobWorkers(const JobId& job) {
   }
   for (Worker* w : victims) {
     if (!w->registered) jobs_[job].starting--;
-    KillWorker(w, "job finished");
+    KillWorker(w, "job finished", kStopGraceMs);
   }
   FailWaiters(job, absl::CancelledError("job " + job.Hex() + " finished"));
   jobs_.erase(job);
@@ -186,7 +196,13 @@ Worker* WorkerPool::Find(const WorkerId& id) {
 
 void WorkerPool::Tick(const std::function<void(Worker*, const std::string&)>& on_exit) {
   int64_t now = clock_->NowMs();
-  std::erase_if(dying_, [](const std::unique_ptr<Process>& p) { return p->TryReap(); });
+  for (Dying& d : dying_) {
+    if (d.kill_at_ms > 0 && now >= d.kill_at_ms) {
+      (void)d.process->Signal(SIGKILL);
+      d.kill_at_ms = 0;
+    }
+  }
+  std::erase_if(dying_, [](const Dying& d) { return d.process->TryReap(); });
   // Ids, not pointers: handling one exit may stop (and free) other workers.
   std::vector<WorkerId> exited, slow;
   for (auto& [id, w] : workers_) {
@@ -223,7 +239,7 @@ void WorkerPool::Tick(const std::function<void(Worker*, const std::string&)>& on
     while (idle_count > static_cast<size_t>(config_.soft_limit) && !q.empty() &&
            now - q.front()->idle_since_ms > config_.idle_timeout_ms) {
       Worker* w = q.front();
-      KillWorker(w, "idle");
+      KillWorker(w, "idle", kStopGraceMs);
       idle_count--;
     }
   }
@@ -236,7 +252,7 @@ void WorkerPool::Shutdown() {
   for (auto& [id, w] : workers_) {
     if (w->process) w->process->Terminate(1000);
   }
-  for (auto& p : dying_) p->Terminate(1000);
+  for (auto& d : dying_) d.process->Terminate(1000);
   dying_.clear();
   workers_.clear();
   idle_.clear();

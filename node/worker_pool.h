@@ -65,8 +65,10 @@ class WorkerPool {
                  PopCallback callback);
   // Takes a worker back after its lease.
   void PushWorker(Worker* worker);
-  // Stops a worker (it failed, or its lease holder died).
-  void KillWorker(Worker* worker, const std::string& why);
+  // Stops a worker (it failed, or its lease holder died): SIGKILL, or
+  // with `grace_ms` > 0 SIGTERM first (it sends what it has not reported
+  // yet, task events above all, and exits) and SIGKILL once that passed.
+  void KillWorker(Worker* worker, const std::string& why, int64_t grace_ms = 0);
   // Stops the job's workers, except those hosting detached actors.
   void KillJobWorkers(const JobId& job);
 
@@ -108,7 +110,11 @@ class WorkerPool {
   std::map<WorkerId, std::unique_ptr<Worker>> workers_;
   std::map<JobId, std::deque<Worker*>> idle_;
   std::map<JobId, JobState> jobs_;
-  std::vector<std::unique_ptr<Process>> dying_;  // killed, not yet reaped
+  struct Dying {
+    std::unique_ptr<Process> process;
+    int64_t kill_at_ms = 0;  // SIGKILL then, unless gone (0: sent already)
+  };
+  std::vector<Dying> dying_;  // stopped, not yet reaped
 };
 
 }  // namespace lumen::node

@@ -1,7 +1,11 @@
 // Serving metrics; see metrics.h.
 #include "serve/metrics.h"
 
-#include <sstream>
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
 
 namespace lumen::serve {
 
@@ -21,58 +25,56 @@ int HttpStatusOf(const absl::Status& s) {
   }
 }
 
+ServeMetrics::ServeMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(&prometheus::BuildCounter()
+                     .Name("lumen_serve_requests_total")
+                     .Help("Requests answered, by HTTP status.")
+                     .Register(*registry_)),
+      errors_(&prometheus::BuildCounter()
+                   .Name("lumen_serve_errors_total")
+                   .Help("Requests answered with a 5xx status.")
+                   .Register(*registry_)),
+      latency_(&prometheus::BuildHistogram()
+                    .Name("lumen_serve_request_latency_seconds")
+                    .Help("Time from a request's arrival at the ingress to its answer.")
+                    .Register(*registry_)) {}
+
+ServeMetrics::~ServeMetrics() = default;
+
 void ServeMetrics::Record(const std::string& app, const std::string& deployment,
                           const std::string& protocol, int code, double seconds) {
-  absl::MutexLock lock(&mu_);
-  Series& s = series_[{app, deployment, protocol}];
-  s.by_code[code]++;
-  size_t b = 0;
-  while (b < kBuckets.size() && seconds > kBuckets[b]) ++b;
-  s.buckets[b]++;
-  s.sum_s += seconds;
-  s.count++;
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  prometheus::Counter* counter;
+  prometheus::Counter* errors;
+  prometheus::Histogram* latency;
+  {
+    absl::MutexLock lock(&mu_);
+    Series& s = series_[{app, deployment, protocol}];
+    if (s.latency == nullptr) {
+      prometheus::Labels labels = {{"app", app}, {"deployment", deployment}, {"protocol", protocol}};
+      s.errors = &errors_->Add(labels);
+      s.latency = &latency_->Add(labels, kBuckets);
+    }
+    prometheus::Counter*& c = s.by_code[code];
+    if (c == nullptr) {
+      c = &requests_->Add({{"app", app},
+                           {"deployment", deployment},
+                           {"protocol", protocol},
+                           {"code", std::to_string(code)}});
+    }
+    counter = c;
+    errors = s.errors;
+    latency = s.latency;
+  }
+  counter->Increment();
+  if (code >= 500) errors->Increment();
+  latency->Observe(seconds);
 }
 
 std::string ServeMetrics::Text(const Dispatcher& dispatcher) const {
-  std::ostringstream out;
-  auto header = [&](const char* name, const char* type, const char* help) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  auto labels = [](const std::string& app, const std::string& deployment) {
-    return "app=\"" + app + "\",deployment=\"" + deployment + "\"";
-  };
-  absl::MutexLock lock(&mu_);
-  std::map<std::tuple<std::string, std::string, std::string>, std::string> keys;
-  for (const auto& [key, s] : series_) {
-    const auto& [app, deployment, protocol] = key;
-    keys[key] = labels(app, deployment) + ",protocol=\"" + protocol + "\"";
-  }
-  header("lumen_serve_requests_total", "counter", "Requests answered, by HTTP status.");
-  for (const auto& [key, s] : series_) {
-    for (const auto& [code, n] : s.by_code) {
-      out << "lumen_serve_requests_total{" << keys[key] << ",code=\"" << code << "\"} " << n
-          << "\n";
-    }
-  }
-  header("lumen_serve_errors_total", "counter", "Requests answered with a 5xx status.");
-  for (const auto& [key, s] : series_) {
-    uint64_t errors = 0;
-    for (const auto& [code, n] : s.by_code) errors += code >= 500 ? n : 0;
-    out << "lumen_serve_errors_total{" << keys[key] << "} " << errors << "\n";
-  }
-  header("lumen_serve_request_latency_seconds", "histogram",
-         "Time from request to answer at the ingress.");
-  for (const auto& [key, s] : series_) {
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= kBuckets.size(); ++b) {
-      cumulative += s.buckets[b];
-      std::string le = b < kBuckets.size() ? std::to_string(kBuckets[b]) : "+Inf";
-      out << "lumen_serve_request_latency_seconds_bucket{" << keys[key] << ",le=\"" << le << "\"} "
-          << cumulative << "\n";
-    }
-    out << "lumen_serve_request_latency_seconds_sum{" << keys[key] << "} " << s.sum_s << "\n";
-    out << "lumen_serve_request_latency_seconds_count{" << keys[key] << "} " << s.count << "\n";
-  }
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
   using Counters = Dispatcher::Counters;
   struct Gauge {
     const char* name;
@@ -89,12 +91,16 @@ std::string ServeMetrics::Text(const Dispatcher& dispatcher) const {
   };
   auto counters = dispatcher.CountersByDeployment();
   for (const Gauge& g : gauges) {
-    header(g.name, "gauge", g.help);
+    prometheus::MetricFamily f{g.name, g.help, prometheus::MetricType::Gauge, {}};
     for (const auto& [key, c] : counters) {
-      out << g.name << "{" << labels(key.first, key.second) << "} " << g.value(c) << "\n";
+      prometheus::ClientMetric m;
+      m.label = {{"app", key.first}, {"deployment", key.second}};
+      m.gauge.value = g.value(c);
+      f.metric.push_back(std::move(m));
     }
+    families.push_back(std::move(f));
   }
-  return out.str();
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace lumen::serve

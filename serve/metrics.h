@@ -1,19 +1,25 @@
 // ServeMetrics: what the ingresses (HTTP proxy, gRPC) answered, per
-// application, deployment and protocol, rendered with the dispatcher's
-// gauges as Prometheus text for /metrics. Thread-safe.
+// application, deployment and protocol, with the dispatcher's gauges, as
+// Prometheus text for /metrics (prometheus-cpp's registry and serializer).
+// Thread-safe.
 #pragma once
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
-
-#include <array>
-#include <cstdint>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <tuple>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "serve/dispatcher.h"
+
+namespace prometheus {
+class Counter;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
 
 namespace lumen::serve {
 
@@ -24,20 +30,25 @@ int HttpStatusOf(const absl::Status& s);
 
 class ServeMetrics {
  public:
+  ServeMetrics();
+  ~ServeMetrics();
+
   // `code`: the HTTP status answered (gRPC errors as their HTTP equivalents).
   void Record(const std::string& app, const std::string& deployment, const std::string& protocol,
               int code, double seconds);
   std::string Text(const Dispatcher& dispatcher) const;
 
  private:
-  static constexpr std::array<double, 14> kBuckets = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  // One application, deployment and protocol: its children of the families.
   struct Series {
-    std::map<int, uint64_t> by_code;
-    std::array<uint64_t, kBuckets.size() + 1> buckets{};
-    double sum_s = 0;
-    uint64_t count = 0;
+    std::map<int, prometheus::Counter*> by_code;
+    prometheus::Counter* errors = nullptr;
+    prometheus::Histogram* latency = nullptr;
   };
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Family<prometheus::Histogram>* latency_;
   mutable absl::Mutex mu_;
   std::map<std::tuple<std::string, std::string, std::string>, Series> series_ ABSL_GUARDED_BY(mu_);
 };

@@ -193,6 +193,7 @@ Json NodeJson(const proto::NodeInfo& n) {
   Json total = Json::object(), available = Json::object();
   for (const auto& [k, v] : n.resources_total()) total[k] = v;
   for (const auto& [k, v] : n.resources_available()) available[k] = v;
+  const proto::NodeStats& st = n.stats();
   return {{"node_id", Hex(n.node_id())},
           {"address", rpc::JoinHostPort(n.address().host(), n.address().port())},
           {"state", n.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD"},
@@ -200,7 +201,20 @@ Json NodeJson(const proto::NodeInfo& n) {
           {"resources_total", total},
           {"resources_available", available},
           {"metrics_port", n.metrics_port()},
-          {"death_reason", n.death_reason()}};
+          {"hostname", n.hostname()},
+          {"start_time_ms", n.start_time_ms()},
+          {"death_reason", n.death_reason()},
+          {"stats",
+           {{"object_store_used", st.object_store_used()},
+            {"object_store_capacity", st.object_store_capacity()},
+            {"num_objects", st.num_objects()},
+            {"num_workers", st.num_workers()},
+            {"num_leased_workers", st.num_leased_workers()},
+            {"tasks_executed", st.tasks_executed()},
+            {"host_cpu_percent", st.host_cpu_percent()},
+            {"host_num_cpus", st.host_num_cpus()},
+            {"host_mem_total_bytes", st.host_mem_total_bytes()},
+            {"host_mem_used_bytes", st.host_mem_used_bytes()}}}};
 }
 
 Json GroupJson(const proto::PlacementGroupInfo& g) {

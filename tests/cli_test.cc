@@ -217,6 +217,31 @@ TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
            out.find("SUCCEEDED") != std::string::npos;
   })) << out;
 
+  // A driver that ends as soon as its tasks did: the workers it leaves are
+  // stopped, and what they had not reported yet still reaches the state
+  // API (where each task ran).
+  ASSERT_EQ(RunCommand(Lumen(std::string("job submit --submission-id quick -- ") +
+                             TEST_DRIVER_PATH + " quick 6"),
+                       &out),
+            0)
+      << out;
+  std::smatch job_id;
+  ASSERT_TRUE(std::regex_search(out, job_id, std::regex("job=([0-9a-f]+)"))) << out;
+  Json quick;
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    if (RunCommand(Lumen("list tasks --json --filter job=" + std::string(job_id[1])), &out) != 0) {
+      return false;
+    }
+    quick = Json::parse(out, nullptr, false);
+    if (!quick.is_array() || quick.size() != 6) return false;
+    for (const auto& t : quick) {
+      if (t["state"] != "FINISHED" || t["pid"].get<int>() <= 0 || t["started_ms"].get<int64_t>() <= 0) {
+        return false;
+      }
+    }
+    return true;
+  })) << quick.dump(2);
+
   // Followed to its end: its output, and its failure as the exit status.
   EXPECT_EQ(RunCommand(Lumen("job submit --env GREETING=there -- /bin/sh -c "
                              "'echo hello $GREETING; exit 3'"),
@@ -243,7 +268,7 @@ TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
   EXPECT_NE(out.find("already ended"), std::string::npos) << out;
 
   ASSERT_EQ(RunCommand(Lumen("job list"), &out), 0) << out;
-  EXPECT_NE(out.find("4 jobs"), std::string::npos) << out;
+  EXPECT_NE(out.find("5 jobs"), std::string::npos) << out;
   ASSERT_EQ(RunCommand(Lumen("job delete held"), &out), 0) << out;
   ASSERT_EQ(RunCommand(Lumen("job list --json"), &out), 0) << out;
   EXPECT_EQ(out.find("\"held\""), std::string::npos) << out;

@@ -190,8 +190,8 @@ TEST_F(ServeTest, RoutesByPrefixAndComposesDeployments) {
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kUnavailable) << wrong.status();
   auto metrics = GetPath("/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",deployment=\"Pipeline\","
-                               "protocol=\"http\",code=\"200\"}"),
+  EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",code=\"200\","
+                               "deployment=\"Pipeline\",protocol=\"http\"}"),
             std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("lumen_serve_request_latency_seconds_bucket"), std::string::npos);
@@ -260,8 +260,8 @@ TEST_F(ServeTest, TheGrpcIngressPredictsAndAnswersHealthChecks) {
   EXPECT_EQ(hres.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   auto metrics = GetPath("/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",deployment=\"Recognize\","
-                               "protocol=\"grpc\",code=\"200\"} 1"),
+  EXPECT_NE(metrics->body.find("lumen_serve_requests_total{app=\"ocr\",code=\"200\","
+                               "deployment=\"Recognize\",protocol=\"grpc\"} 1"),
             std::string::npos)
       << metrics->body;
 }

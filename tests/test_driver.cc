@@ -3,6 +3,7 @@
 // argv[2]), prints "started" and waits for them. Tests kill it meanwhile.
 // `test_driver shout WORD DIR`: runs test_tasks::Shout(WORD), then waits
 // for DIR/release (the test saw the task's output reach this driver).
+// `test_driver quick N`: prints "job=ID", runs N tasks, exits at once.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +29,20 @@ int main(int argc, char** argv) {
     }
     lumen::Shutdown();
     return node.ok() ? 0 : 1;
+  }
+  if (argc == 3 && std::string(argv[1]) == "quick") {
+    if (absl::Status s = lumen::Init(); !s.ok()) {
+      std::cerr << s << "\n";
+      return 1;
+    }
+    std::cout << "job=" << lumen::GetRuntimeContext().job.Hex() << std::endl;
+    std::vector<lumen::ObjectRef<int>> refs;
+    for (int i = 0; i < std::atoi(argv[2]); ++i) refs.push_back(lumen::Task(test_tasks::Add).Remote(i, 1));
+    for (auto& r : refs) {
+      if (!lumen::Get(r, 60'000).ok()) return 1;
+    }
+    lumen::Shutdown();
+    return 0;
   }
   if (argc != 3) {
     std::cerr << "usage: test_driver DIR N\n";

@@ -177,6 +177,10 @@ void CoreWorker::OnClusterLost(const std::string& why) {
   }
 }
 
+void CoreWorker::FlushTaskEvents(int64_t timeout_ms) {
+  if (gcs_ && ClusterLost().ok()) task_events_.Flush(gcs_.get(), /*sync=*/true, timeout_ms);
+}
+
 absl::Status CoreWorker::ClusterLost() const {
   std::lock_guard<std::mutex> lock(lost_mu_);
   return cluster_lost_;

@@ -68,6 +68,9 @@ class CoreWorker : public internal::Runtime, public rpc::CoreWorkerHandler {
   void RunTaskLoop();
   // Ends the job (driver), stops serving; idempotent.
   void Shutdown();
+  // Sends the task events not sent yet, waiting up to `timeout_ms` (a
+  // worker about to exit: its node manager stops it with SIGTERM). Any thread.
+  void FlushTaskEvents(int64_t timeout_ms);
 
   ObjectId Submit(const internal::TaskOptions& options,
                   std::vector<internal::TaskArg> args) override;

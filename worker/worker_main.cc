@@ -2,8 +2,14 @@
 // Loads the job's code package, registers with its node manager and runs
 // pushed tasks on its main thread until the node manager stops it (or dies:
 // the lifeline then ends the process).
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
@@ -51,6 +57,26 @@ int Run(int argc, char** argv) {
     ::_exit(1);
   }
   lumen::worker::SetProcessRuntime(core.get());
+  // SIGTERM: the node manager no longer needs this worker. The handler
+  // only writes to a pipe; a thread then sends what the state API has not
+  // had yet and exits. (A handler, not a blocked signal: processes the
+  // user's code starts must not inherit SIGTERM blocked.)
+  static int term_pipe[2] = {-1, -1};
+  if (::pipe2(term_pipe, O_CLOEXEC) == 0) {
+    std::thread([core = core.get()] {
+      char c;
+      while (::read(term_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      core->FlushTaskEvents(800);
+      std::fflush(nullptr);
+      lumen::logging::Flush();
+      ::_exit(0);
+    }).detach();
+    struct sigaction on_term {};
+    on_term.sa_handler = [](int) { (void)!::write(term_pipe[1], "t", 1); };
+    sigemptyset(&on_term.sa_mask);
+    ::sigaction(SIGTERM, &on_term, nullptr);
+  }
   core->RunTaskLoop();
   lumen::logging::Flush();
   ::_exit(0);

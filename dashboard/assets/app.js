@@ -447,20 +447,22 @@ const overview = {
     const res = c.resources || {};
     resourceCard('cpu', res.CPU, fmtNum);
     resourceCard('gpu', res.GPU, fmtNum);
-    resourceCard('memory', res.memory, fmtBytes);
+    const host = c.host || {};
+    resourceCard('memory', host.mem_total ? { used: host.mem_used, total: host.mem_total } : null, fmtBytes);
+    $('cpu-busy').textContent = host.cpus ? `${(+host.cpu_percent || 0).toFixed(0)}% of ${fmtNum(host.cpus)} cores` : 'n/a';
     $('store-bytes').textContent = fmtBytes(c.object_store?.bytes ?? 0);
     $('store-objects').textContent = fmtNum(c.object_store?.objects ?? 0);
-    const cap = res.object_store_memory;
-    $('store-capacity').textContent = cap && cap.total ? ` · capacity ${fmtBytes(cap.total)}` : '';
+    const cap = c.object_store?.capacity;
+    $('store-capacity').textContent = cap ? ` · capacity ${fmtBytes(cap)}` : '';
     $('tasks-per-s').textContent = (+(c.tasks?.per_s) || 0).toFixed(1);
     badgeList($('tasks-by-state'), c.tasks?.by_state);
     badgeList($('actors-by-state'), c.actors?.by_state);
     badgeList($('jobs-by-status'), c.jobs?.by_status);
     const h = Array.isArray(c.history) ? c.history : [];
-    drawChart($('chart-cpu'), h, [{ name: 'used', get: (s) => s.cpu_used }, { name: 'total', get: (s) => s.cpu_total }], fmtNum);
+    drawChart($('chart-cpu'), h, [{ name: 'reserved', get: (s) => s.cpu_used }, { name: 'total', get: (s) => s.cpu_total }, { name: 'busy', get: (s) => s.cpu_busy }], fmtNum);
     drawChart($('chart-gpu'), h, [{ name: 'used', get: (s) => s.gpu_used }, { name: 'total', get: (s) => s.gpu_total }], fmtNum);
     drawChart($('chart-memory'), h, [{ name: 'used', get: (s) => s.mem_used }, { name: 'total', get: (s) => s.mem_total }], fmtBytes);
-    drawChart($('chart-store'), h, [{ name: 'bytes', get: (s) => s.store_bytes }], fmtBytes);
+    drawChart($('chart-store'), h, [{ name: 'used', get: (s) => s.store_bytes }, { name: 'capacity', get: (s) => s.store_capacity }], fmtBytes);
     drawChart($('chart-tasks'), h, [{ name: 'tasks/s', get: (s) => s.tasks_per_s }], (v) => (+v).toFixed(1));
   },
 };
