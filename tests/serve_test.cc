@@ -487,13 +487,27 @@ TEST_F(ServeTest, RollingUpdateUnderLoadFailsNoRequest) {
   StartLoad(&load, "/echo", 4);
   ASSERT_TRUE(WaitUntil([&] { return load.ok > 50; }));
   Deploy(with("1"));  // a new version: replicas roll one by one
+  // Under load until every answer comes from a new replica (the deploy's
+  // RUNNING may be read before the roll began), then a while longer.
+  std::set<int> after;
+  int probes_failed = 0;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        after.clear();
+        for (int i = 0; i < 20; ++i) after.insert(PidAt("/echo/pid"));
+        probes_failed += static_cast<int>(after.count(-1));
+        for (int pid : after) {
+          if (before.count(pid)) return false;
+        }
+        return after.count(-1) == 0;
+      },
+      60'000))
+      << "every replica should be replaced";
+  EXPECT_EQ(probes_failed, 0);
   int at_switch = load.ok;
   ASSERT_TRUE(WaitUntil([&] { return load.ok > at_switch + 50; }));
   load.Stop();
   EXPECT_EQ(load.failed, 0) << load.last_error;
-  std::set<int> after;
-  for (int i = 0; i < 20; ++i) after.insert(PidAt("/echo/pid"));
-  for (int pid : after) EXPECT_EQ(before.count(pid), 0u) << "every replica was replaced";
 }
 
 TEST_F(ServeTest, AKilledReplicaIsReplacedAndNoRequestFails) {
