@@ -562,6 +562,16 @@ struct Dashboard::Impl {
   }
 
   // ---- sampling, on the sampler loop ----
+  // What the cluster or serve answered is outside input too: a surprise in
+  // it costs one sample, never the process.
+  void SampleSafely() {
+    try {
+      TakeSample();
+    } catch (const std::exception& e) {
+      LUMEN_LOG_WARN("dashboard: a sample failed: {}", e.what());
+    }
+  }
+
   void TakeSample() {
     ClusterState& st = *sampler_state;
     int64_t now = RealClock::Get()->WallMs();
@@ -773,10 +783,10 @@ absl::Status Dashboard::Start() {
       std::make_unique<ClusterState>(d->options.gcs_address, d->options.token, 5'000);
   d->sampler.Start();
   d->sampler.Post("dashboard.first_sample", [d] {
-    d->TakeSample();
+    d->SampleSafely();
     d->sample_timer =
         d->sampler.RunEvery("dashboard.sample", std::chrono::milliseconds(d->options.sample_ms),
-                            [d] { d->TakeSample(); });
+                            [d] { d->SampleSafely(); });
   });
   return absl::OkStatus();
 }
