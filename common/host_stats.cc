@@ -50,14 +50,15 @@ HostStats HostStatsReader::Read() {
   uint64_t busy = 0, total = 0;
   if (auto stat = ReadFile("/proc/stat"); stat.ok() && ParseProcStat(*stat, &busy, &total)) {
     if (last_total_ > 0 && total > last_total_ && busy >= last_busy_) {
-      s.cpu_percent = 100.0 * static_cast<double>(busy - last_busy_) /
-                      static_cast<double>(total - last_total_);
+      s.cpu_percent =
+          100.0 * static_cast<double>(busy - last_busy_) / static_cast<double>(total - last_total_);
     }
     last_busy_ = busy;
     last_total_ = total;
   }
   int64_t mem_total = 0, available = 0;
-  if (auto mem = ReadFile("/proc/meminfo"); mem.ok() && ParseMemInfo(*mem, &mem_total, &available)) {
+  if (auto mem = ReadFile("/proc/meminfo");
+      mem.ok() && ParseMemInfo(*mem, &mem_total, &available)) {
     s.mem_total_bytes = mem_total;
     s.mem_used_bytes = mem_total - available;
   }

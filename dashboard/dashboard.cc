@@ -586,7 +586,7 @@ struct Dashboard::Impl {
     }
     int alive = 0, dead = 0;
     std::map<std::string, std::pair<double, double>> res;  // name -> total, used
-    std::map<std::string, proto::NodeStats> machines;    // by hostname: one each
+    std::map<std::string, proto::NodeStats> machines;      // by hostname: one each
     int64_t store_used = 0, store_capacity = 0, objects = 0;
     for (const auto& n : *nodes) {
       if (n.state() != proto::NodeInfo::ALIVE) {
@@ -632,7 +632,8 @@ struct Dashboard::Impl {
     point["cpu_busy"] = busy;
     point["mem_used"] = mem_used;
     point["mem_total"] = mem_total;
-    ov["object_store"] = {{"objects", objects}, {"bytes", store_used}, {"capacity", store_capacity}};
+    ov["object_store"] = {
+        {"objects", objects}, {"bytes", store_used}, {"capacity", store_capacity}};
     point["store_bytes"] = store_used;
     point["store_capacity"] = store_capacity;
 

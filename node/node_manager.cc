@@ -366,7 +366,7 @@ void NodeManager::ReportToGcs() {
   *req.mutable_resources_available() = info.resources_available();
   *req.mutable_resources_total() = info.resources_total();
   *req.mutable_stats() = info.stats();
-  HostStats host = host_stats_.Read();
+  HostStats host = host_ = host_stats_.Read();
   req.mutable_stats()->set_host_cpu_percent(host.cpu_percent);
   req.mutable_stats()->set_host_num_cpus(host.num_cpus);
   req.mutable_stats()->set_host_mem_total_bytes(host.mem_total_bytes);

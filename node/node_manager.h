@@ -152,6 +152,7 @@ class NodeManager : public rpc::NodeManagerHandler {
   bool resources_dirty_ = true;
   bool report_scheduled_ = false;
   HostStatsReader host_stats_;  // loop only
+  HostStats host_;              // the last reading; loop only
   bool started_ = false;
   bool stopped_ = false;
   std::function<void(const std::string&)> fatal_;

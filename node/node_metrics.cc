@@ -54,6 +54,14 @@ std::vector<prometheus::MetricFamily> NodeManager::CollectMetrics() {
   per_resource(GaugeFamily("lumen_node_resources_available",
                            "Resources of this node not held by a lease or a bundle"),
                info.resources_available());
+  one(GaugeFamily("lumen_node_cpu_busy_percent",
+                  "CPU busy on this node's machine, of all its CPUs, over the last report period"),
+      host_.cpu_percent);
+  one(GaugeFamily("lumen_node_memory_used_bytes",
+                  "Memory in use on this node's machine (MemTotal - MemAvailable)"),
+      static_cast<double>(host_.mem_used_bytes));
+  one(GaugeFamily("lumen_node_memory_total_bytes", "Memory of this node's machine"),
+      static_cast<double>(host_.mem_total_bytes));
   one(GaugeFamily("lumen_object_store_used_bytes", "Bytes of objects in this node's store"),
       static_cast<double>(st.object_store_used()));
   one(GaugeFamily("lumen_object_store_capacity_bytes", "Size of this node's object store"),

@@ -53,7 +53,8 @@ void ServeMetrics::Record(const std::string& app, const std::string& deployment,
     absl::MutexLock lock(&mu_);
     Series& s = series_[{app, deployment, protocol}];
     if (s.latency == nullptr) {
-      prometheus::Labels labels = {{"app", app}, {"deployment", deployment}, {"protocol", protocol}};
+      prometheus::Labels labels = {
+          {"app", app}, {"deployment", deployment}, {"protocol", protocol}};
       s.errors = &errors_->Add(labels);
       s.latency = &latency_->Add(labels, kBuckets);
     }

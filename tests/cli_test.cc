@@ -235,7 +235,8 @@ TEST_F(CliTest, JobsRunTheirDriverOnTheHeadAndEndAsItDid) {
     quick = Json::parse(out, nullptr, false);
     if (!quick.is_array() || quick.size() != 6) return false;
     for (const auto& t : quick) {
-      if (t["state"] != "FINISHED" || t["pid"].get<int>() <= 0 || t["started_ms"].get<int64_t>() <= 0) {
+      if (t["state"] != "FINISHED" || t["pid"].get<int>() <= 0 ||
+          t["started_ms"].get<int64_t>() <= 0) {
         return false;
       }
     }

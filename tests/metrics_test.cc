@@ -175,6 +175,8 @@ TEST_F(MetricsTest, PrometheusScrapesEveryComponentWithTheToken) {
   });
   wait_for("lumen_object_store_capacity_bytes",
            [](const Json& r) { return r.size() == 3 && Value(r[0]) > 0; });
+  wait_for("lumen_node_memory_used_bytes",
+           [](const Json& r) { return r.size() == 3 && Value(r[0]) > 0; });
   wait_for("sum(lumen_worker_processes)",
            [](const Json& r) { return r.size() == 1 && Value(r[0]) > 0; });
   // Workers, through their node managers: the user's metrics, by worker.

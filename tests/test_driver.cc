@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     }
     std::cout << "job=" << lumen::GetRuntimeContext().job.Hex() << std::endl;
     std::vector<lumen::ObjectRef<int>> refs;
-    for (int i = 0; i < std::atoi(argv[2]); ++i) refs.push_back(lumen::Task(test_tasks::Add).Remote(i, 1));
+    for (int i = 0; i < std::atoi(argv[2]); ++i)
+      refs.push_back(lumen::Task(test_tasks::Add).Remote(i, 1));
     for (auto& r : refs) {
       if (!lumen::Get(r, 60'000).ok()) return 1;
     }
