@@ -169,7 +169,9 @@ std::string PresentedToken(std::string_view x_lumen_token, std::string_view auth
 
 std::string RandomHex(size_t n) {
   std::string bytes(n, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n));
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n)) != 1) {
+    std::abort();  // no randomness: a token or session id must not be guessable
+  }
   return ToHex(reinterpret_cast<const unsigned char*>(bytes.data()), n);
 }
 

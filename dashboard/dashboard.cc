@@ -4,6 +4,8 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -37,7 +39,8 @@ constexpr int64_t kSessionMs = 12 * 3600 * 1000;
 constexpr size_t kMaxSessions = 1024;
 constexpr int kMaxInFlight = 64;
 constexpr int kMaxLimit = 10'000;
-constexpr size_t kServeWindow = 6;  // samples the serve rates are taken over
+constexpr size_t kServeWindow = 6;        // samples the serve rates are taken over
+constexpr int64_t kMaxQueuedMs = 20'000;  // an API call waiting longer is not run
 
 int HttpCode(const absl::Status& s) {
   switch (s.code()) {
@@ -49,6 +52,14 @@ int HttpCode(const absl::Status& s) {
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
       return 409;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
     case absl::StatusCode::kUnavailable:
       return 503;
     case absl::StatusCode::kDeadlineExceeded:
@@ -121,6 +132,7 @@ absl::StatusOr<proto::SubmitJobRequest> SubmitRequest(const Request& request) {
             "'entrypoint' has no command, or a quote that does not close");
       }
       for (auto& a : argv) job->add_argv(std::move(a));
+      job->set_entrypoint(value.get<std::string>());
     } else if (key == "submission_id" || key == "job_id") {
       if (value.is_null()) continue;
       if (!value.is_string()) return absl::InvalidArgumentError("'" + key + "' must be a string");
@@ -194,7 +206,9 @@ struct Dashboard::Impl {
   // Sampler thread only.
   int64_t last_task_total = -1;
   int64_t last_sample_ms = 0;
-  std::deque<std::pair<int64_t, std::map<ServeKey, ServeCounters>>> serve_window;
+  // Each sample's counters, by proxy address.
+  std::deque<std::pair<int64_t, std::map<std::string, std::map<ServeKey, ServeCounters>>>>
+      serve_window;
 
   absl::Mutex mu;
   Json overview ABSL_GUARDED_BY(mu);
@@ -249,13 +263,14 @@ struct Dashboard::Impl {
         origin != "https://" + r.Header("host")) {
       return "a cross-site request (Origin " + origin + ") is refused";
     }
-    std::string csrf;
+    bool ok = false;
     {
       absl::MutexLock lock(&mu);
       auto it = sessions.find(c.session);
-      if (it != sessions.end()) csrf = it->second.csrf;
+      ok = it != sessions.end() && !it->second.csrf.empty() &&
+           SameSecret(r.Header(kCsrfHeader), it->second.csrf);
     }
-    if (!SameSecret(r.Header(kCsrfHeader), csrf)) {
+    if (!ok) {
       return "missing or wrong X-Lumen-CSRF header (the page sends it; scripts use the token)";
     }
     return "";
@@ -263,7 +278,8 @@ struct Dashboard::Impl {
 
   static bool IsPublic(const Request& r) {
     return r.path == "/" || r.path == "/index.html" || r.path == "/favicon.ico" ||
-           (r.path == "/api/login" && r.method == "POST") || r.path == "/api/logout";
+           (r.path == "/api/login" && r.method == "POST") ||
+           (r.path == "/api/logout" && r.method == "POST");
   }
 
   // On the I/O thread, before a body is read.
@@ -334,7 +350,9 @@ struct Dashboard::Impl {
     std::string csrf;
     {
       absl::MutexLock lock(&mu);
-      csrf = sessions[c.session].csrf;
+      auto it = sessions.find(c.session);
+      if (it == sessions.end()) return Page(std::string(Asset("login.html")), 401);
+      csrf = it->second.csrf;
     }
     std::string page(Asset("index.html"));
     static constexpr std::string_view kSlot = "{{CSRF}}";
@@ -348,28 +366,16 @@ struct Dashboard::Impl {
       Harden(resp);
       reply(std::move(resp));
     };
-    if (r.path == "/" || r.path == "/index.html") return done(Index(r));
-    if (r.path == "/api/login") return done(Login(r));
-    if (r.path == "/api/logout") return done(Logout(r));
-    if (r.path == "/favicon.ico") return done(Response::Text("", 404));
-    if (r.path == "/app.js" || r.path == "/app.css") {
-      Response asset = Response::Text(std::string(Asset(r.path.substr(1))));
-      asset.headers["content-type"] =
-          r.path == "/app.js" ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8";
-      return done(std::move(asset));
+    // On the I/O thread: nothing may escape it.
+    std::optional<Response> now;
+    try {
+      now = Answer(r);
+    } catch (const std::exception& e) {
+      now = Response::Error(500, std::string("internal error: ") + e.what());
     }
-    if (r.path.rfind("/api/", 0) != 0) return done(Response::Error(404, "no page " + r.path));
-    if (r.path == "/api/version") {
-      return done(Response::FromJson({{"version", "1"}, {"lumen_version", LUMEN_VERSION_STRING}}));
-    }
-    if (r.path == "/api/cluster") return done(Overview());
-    if (r.path == "/api/serve") {
-      absl::MutexLock lock(&mu);
-      return done(Response::FromJson(serve_status.is_null()
-                                         ? Json{{"running", false}, {"message", "not sampled yet"}}
-                                         : serve_status));
-    }
-    // The rest calls the cluster: off the I/O thread, bounded.
+    if (now) return done(std::move(*now));
+    // The rest calls the cluster: off the I/O thread, bounded in number and
+    // in how long one may wait for its turn (its caller has given up then).
     if (in_flight.fetch_add(1) >= kMaxInFlight) {
       in_flight.fetch_sub(1);
       Response busy = Response::Error(503, "the dashboard is busy: try again");
@@ -377,24 +383,63 @@ struct Dashboard::Impl {
       return done(std::move(busy));
     }
     size_t i = next.fetch_add(1) % loops.size();
-    loops[i]->Post("dashboard.api", [this, i, r = std::move(r), done]() mutable {
+    int64_t queued_ms = RealClock::Get()->NowMs();
+    loops[i]->Post("dashboard.api", [this, i, queued_ms, r = std::move(r), done]() mutable {
       Response resp;
-      try {
-        resp = Api(*states[i], r);
-      } catch (const std::exception& e) {  // a bug here must not take the thread down
-        resp = Response::Error(500, std::string("internal error: ") + e.what());
+      if (RealClock::Get()->NowMs() - queued_ms > kMaxQueuedMs) {
+        resp = Response::Error(503, "the cluster is slow to answer: try again");
+      } else {
+        try {
+          resp = Api(*states[i], r);
+        } catch (const std::exception& e) {  // a bug here must not take the thread down
+          resp = Response::Error(500, std::string("internal error: ") + e.what());
+        }
       }
       in_flight.fetch_sub(1);
       done(std::move(resp));
     });
   }
 
+  // What is answered at once, without calling the cluster; nullopt for the rest.
+  std::optional<Response> Answer(const Request& r) {
+    if (r.path == "/" || r.path == "/index.html") return Index(r);
+    if (r.path == "/api/login") return Login(r);
+    if (r.path == "/api/logout") return Logout(r);
+    if (r.path == "/favicon.ico") return Response::Text("", 404);
+    if (r.path == "/app.js" || r.path == "/app.css") {
+      Response asset = Response::Text(std::string(Asset(r.path.substr(1))));
+      asset.headers["content-type"] =
+          r.path == "/app.js" ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8";
+      return asset;
+    }
+    if (r.path.rfind("/api/", 0) != 0) return Response::Error(404, "no page " + r.path);
+    if (r.path == "/api/version") {
+      return Response::FromJson({{"version", "1"},
+                                 {"lumen_version", LUMEN_VERSION_STRING},
+                                 {"ray_version", std::string("lumen-") + LUMEN_VERSION_STRING}});
+    }
+    if (r.path == "/api/cluster") return Overview();
+    if (r.path == "/api/serve") {
+      Json copy;
+      {
+        absl::MutexLock lock(&mu);
+        copy = serve_status;
+      }
+      if (copy.is_null()) copy = {{"running", false}, {"message", "not sampled yet"}};
+      return Response::FromJson(copy);
+    }
+    return std::nullopt;
+  }
+
   Response Overview() {
-    absl::MutexLock lock(&mu);
-    if (overview.is_null()) return Response::Error(503, "the first sample is not taken yet");
-    Json out = overview;
-    out["history"] = Json::array();
-    for (const auto& p : history) out["history"].push_back(p);
+    Json out;
+    {
+      absl::MutexLock lock(&mu);
+      out = overview;
+      out["history"] = Json::array();
+      for (const auto& p : history) out["history"].push_back(p);
+    }
+    if (!out.contains("now_ms")) return Response::Error(503, "the first sample is not taken yet");
     return Response::FromJson(out, out.contains("error") ? 503 : 200);
   }
 
@@ -482,7 +527,7 @@ struct Dashboard::Impl {
     if (auto it = r.query.find("job"); it != r.query.end()) {
       auto job = st.FindJob(it->second);
       if (!job.ok()) return Fail(job.status());
-      auto got = st.ReadJobLogs(*job, offset < 0 ? 0 : offset);
+      auto got = st.ReadJobLogs(*job, offset < 0 ? -(int64_t{1} << 20) : offset);
       if (!got.ok()) return Fail(got.status());
       return Response::FromJson(
           {{"data", offset < 0 ? state::LastLines(got->data(), tail) : got->data()},
@@ -547,16 +592,9 @@ struct Dashboard::Impl {
     if (seg.size() == 4 && seg[3] == "logs" && r.method == "GET") {
       auto job = st.FindJob(id);
       if (!job.ok()) return Fail(job.status());
-      std::string logs;
-      int64_t offset = 0;
-      while (logs.size() < (size_t{16} << 20)) {  // the whole log, up to 16 MiB
-        auto got = st.ReadJobLogs(*job, offset);
-        if (!got.ok()) return Fail(got.status());
-        logs += got->data();
-        if (got->next_offset() <= offset) break;
-        offset = got->next_offset();
-      }
-      return Response::FromJson({{"logs", logs}});
+      auto logs = st.JobLog(*job, size_t{16} << 20);  // the whole log, up to 16 MiB
+      if (!logs.ok()) return Fail(logs.status());
+      return Response::FromJson({{"logs", *logs}});
     }
     return Response::Error(404, "no jobs API " + r.method + " " + r.path);
   }
@@ -564,15 +602,27 @@ struct Dashboard::Impl {
   // ---- sampling, on the sampler loop ----
   // What the cluster or serve answered is outside input too: a surprise in
   // it costs one sample, never the process.
+  // The overview is published first; serve's figures (slower: its admin
+  // API and every proxy) after, so neither holds up or spoils the other.
   void SampleSafely() {
+    std::vector<proto::NodeInfo> nodes;
     try {
-      TakeSample();
+      TakeSample(&nodes);
     } catch (const std::exception& e) {
       LUMEN_LOG_WARN("dashboard: a sample failed: {}", e.what());
     }
+    Json serve;
+    try {
+      serve = SampleServe(*sampler_state, RealClock::Get()->WallMs(), nodes);
+    } catch (const std::exception& e) {
+      serve = {{"running", false},
+               {"message", std::string("serve's status did not read: ") + e.what()}};
+    }
+    absl::MutexLock lock(&mu);
+    serve_status = std::move(serve);
   }
 
-  void TakeSample() {
+  void TakeSample(std::vector<proto::NodeInfo>* nodes_out) {
     ClusterState& st = *sampler_state;
     int64_t now = RealClock::Get()->WallMs();
     Json ov = {{"gcs", options.gcs_address}, {"now_ms", now}};
@@ -584,6 +634,7 @@ struct Dashboard::Impl {
       overview = ov;
       return;
     }
+    *nodes_out = *nodes;
     int alive = 0, dead = 0;
     std::map<std::string, std::pair<double, double>> res;  // name -> total, used
     std::map<std::string, proto::NodeStats> machines;      // by hostname: one each
@@ -594,7 +645,7 @@ struct Dashboard::Impl {
         continue;
       }
       ++alive;
-      machines[n.hostname()] = n.stats();
+      machines[n.hostname().empty() ? n.node_id() : n.hostname()] = n.stats();
       store_used += n.stats().object_store_used();
       store_capacity += n.stats().object_store_capacity();
       objects += n.stats().num_objects();
@@ -675,15 +726,64 @@ struct Dashboard::Impl {
     }
     ov["jobs"] = {{"by_status", jobs}};
     last_sample_ms = now;
-    Json serve = SampleServe(st, now);
     absl::MutexLock lock(&mu);
     overview = std::move(ov);
-    serve_status = std::move(serve);
     history.push_back(std::move(point));
     while (history.size() > options.history) history.pop_front();
   }
 
-  Json SampleServe(ClusterState& st, int64_t now) {
+  // Where to scrape each proxy from here (the head): its own address when
+  // it listens on every interface; none when it listens on another
+  // machine's loopback. Each address once.
+  static std::vector<std::pair<std::string, int>> ProxyAddresses(
+      const Json& proxies, const std::vector<proto::NodeInfo>& nodes) {
+    std::map<std::string, std::string> node_host;
+    std::string head_host = "127.0.0.1";
+    for (const auto& n : nodes) {
+      node_host[state::Hex(n.node_id())] = n.address().host();
+      if (n.is_head()) head_host = n.address().host();
+    }
+    auto loopback = [](const std::string& h) {
+      return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
+    };
+    std::set<std::pair<std::string, int>> seen;
+    std::vector<std::pair<std::string, int>> out;
+    if (!proxies.is_array()) return out;
+    for (const auto& p : proxies) {
+      if (!p.is_object() || !p.contains("http") || !p["http"].is_string()) continue;
+      std::string host;
+      int port = 0;
+      if (!rpc::SplitHostPort(p["http"].get<std::string>(), &host, &port).ok()) continue;
+      std::string node =
+          p.contains("node") && p["node"].is_string() ? p["node"].get<std::string>() : "";
+      std::string where = node_host.count(node) ? node_host[node] : head_host;
+      if (host.empty() || host == "0.0.0.0" || host == "::") {
+        host = where;
+      } else if (loopback(host) && where != head_host && !loopback(where)) {
+        continue;  // another machine's loopback: not reachable from here
+      }
+      if (seen.insert({host, port}).second) out.emplace_back(host, port);
+    }
+    return out;
+  }
+
+  // `now` minus `then` for one proxy's counters; a counter that went down
+  // means the proxy restarted, and then `now` is all there is.
+  static ServeCounters Delta(const ServeCounters& now, const ServeCounters* then) {
+    if (then == nullptr || now.requests < then->requests) return now;
+    ServeCounters d;
+    d.requests = now.requests - then->requests;
+    d.errors = std::max(0.0, now.errors - then->errors);
+    d.latency_sum_s = std::max(0.0, now.latency_sum_s - then->latency_sum_s);
+    d.latency_count = std::max(0.0, now.latency_count - then->latency_count);
+    for (const auto& [le, n] : now.buckets) {
+      auto it = then->buckets.find(le);
+      d.buckets[le] = std::max(0.0, n - (it == then->buckets.end() ? 0.0 : it->second));
+    }
+    return d;
+  }
+
+  Json SampleServe(ClusterState& st, int64_t now, const std::vector<proto::NodeInfo>& nodes) {
     proto::KvGetRequest req;
     req.set_ns(serve::kServeKvNamespace);
     req.set_key(serve::kAdminKey);
@@ -705,46 +805,54 @@ struct Dashboard::Impl {
     }
     Json out = *status;
     out["running"] = true;
-    std::map<ServeKey, ServeCounters> counters;
-    for (const auto& p : out.value("proxies", Json::array())) {
-      std::string http = p.value("http", "");
-      std::string host;
-      int port = 0;
-      if (http.empty() || !rpc::SplitHostPort(http, &host, &port).ok()) continue;
-      if (host == "0.0.0.0" || host == "::") host = "127.0.0.1";
+    // Each proxy's counters, kept apart: one that misses a scrape or
+    // restarts must not look like a burst or a drop of the others' traffic.
+    std::map<std::string, std::map<ServeKey, ServeCounters>> by_proxy;
+    for (const auto& [host, port] : ProxyAddresses(out.value("proxies", Json::array()), nodes)) {
       auto got = serve::HttpCall(host, port, "GET", "/metrics", "",
                                  {{"authorization", "Bearer " + options.token}}, 1'500);
-      if (got.ok() && got->status == 200) AddServeMetrics(got->body, &counters);
+      if (got.ok() && got->status == 200) {
+        AddServeMetrics(got->body, &by_proxy[rpc::JoinHostPort(host, port)]);
+      }
     }
-    serve_window.emplace_back(now, std::move(counters));
+    serve_window.emplace_back(now, std::move(by_proxy));
     while (serve_window.size() > kServeWindow) serve_window.pop_front();
     const auto& [t0, first] = serve_window.front();
     const auto& last = serve_window.back().second;
     double seconds = (now - t0) / 1000.0;
+    // Per deployment: the sum of each proxy's change over the window, for
+    // proxies seen at both ends of it.
+    std::map<ServeKey, ServeCounters> delta;
+    std::map<ServeKey, ServeCounters> totals;
+    for (const auto& [proxy, series] : last) {
+      auto before = first.find(proxy);
+      for (const auto& [key, c] : series) {
+        ServeCounters& t = totals[key];
+        t.requests += c.requests;
+        t.errors += c.errors;
+        if (before == first.end() || seconds <= 0) continue;
+        auto then = before->second.find(key);
+        ServeCounters d = Delta(c, then == before->second.end() ? nullptr : &then->second);
+        ServeCounters& sum = delta[key];
+        sum.requests += d.requests;
+        sum.errors += d.errors;
+        for (const auto& [le, n] : d.buckets) sum.buckets[le] += n;
+      }
+    }
+    if (!out.contains("applications") || !out["applications"].is_object()) return out;
     for (auto& [app, a] : out["applications"].items()) {
-      if (!a.contains("deployments") || !a["deployments"].is_object()) continue;
+      if (!a.is_object() || !a.contains("deployments") || !a["deployments"].is_object()) continue;
       for (auto& [name, d] : a["deployments"].items()) {
-        double rate = 0, errors = 0, p50 = 0, p99 = 0;
-        auto now_it = last.find({app, name});
-        if (now_it != last.end() && seconds > 0) {
-          ServeCounters base;
-          if (auto it = first.find({app, name}); it != first.end()) base = it->second;
-          rate = std::max(0.0, now_it->second.requests - base.requests) / seconds;
-          errors = std::max(0.0, now_it->second.errors - base.errors) / seconds;
-          std::map<double, double> delta;
-          for (const auto& [le, n] : now_it->second.buckets) {
-            delta[le] = std::max(0.0, n - (base.buckets.count(le) ? base.buckets.at(le) : 0.0));
-          }
-          p50 = HistogramQuantile(delta, 0.5) * 1000;
-          p99 = HistogramQuantile(delta, 0.99) * 1000;
-        }
-        d["requests_per_s"] = rate;
-        d["errors_per_s"] = errors;
-        d["p50_ms"] = p50;
-        d["p99_ms"] = p99;
-        if (now_it != last.end()) {
-          d["requests_total"] = now_it->second.requests;
-          d["errors_total"] = now_it->second.errors;
+        if (!d.is_object()) continue;
+        auto it = delta.find({app, name});
+        bool have = it != delta.end() && seconds > 0;
+        d["requests_per_s"] = have ? it->second.requests / seconds : 0.0;
+        d["errors_per_s"] = have ? it->second.errors / seconds : 0.0;
+        d["p50_ms"] = have ? HistogramQuantile(it->second.buckets, 0.5) * 1000 : 0.0;
+        d["p99_ms"] = have ? HistogramQuantile(it->second.buckets, 0.99) * 1000 : 0.0;
+        if (auto t = totals.find({app, name}); t != totals.end()) {
+          d["requests_total"] = t->second.requests;
+          d["errors_total"] = t->second.errors;
         }
       }
     }

@@ -17,17 +17,17 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// A finite number, or false.
+// A finite number, or +Inf as Prometheus writes the last bucket's bound.
 bool ToNumber(std::string_view text, double* out) {
   if (text.empty() || text.size() > 64) return false;
-  if (text == "+Inf" || text == "Inf") {
+  if (text == "+Inf") {
     *out = std::numeric_limits<double>::infinity();
     return true;
   }
   std::string copy(text);
   char* end = nullptr;
   double v = std::strtod(copy.c_str(), &end);
-  if (end != copy.c_str() + copy.size() || std::isnan(v)) return false;
+  if (end != copy.c_str() + copy.size() || !std::isfinite(v)) return false;
   *out = v;
   return true;
 }

@@ -278,7 +278,8 @@ void JobSupervisor::HandleStopJob(const proto::StopJobRequest& request, proto::S
 void JobSupervisor::HandleReadJobLogs(const proto::ReadJobLogsRequest& request,
                                       proto::ReadJobLogsReply* reply, rpc::SendReply send) {
   const std::string id = request.submission_id();
-  const int64_t offset = std::max<int64_t>(0, request.offset());
+  // < 0: that many bytes before the end (a tail).
+  const int64_t offset = request.offset();
   const int64_t max_bytes = request.max_bytes() <= 0
                                 ? kDefaultLogChunk
                                 : std::min<int64_t>(request.max_bytes(), kMaxLogChunk);
@@ -295,7 +296,7 @@ void JobSupervisor::HandleReadJobLogs(const proto::ReadJobLogsRequest& request,
   };
   if (auto it = jobs_.find(id); it != jobs_.end()) {
     if (!it->second.process) {  // not started yet: nothing written
-      reply->set_next_offset(offset);
+      reply->set_next_offset(std::max<int64_t>(0, offset));
       send(absl::OkStatus());
       return;
     }

@@ -252,6 +252,7 @@ void WorkerPool::Shutdown() {
   for (auto& [id, w] : workers_) {
     if (w->process) w->process->Terminate(1000);
   }
+  for (auto& d : dying_) (void)d.process->Signal(SIGKILL);  // no more grace
   for (auto& d : dying_) d.process->Terminate(1000);
   dying_.clear();
   workers_.clear();

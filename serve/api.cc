@@ -33,7 +33,7 @@ absl::StatusOr<Json> Request::JsonBody() const {
   }
   try {  // not JSON: say where it stops being JSON
     return Json::parse(body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for 1e999
     return absl::InvalidArgumentError(std::string("the body is not JSON: ") + e.what());
   }
 }

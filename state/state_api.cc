@@ -258,6 +258,7 @@ Json WorkerJson(const proto::WorkerRecord& w, const proto::NodeInfo& n) {
 }
 
 std::string Entrypoint(const proto::JobSubmission& job) {
+  if (!job.entrypoint().empty()) return job.entrypoint();
   std::string out;
   for (const auto& a : job.argv()) out += (out.empty() ? "" : " ") + a;
   return out;
@@ -632,10 +633,12 @@ absl::StatusOr<std::vector<proto::JobSubmission>> ClusterState::Jobs() {
   LUMEN_ASSIGN_OR_RETURN(auto nodes, Nodes());
   std::vector<proto::JobSubmission> jobs;
   for (const auto& key : keys->keys()) {
-    LUMEN_ASSIGN_OR_RETURN(auto job, LoadJob(key));
-    if (!job) continue;  // deleted meanwhile
-    Settle(&*job, nodes);
-    jobs.push_back(std::move(*job));
+    auto job = LoadJob(key);
+    if (absl::IsDataLoss(job.status())) continue;  // one bad record hides no other
+    if (!job.ok()) return job.status();
+    if (!*job) continue;  // deleted meanwhile
+    Settle(&**job, nodes);
+    jobs.push_back(std::move(**job));
   }
   std::sort(jobs.begin(), jobs.end(),
             [](const auto& a, const auto& b) { return a.submit_time_ms() > b.submit_time_ms(); });
@@ -689,6 +692,27 @@ absl::StatusOr<proto::ReadJobLogsReply> ClusterState::ReadJobLogs(const proto::J
   req.set_offset(offset);
   return rpc::CallSync<proto::ReadJobLogsReply>(
       [&](auto cb) { nm->ReadJobLogs(req, cb, {.timeout_ms = call_ms_}); });
+}
+
+absl::StatusOr<std::string> ClusterState::JobLog(const proto::JobSubmission& job,
+                                                 size_t max_bytes) {
+  LUMEN_ASSIGN_OR_RETURN(auto nm, NodeManagerOf(job.node_id()));
+  std::string log;
+  int64_t offset = 0;
+  while (log.size() < max_bytes) {
+    proto::ReadJobLogsRequest req;
+    req.set_submission_id(job.submission_id());
+    req.set_offset(offset);
+    req.set_max_bytes(4 << 20);
+    auto got = rpc::CallSync<proto::ReadJobLogsReply>(
+        [&](auto cb) { nm->ReadJobLogs(req, cb, {.timeout_ms = call_ms_}); });
+    if (!got.ok()) return got.status();
+    log += got->data();
+    if (got->next_offset() <= offset) break;
+    offset = got->next_offset();
+  }
+  if (log.size() > max_bytes) log.resize(max_bytes);
+  return log;
 }
 
 namespace {

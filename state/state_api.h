@@ -89,8 +89,11 @@ class ClusterState {
   absl::StatusOr<bool> StopJob(const std::string& id);
   // Forgets an ended job (FAILED_PRECONDITION while it runs).
   absl::Status DeleteJob(const std::string& id);
+  // offset < 0: that many bytes before the end.
   absl::StatusOr<proto::ReadJobLogsReply> ReadJobLogs(const proto::JobSubmission& job,
                                                       int64_t offset);
+  // The job's log from its start, up to `max_bytes`.
+  absl::StatusOr<std::string> JobLog(const proto::JobSubmission& job, size_t max_bytes);
 
   // Where a log is: the node, and the worker (empty: the node manager's).
   struct LogPlace {

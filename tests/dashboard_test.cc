@@ -93,6 +93,23 @@ TEST_F(DashboardTest, NothingWithoutTheToken) {
   ASSERT_TRUE(login.ok());
   EXPECT_EQ(login->status, 401);
   EXPECT_EQ(login->headers.count("set-cookie"), 0u);
+  // Hostile login bodies: a clear 400, and the dashboard keeps serving.
+  const std::vector<std::string> bodies = {R"({"token": 1e999})",
+                                           R"({"token": [1]})",
+                                           "{\"token\": \"\xff\"}",
+                                           std::string(5000, '['),
+                                           "",
+                                           "{\"token\""};
+  for (const std::string& body : bodies) {
+    auto r = Call("POST", "/api/login", body, {{"content-type", "application/json"}});
+    ASSERT_TRUE(r.ok()) << body << " " << r.status();
+    EXPECT_TRUE(r->status == 400 || r->status == 401) << body << " " << r->status;
+  }
+  auto still = Call("GET", "/");
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->status, 401);
+  // Logging out is a POST.
+  EXPECT_EQ(Call("GET", "/api/logout")->status, 401);
 }
 
 TEST_F(DashboardTest, SessionsNeedTheCsrfValueToAct) {
@@ -245,6 +262,20 @@ TEST_F(DashboardTest, RayShapedJobsApi) {
   EXPECT_EQ(job["runtime_env"]["env_vars"]["A"], "1");
   Json logs = Api("GET", "/api/jobs/" + id + "/logs", &status);
   EXPECT_NE(logs["logs"].get<std::string>().find("job says hi"), std::string::npos) << logs;
+  EXPECT_EQ(job["entrypoint"], "sh -c 'echo job says hi; exit 3'") << "the line as given";
+  // A long log's tail is its end.
+  sub = Api("POST", "/api/jobs/", &status,
+            R"({"entrypoint": "sh -c 'seq 1 300000; echo the-very-end'"})");
+  ASSERT_EQ(status, 200) << sub;
+  std::string long_id = sub["submission_id"];
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Api("GET", "/api/jobs/" + long_id, &status).value("status", "") == "SUCCEEDED";
+      },
+      30'000));
+  Json tail = Api("GET", "/api/v0/logs?job=" + long_id + "&tail=2", &status);
+  EXPECT_EQ(status, 200) << tail;
+  EXPECT_EQ(tail["data"], "300000\nthe-very-end\n") << tail;
   Json all = Api("GET", "/api/jobs/", &status);
   ASSERT_TRUE(all.is_array());
   bool listed = false;

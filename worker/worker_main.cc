@@ -3,6 +3,7 @@
 // pushed tasks on its main thread until the node manager stops it (or dies:
 // the lifeline then ends the process).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -62,18 +63,33 @@ int Run(int argc, char** argv) {
   // had yet and exits. (A handler, not a blocked signal: processes the
   // user's code starts must not inherit SIGTERM blocked.)
   static int term_pipe[2] = {-1, -1};
-  if (::pipe2(term_pipe, O_CLOEXEC) == 0) {
+  static pid_t worker_pid = ::getpid();
+  if (::pipe2(term_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
     std::thread([core = core.get()] {
-      char c;
-      while (::read(term_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      pollfd ready{term_pipe[0], POLLIN, 0};
+      while (::poll(&ready, 1, -1) < 0 && errno == EINTR) {
       }
       core->FlushTaskEvents(800);
       std::fflush(nullptr);
       lumen::logging::Flush();
-      ::_exit(0);
+      // End as SIGTERM ends a process, so the exit says what happened.
+      ::signal(SIGTERM, SIG_DFL);
+      ::kill(::getpid(), SIGTERM);
+      ::_exit(128 + SIGTERM);
     }).detach();
     struct sigaction on_term {};
-    on_term.sa_handler = [](int) { (void)!::write(term_pipe[1], "t", 1); };
+    on_term.sa_handler = [](int) {
+      int saved = errno;
+      if (::getpid() != worker_pid) {
+        // A child the user's code forked (without exec): its SIGTERM is its own.
+        ::signal(SIGTERM, SIG_DFL);
+        ::raise(SIGTERM);
+      } else {
+        (void)!::write(term_pipe[1], "t", 1);
+      }
+      errno = saved;
+    };
+    on_term.sa_flags = SA_RESTART;
     sigemptyset(&on_term.sa_mask);
     ::sigaction(SIGTERM, &on_term, nullptr);
   }

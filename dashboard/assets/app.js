@@ -131,12 +131,15 @@ async function api(path, opts = {}) {
   } finally {
     clearTimeout(timer);
   }
-  if (res.status === 401) {
-    if (!reloading) { reloading = true; location.reload(); }
-    throw new ApiError('Session expired', 401, true);
-  }
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { /* handled below */ }
+  // 401: the session ended; 403 for the CSRF value: this page holds an old
+  // session's (a login from another tab replaced it). Both: load it again.
+  const staleCsrf = res.status === 403 && data && /X-Lumen-CSRF/.test(String(data.error || ''));
+  if (res.status === 401 || staleCsrf) {
+    if (!reloading) { reloading = true; location.reload(); }
+    throw new ApiError('Session expired', res.status, true);
+  }
   if (!res.ok) {
     const msg = data && data.error ? String(data.error) : `HTTP ${res.status} ${res.statusText || ''}`.trim();
     throw new ApiError(msg, res.status);
@@ -568,8 +571,8 @@ const jobs = {
     this.pane.open({
       key: id, title: `Job logs · ${id}`, hasErr: false,
       fetch: async () => {
-        const r = await api(`/api/jobs/${enc(id)}/logs`);
-        return { text: r && r.logs != null ? String(r.logs) : '' };
+        const r = await api(`/api/v0/logs?job=${enc(id)}&tail=2000`);
+        return { text: r && r.data != null ? String(r.data) : '' };
       },
       live: () => {
         const j = this.rows.find((r) => jobKey(r) === id);
@@ -812,7 +815,7 @@ const serve = {
         el('div', { class: 'card-title' }, app),
         el('div', {}, badge(a.status || 'UNKNOWN'), ' ', el('code', { class: 'route' }, a.route_prefix || '')),
         a.message ? el('div', { class: 'card-sub wrap' }, a.message) : null));
-      for (const [name, d] of Object.entries(a.deployments || {})) deps.push({ app, name, ...d });
+      for (const [name, d] of Object.entries(a.deployments || {})) deps.push({ ...d, app, name });
     }
     if (!cards.length) cards.push(el('div', { class: 'muted' }, 'No applications deployed.'));
     $('serve-apps').replaceChildren(...cards);
@@ -889,7 +892,7 @@ async function refreshNow() {
 function route() {
   const m = location.hash.match(/^#\/([\w-]+)/);
   let v = m ? m[1] : '';
-  if (!VIEWS[v]) {
+  if (!Object.hasOwn(VIEWS, v)) {
     v = 'overview';
     history.replaceState(null, '', '#/overview');
   }
