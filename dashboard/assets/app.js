@@ -590,7 +590,6 @@ const jobs = {
       key: jobKey, selected: this.pane.key, empty: 'No jobs submitted',
       cols: [
         { col: 'submission_id', label: 'Submission', get: (r) => r.submission_id || '' },
-        { col: 'job_id', label: 'Job' },
         { col: 'status', label: 'Status', badge: true },
         { col: 'entrypoint', label: 'Entrypoint', sig: (r) => r.entrypoint || '', render: (r) => el('code', {}, r.entrypoint || '') },
         timeCol('submit_time', 'Submitted'),
